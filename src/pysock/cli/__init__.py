@@ -1,0 +1,118 @@
+"""The pysock command group, its lazy command registry, and main(): the one
+place where errors become a line on stderr and an exit status."""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import os
+import sys
+
+import click
+
+from pysock import __version__
+from pysock.cli.context import Settings
+from pysock.errors import ExitStatus, PysockError
+
+# name -> (module, one-line summary). Commands register here; modules load on use,
+# so `pysock --help` and completion never import what they do not run.
+COMMANDS: dict[str, tuple[str, str]] = {
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[name][0])
+        return getattr(module, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="pysock",
+                      message="%(prog)s %(version)s")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
+              default="auto", show_default=True, help="Color in tables and diagnostics.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, color: str) -> None:
+    """Sockets on Linux, one tool: talk through them (listen, connect, udp, unix),
+    probe with them (scan, ping, trace) and look at them (inspect).
+
+    stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    ctx.obj = Settings.detect(debug=debug, color=color)
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
+    try:
+        result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
+        return int(result) if isinstance(result, int) else ExitStatus.OK
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        return _quiet(ExitStatus.INTERRUPTED)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        _say(_click_message(exc))
+        return ExitStatus.USAGE
+    except PysockError as exc:
+        if debug:
+            raise
+        _say(exc.message)
+        return exc.status
+    except BrokenPipeError:
+        return _quiet(ExitStatus.OK)
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno == errno.EPIPE:
+            return _quiet(ExitStatus.OK)
+        _say(f"{exc.strerror or exc}")
+        return ExitStatus.FAILURE
+    except Exception as exc:  # a bug: still one line, with the way to see more
+        if debug:
+            raise
+        _say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return ExitStatus.FAILURE
+
+
+def _say(message: str) -> None:
+    try:
+        sys.stderr.write(f"pysock: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _quiet(status: int) -> int:
+    """End without Python complaining about a stdout that can no longer be flushed."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+def _click_message(exc: click.ClickException) -> str:
+    text = " ".join(exc.format_message().split())
+    text = text[0].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        text += f" (see '{ctx.command_path} --help')"
+    return text

@@ -1,0 +1,39 @@
+"""Exit statuses and the one exception type the core raises."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    FAILURE = 1  # the operation failed: refused, timed out, unreachable, no reply
+    USAGE = 2  # bad option, port, address
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class PysockError(Exception):
+    """A failure the user should read about: one line, one exit status."""
+
+    status = ExitStatus.FAILURE
+
+    def __init__(self, message: str, status: ExitStatus | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(PysockError):
+    """The user typed something pysock cannot accept (exit 2)."""
+
+    status = ExitStatus.USAGE
+
+
+class NetworkError(PysockError):
+    """The network said no: refused, reset, unreachable, timed out (exit 1)."""
+
+    status = ExitStatus.FAILURE

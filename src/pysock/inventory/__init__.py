@@ -1,0 +1,1 @@
+"""Socket inspection: where sockets are listed, who owns them, and filtering."""

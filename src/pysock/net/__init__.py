@@ -1,0 +1,1 @@
+"""The thin shared socket layer: addresses, endpoints, the relay."""

@@ -1,0 +1,172 @@
+"""One socket-option spec for every command: `--sockopt nodelay`,
+`keepalive=IDLE:INTVL:CNT`, `rcvbuf=256K`, `ttl=5`, ..."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pysock.errors import PysockError, UsageError
+
+_SIZE_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a number") from None
+
+
+def _size(text: str) -> int:
+    suffix = text[-1:].lower()
+    if suffix in _SIZE_SUFFIX:
+        return _int(text[:-1]) * _SIZE_SUFFIX[suffix]
+    return _int(text)
+
+
+def _byte(text: str) -> int:
+    value = _int(text)
+    if not 0 <= value <= 255:
+        raise ValueError(f"{value} is out of range (0-255)")
+    return value
+
+
+def _setter(level: int, name: int, parse: Callable[[str], object] | None, default=1):
+    def apply(sock: socket.socket, value: str | None) -> None:
+        arg = default if value is None else parse(value)
+        sock.setsockopt(level, name, arg)
+    return apply
+
+
+def _keepalive_values(value: str) -> tuple[int, int, int]:
+    parts = value.split(":")
+    if len(parts) != 3:
+        raise ValueError("expected keepalive=IDLE:INTVL:CNT (seconds, seconds, count)")
+    idle, intvl, cnt = (_int(p) for p in parts)
+    return idle, intvl, cnt
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise ValueError("empty value")
+    return text
+
+
+def _keepalive(sock: socket.socket, value: str | None) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if value is None:
+        return
+    idle, intvl, cnt = _keepalive_values(value)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, intvl)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
+
+
+def _ttl(sock: socket.socket, value: str | None) -> None:
+    ttl = _byte(value or "")
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def _tos(sock: socket.socket, value: str | None) -> None:
+    tos = _byte(value or "")
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+
+
+def _linger(sock: socket.socket, value: str | None) -> None:
+    import struct
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, _int(value or "")))
+
+
+def _device(sock: socket.socket, value: str | None) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, (value or "").encode())
+
+
+def _congestion(sock: socket.socket, value: str | None) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, (value or "").encode())
+
+
+@dataclass(frozen=True)
+class _Kind:
+    apply: Callable[[socket.socket, str | None], None]
+    takes_value: bool | None  # True: required, False: none, None: optional
+    help: str
+    check: Callable[[str], object] = _nonempty  # validates a value before any socket exists
+
+
+SOL, TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
+
+OPTIONS: dict[str, _Kind] = {
+    "nodelay": _Kind(_setter(TCP, socket.TCP_NODELAY, None), False, "disable Nagle (TCP_NODELAY)"),
+    "keepalive": _Kind(_keepalive, None, "SO_KEEPALIVE, optionally =IDLE:INTVL:CNT", _keepalive_values),
+    "rcvbuf": _Kind(_setter(SOL, socket.SO_RCVBUF, _size), True, "receive buffer bytes (K/M suffix)", _size),
+    "sndbuf": _Kind(_setter(SOL, socket.SO_SNDBUF, _size), True, "send buffer bytes (K/M suffix)", _size),
+    "reuseaddr": _Kind(_setter(SOL, socket.SO_REUSEADDR, None), False, "SO_REUSEADDR"),
+    "reuseport": _Kind(_setter(SOL, socket.SO_REUSEPORT, None), False, "SO_REUSEPORT"),
+    "broadcast": _Kind(_setter(SOL, socket.SO_BROADCAST, None), False, "SO_BROADCAST"),
+    "ttl": _Kind(_ttl, True, "IP TTL / IPv6 unicast hops", _byte),
+    "tos": _Kind(_tos, True, "IP TOS / IPv6 traffic class", _byte),
+    "mark": _Kind(_setter(SOL, socket.SO_MARK, _int), True, "SO_MARK (fwmark)", _int),
+    "priority": _Kind(_setter(SOL, socket.SO_PRIORITY, _int), True, "SO_PRIORITY", _int),
+    "linger": _Kind(_linger, True, "SO_LINGER seconds (0: reset on close)", _int),
+    "bindtodevice": _Kind(_device, True, "SO_BINDTODEVICE interface"),
+    "maxseg": _Kind(_setter(TCP, socket.TCP_MAXSEG, _int), True, "TCP_MAXSEG bytes", _int),
+    "quickack": _Kind(_setter(TCP, socket.TCP_QUICKACK, None), False, "TCP_QUICKACK"),
+    "user_timeout": _Kind(_setter(TCP, socket.TCP_USER_TIMEOUT, _int), True, "TCP_USER_TIMEOUT ms", _int),
+    "congestion": _Kind(_congestion, True, "TCP_CONGESTION algorithm name"),
+    "notsent_lowat": _Kind(_setter(TCP, socket.TCP_NOTSENT_LOWAT, _size), True,
+                           "TCP_NOTSENT_LOWAT bytes", _size),
+}
+
+
+@dataclass(frozen=True)
+class SockOpt:
+    name: str
+    value: str | None
+
+    def apply(self, sock: socket.socket) -> None:
+        try:
+            OPTIONS[self.name].apply(sock, self.value)
+        except ValueError as exc:  # a value only checkable once the socket exists (ttl on v6)
+            raise UsageError(f"--sockopt {self}: {exc}") from None
+        except OSError as exc:
+            raise PysockError(f"--sockopt {self}: {exc.strerror or exc}") from None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}={self.value}"
+
+
+def parse_sockopt(text: str) -> SockOpt:
+    name, sep, value = text.partition("=")
+    name = name.strip().lower().replace("-", "_")
+    kind = OPTIONS.get(name)
+    if kind is None:
+        raise UsageError(f"unknown socket option '{name}' (known: {', '.join(sorted(OPTIONS))})")
+    if sep and kind.takes_value is False:
+        raise UsageError(f"socket option '{name}' takes no value")
+    if not sep and kind.takes_value:
+        raise UsageError(f"socket option '{name}' needs a value: {name}=VALUE ({kind.help})")
+    opt = SockOpt(name, value if sep else None)
+    _check_value(opt)
+    return opt
+
+
+def _check_value(opt: SockOpt) -> None:
+    if opt.value is None:
+        return
+    try:
+        OPTIONS[opt.name].check(opt.value)
+    except ValueError as exc:
+        raise UsageError(f"--sockopt {opt}: {exc}") from None
+
+
+def apply_all(sock: socket.socket, opts: list[SockOpt] | tuple[SockOpt, ...]) -> None:
+    for opt in opts:
+        opt.apply(sock)

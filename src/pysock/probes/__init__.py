@@ -1,0 +1,1 @@
+"""Packet-level work: scan, ping, trace. scapy is imported inside functions only."""

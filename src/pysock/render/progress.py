@@ -1,0 +1,57 @@
+"""A progress display on stderr when stderr is a terminal; nothing otherwise."""
+
+from __future__ import annotations
+
+import sys
+
+
+class NullProgress:
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def update(self, completed: int) -> None:
+        pass
+
+    def __enter__(self) -> NullProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class Progress(NullProgress):
+    """rich.progress on stderr; total None means bytes with a rate (transfers)."""
+
+    def __init__(self, description: str, total: int | None, color: bool, unit: str = "items"):
+        from rich import progress as rp
+
+        from pysock.render.style import console
+
+        columns = [rp.TextColumn("{task.description}"), rp.BarColumn()]
+        if unit == "bytes":
+            columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
+        else:
+            columns += [rp.MofNCompleteColumn(), rp.TaskProgressColumn()]
+        columns += [rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
+        self._progress = rp.Progress(*columns, console=console(sys.stderr, color), transient=True)
+        self._task = self._progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self._progress.advance(self._task, n)
+
+    def update(self, completed: int) -> None:
+        self._progress.update(self._task, completed=completed)
+
+    def __enter__(self) -> Progress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()
+
+
+def progress(description: str, total: int | None, *, enabled: bool, color: bool,
+             unit: str = "items") -> NullProgress:
+    if not enabled or not sys.stderr.isatty():
+        return NullProgress()
+    return Progress(description, total, color, unit)

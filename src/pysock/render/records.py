@@ -1,0 +1,82 @@
+"""One writer for every command that prints records, in the three renderings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pysock.render.style import console
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    title: str
+    justify: str = "left"  # left | right
+    fmt: Callable[[Any], str] | None = None
+
+    def text(self, record: dict) -> str:
+        value = record.get(self.key)
+        if self.fmt is not None:
+            return self.fmt(value)
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.3f}"
+        return str(value)
+
+
+class RecordWriter:
+    """Write records as a table (terminal), tab-separated lines (pipe) or JSON Lines.
+
+    mode: 'table' buffers and draws at close; 'plain' and 'json' stream, flushing
+    each record, so `pysock ping | grep` sees lines as they happen."""
+
+    def __init__(self, columns: Iterable[Column], mode: str, *, stream=None, color: bool = False,
+                 header: bool = True, title: str | None = None):
+        self.columns = list(columns)
+        self.mode = mode
+        self.stream = stream if stream is not None else sys.stdout
+        self.color = color
+        self.header = header
+        self.title = title
+        self.rows: list[dict] = []
+        self._header_written = False
+
+    def write(self, record: dict) -> None:
+        if self.mode == "json":
+            self.stream.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+            self.stream.flush()
+        elif self.mode == "plain":
+            if self.header and not self._header_written:
+                self.stream.write("\t".join(c.title for c in self.columns) + "\n")
+                self._header_written = True
+            self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
+            self.stream.flush()
+        else:
+            self.rows.append(record)
+
+    def close(self) -> None:
+        if self.mode == "table" and self.rows:
+            console(self.stream, self.color).print(self.table(self.rows))
+            self.rows = []
+
+    def table(self, rows: list[dict]):
+        from rich import box
+        from rich.table import Table
+        table = Table(box=box.SIMPLE_HEAD, title=self.title, show_header=self.header,
+                      header_style="bold" if self.color else "", pad_edge=False)
+        for c in self.columns:
+            table.add_column(c.title, justify=c.justify)
+        for r in rows:
+            table.add_row(*(c.text(r) for c in self.columns))
+        return table
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
