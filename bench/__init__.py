@@ -1,0 +1,1 @@
+"""pysock's benchmarks: every claim measured side by side with the peer tools."""

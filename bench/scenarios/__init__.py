@@ -1,0 +1,1 @@
+"""One module per area; each exposes scenarios(quick: bool) -> iterable of Scenario."""
