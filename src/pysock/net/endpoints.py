@@ -97,7 +97,8 @@ def _name(getter) -> str:
 
 
 def fd_kind(fd: int) -> str:
-    """'tty', 'pipe', 'file', 'socket' or 'other': decides whether splice/sendfile apply."""
+    """'tty', 'pipe', 'file', 'socket', 'null' (/dev/null) or 'other': decides whether
+    splice/sendfile apply."""
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
@@ -110,6 +111,8 @@ def fd_kind(fd: int) -> str:
         return "file"
     if stat.S_ISSOCK(mode):
         return "socket"
+    if stat.S_ISCHR(mode) and os.fstat(fd).st_rdev == os.makedev(1, 3):
+        return "null"
     return "other"
 
 

@@ -1,0 +1,234 @@
+"""Moving bytes one way, as fast as the two file descriptors allow.
+
+Each Pump moves from a source fd to a destination fd with the cheapest mechanism
+the pair permits: splice when one side is a pipe, splice through a private pipe
+between two non-pipes (socket -> /dev/null, socket -> file), sendfile from a
+regular file, and a plain read/write copy where the bytes must be seen (a tap
+that looks at data, --crlf) or where nothing else works (a terminal).
+
+step() moves one chunk and returns its size, 0 at end of input, or raises
+Blocked naming the fd and poll event to wait for."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import select
+
+CHUNK = 1 << 20
+PIPE_SIZE = 1 << 20
+_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
+_SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+
+
+class Blocked(Exception):
+    def __init__(self, fd: int, event: int):
+        self.fd, self.event = fd, event
+
+
+class EndpointError(Exception):
+    """An OSError on one side: `side` is 'read' or 'write'."""
+
+    def __init__(self, side: str, exc: OSError):
+        super().__init__(str(exc))
+        self.side, self.exc = side, exc
+
+
+def grow_pipe(fd: int) -> None:
+    """Bigger pipes mean fewer wake-ups; harmless if not allowed."""
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        pass
+
+
+class Pump:
+    moved = 0
+
+    def __init__(self, src: int, dst: int):
+        self.src, self.dst = src, dst
+
+    def step(self) -> int:
+        raise NotImplementedError
+
+    def wake(self) -> None:
+        """The fd this pump was Blocked on is ready."""
+
+    def close(self) -> None:
+        pass
+
+
+class SplicePump(Pump):
+    """One side is a pipe: a single splice per chunk, no copy through user space."""
+
+    def __init__(self, src: int, dst: int):
+        super().__init__(src, dst)
+        self._dst_full = False
+
+    def step(self) -> int:
+        try:
+            n = os.splice(self.src, self.dst, CHUNK, flags=_SPLICE)
+        except BlockingIOError:
+            # Did the source run dry or the destination fill up? poll the source
+            # first; if it is readable and we still get EAGAIN, the destination is full.
+            if self._dst_full or not _readable(self.src):
+                raise Blocked(self.src, select.POLLIN) from None
+            self._dst_full = True
+            raise Blocked(self.dst, select.POLLOUT) from None
+        except OSError as exc:
+            raise _side_error(exc, self.src, self.dst) from None
+        self._dst_full = False
+        self.moved += n
+        return n
+
+
+class PipedSplicePump(Pump):
+    """Neither side is a pipe: splice into a private pipe, then out of it."""
+
+    def __init__(self, src: int, dst: int):
+        super().__init__(src, dst)
+        self._r, self._w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        grow_pipe(self._w)
+        self._buffered = 0
+        self._eof = False
+
+    def step(self) -> int:
+        if self._buffered == 0 and not self._eof:
+            try:
+                n = os.splice(self.src, self._w, CHUNK, flags=_SPLICE)
+            except BlockingIOError:
+                raise Blocked(self.src, select.POLLIN) from None
+            except OSError as exc:
+                raise EndpointError("read", exc) from None
+            if n == 0:
+                self._eof = True
+            self._buffered = n
+        if self._buffered == 0:
+            return 0
+        try:
+            n = os.splice(self._r, self.dst, self._buffered, flags=_SPLICE)
+        except BlockingIOError:
+            raise Blocked(self.dst, select.POLLOUT) from None
+        except OSError as exc:
+            raise EndpointError("write", exc) from None
+        self._buffered -= n
+        self.moved += n
+        return n
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
+class SendfilePump(Pump):
+    """A regular file into a socket: the kernel reads the page cache directly."""
+
+    def step(self) -> int:
+        try:
+            n = os.sendfile(self.dst, self.src, None, CHUNK)
+        except BlockingIOError:
+            raise Blocked(self.dst, select.POLLOUT) from None
+        except OSError as exc:
+            raise EndpointError("write" if exc.errno in (errno.EPIPE, errno.ECONNRESET)
+                                else "read", exc) from None
+        self.moved += n
+        return n
+
+
+class CopyPump(Pump):
+    """read/write through a buffer, with an optional transform (CRLF) and taps."""
+
+    def __init__(self, src: int, dst: int, *, recv=None, send=None, transform=None, taps=(),
+                 direction: str = ""):
+        super().__init__(src, dst)
+        self._recv = recv or (lambda n: os.read(src, n))
+        self._send = send or (lambda data: os.write(dst, data))
+        self._transform = transform
+        self._taps = taps
+        self._direction = direction
+        self._pending = memoryview(b"")
+        self._eof = False
+        self.poll_before_read = False  # set for blocking fds (stdin): read only when told
+        self._ready = False
+
+    def wake(self) -> None:
+        self._ready = True
+
+    def step(self) -> int:
+        if not self._pending:
+            if self._eof:
+                return 0
+            if self.poll_before_read and not self._ready:
+                raise Blocked(self.src, select.POLLIN)
+            self._ready = False
+            try:
+                data = self._recv(CHUNK if self._transform is None else 65536)
+            except BlockingIOError:
+                raise Blocked(self.src, select.POLLIN) from None
+            except OSError as exc:
+                raise EndpointError("read", exc) from None
+            if not data:
+                self._eof = True
+                return 0
+            if self._transform is not None:
+                data = self._transform(data)
+            for tap in self._taps:
+                tap(self._direction, data)
+            self._pending = memoryview(data)
+        try:
+            n = self._send(self._pending)
+        except BlockingIOError:
+            raise Blocked(self.dst, select.POLLOUT) from None
+        except OSError as exc:
+            raise EndpointError("write", exc) from None
+        self._pending = self._pending[n:]
+        self.moved += n
+        return n
+
+
+def _readable(fd: int) -> bool:
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(0))
+
+
+def _side_error(exc: OSError, src: int, dst: int) -> EndpointError:
+    """splice fails for either side; EPIPE/ECONNRESET on writing are the usual ones."""
+    if exc.errno in (errno.EPIPE,):
+        return EndpointError("write", exc)
+    if exc.errno == errno.ECONNRESET:
+        # a reset socket can be either end; the caller knows which end is the socket
+        return EndpointError("reset", exc)
+    return EndpointError("read", exc)
+
+
+class LineEndings:
+    """LF -> CRLF for --crlf, leaving existing CRLF alone, across chunk boundaries."""
+
+    def __init__(self):
+        self._last_cr = False
+
+    def __call__(self, data: bytes) -> bytes:
+        out = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        if self._last_cr and data[:1] == b"\n":
+            out = out[1:]
+        self._last_cr = data[-1:] == b"\r"
+        return out
+
+
+_SPLICE_PEERS = {"socket", "file", "pipe", "null"}
+
+
+def choose(src_fd: int, src_kind: str, dst_fd: int, dst_kind: str, *, must_copy: bool,
+           **copy_kw) -> Pump:
+    """The fastest pump these two fds allow (kinds from endpoints.fd_kind)."""
+    if not must_copy:
+        if (src_kind == "pipe" and dst_kind in _SPLICE_PEERS) or (
+                dst_kind == "pipe" and src_kind in ("socket", "file")):
+            return SplicePump(src_fd, dst_fd)
+        if src_kind == "file" and dst_kind == "socket":
+            return SendfilePump(src_fd, dst_fd)
+        if src_kind in ("socket", "file") and dst_kind in ("socket", "file", "null"):
+            return PipedSplicePump(src_fd, dst_fd)
+    return CopyPump(src_fd, dst_fd, **copy_kw)
