@@ -17,6 +17,8 @@ from pysock.errors import ExitStatus, PysockError
 # name -> (module, one-line summary). Commands register here; modules load on use,
 # so `pysock --help` and completion never import what they do not run.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
+    "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
 }
 
 

@@ -39,3 +39,18 @@ def unix_inodes(path: str) -> list[int]:
         if len(cols) >= 8 and cols[-1] == want:
             out.append(int(cols[6]))
     return out
+
+
+def _decode_addr(hex_addr: str) -> str:
+    import ipaddress
+    import struct
+    raw = bytes.fromhex(hex_addr)
+    if len(raw) == 4:
+        return str(ipaddress.IPv4Address(raw[::-1]))
+    words = struct.unpack("<4I", raw)
+    return str(ipaddress.IPv6Address(struct.pack(">4I", *words)))
+
+
+def listener_addresses(port: int, proto: str = "tcp") -> list[str]:
+    """The local addresses something listens on at port ('0.0.0.0', '::', '127.0.0.1'...)."""
+    return [_decode_addr(hex_addr) for hex_addr, _ in listening_inodes(port, proto)]

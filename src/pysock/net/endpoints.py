@@ -133,6 +133,36 @@ class ClientSpec:
     sockopts: tuple[SockOpt, ...] = field(default_factory=tuple)
 
 
+_FILTERED = (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM, errno.ETIMEDOUT)
+
+
+def probe(spec: ClientSpec) -> tuple[str, float]:
+    """-z: does the port accept? ('open'|'closed'|'filtered', seconds taken)."""
+    import time
+    addr = resolve(spec.host, spec.port, family=spec.family, numeric=spec.numeric)[0]
+    sock = _socket(addr.family, socket.SOCK_STREAM)
+    try:
+        apply_all(sock, spec.sockopts)
+        _bind_source(sock, addr.family, spec)
+        sock.settimeout(spec.timeout)
+        start = time.monotonic()
+        try:
+            sock.connect(addr.sockaddr)
+        except TimeoutError:
+            return "filtered", time.monotonic() - start
+        except OSError as exc:
+            if exc.errno == errno.ECONNREFUSED:
+                return "closed", time.monotonic() - start
+            if exc.errno in _FILTERED:
+                return "filtered", time.monotonic() - start
+            raise os_error(exc, "connect to", str(addr)) from None
+        took = time.monotonic() - start
+        # a connect to a local ephemeral port can meet itself (simultaneous open)
+        return ("closed" if sock.getsockname() == sock.getpeername() else "open"), took
+    finally:
+        sock.close()
+
+
 def connect(spec: ClientSpec, socktype: int = socket.SOCK_STREAM) -> socket.socket:
     """Try each resolved address in turn; return the first connected socket."""
     failures: list[tuple[Resolved, OSError]] = []
@@ -190,7 +220,43 @@ def _connect_failure(spec: ClientSpec, failures: list[tuple[Resolved, OSError]],
         waited = f" after {spec.timeout:g}s" if spec.timeout else ""
         return NetworkError(f"connection to {where} timed out{waited}")
     proto = "udp" if socktype == socket.SOCK_DGRAM else "tcp"
-    return os_error(first, "connect to", where, proto=proto)
+    error = os_error(first, "connect to", where, proto=proto)
+    if first.errno == errno.ECONNREFUSED and proto == "tcp":
+        hint = _refused_hint([a for a, _ in failures], spec.port)
+        if hint:
+            error.message += f" ({hint})"
+    return error
+
+
+def _is_local(host: str) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, 0))
+        except OSError:
+            return False
+    return True
+
+
+def _refused_hint(tried: list[Resolved], port: int) -> str | None:
+    """On a refused local connect, say where something does listen on that port:
+    the `nc -l` binds-IPv4-only trap, or a server bound to 127.0.0.1 only."""
+    tried = [a for a in tried if _is_local(a.host)]
+    if not tried:
+        return None
+    from pysock.inventory.procnet import listener_addresses
+    where = sorted(set(listener_addresses(port)))
+    if not where:
+        return None
+    shown = ", ".join(f"[{a}]" if ":" in a else a for a in where)
+    families = {6 if ":" in a else 4 for a in where}
+    wanted = {6 if a.family == socket.AF_INET6 else 4 for a in tried}
+    if families.isdisjoint(wanted):
+        only = families.pop() if len(families) == 1 else None
+        if only:
+            return (f"something listens on port {port} over IPv{only} only, at {shown}: "
+                    f"connect with -{only} or to an IPv{only} address")
+    return f"something listens on port {port}, but only at {shown}"
 
 
 def listen(host: str | None, port: int, *, family: int | None = None, numeric: bool = False,

@@ -55,3 +55,29 @@ def progress(description: str, total: int | None, *, enabled: bool, color: bool,
     if not enabled or not sys.stderr.isatty():
         return NullProgress()
     return Progress(description, total, color, unit)
+
+
+class TransferProgress:
+    """A relay tap showing bytes sent and received, with rates, on stderr."""
+
+    sees_bytes = False
+
+    def __init__(self, color: bool):
+        from rich import progress as rp
+
+        from pysock.render.style import console
+        self._progress = rp.Progress(rp.TextColumn("{task.description}"), rp.DownloadColumn(),
+                                     rp.TransferSpeedColumn(), rp.TimeElapsedColumn(),
+                                     console=console(sys.stderr, color), transient=True)
+        self._tasks = {">": self._progress.add_task("sent", total=None),
+                       "<": self._progress.add_task("received", total=None)}
+
+    def __call__(self, direction: str, count: int) -> None:
+        self._progress.advance(self._tasks[direction], count)
+
+    def __enter__(self) -> TransferProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._progress.stop()

@@ -1,0 +1,172 @@
+"""pysock listen: a TCP server (nc -l), one client or many (-k)."""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from pysock.cli import options as opt
+from pysock.cli.context import settings
+from pysock.cli.relayopts import policy, relay_options, taps
+
+MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
+
+
+@click.command(short_help="TCP server (nc -l); -k keeps accepting.")
+@click.argument("place", nargs=-1, metavar="[ADDRESS] PORT")
+@click.option("-p", "--port", "port_opt", type=opt.PortType(allow_zero=True), default=None,
+              help="The port, for netcat-traditional habits (nc -l -p PORT).")
+@opt.family
+@opt.numeric
+@click.option("-k", "--keep-open", is_flag=True, help="Serve many clients, at once.")
+@click.option("--max-conns", type=click.IntRange(1), default=None,
+              help="With -k: refuse clients beyond N at a time.")
+@click.option("--allow", multiple=True, metavar="CIDR", help="Only keep these peers (repeatable).")
+@click.option("--deny", multiple=True, metavar="CIDR", help="Close these peers at once (repeatable).")
+@click.option("--allowfile", type=click.Path(dir_okay=False), default=None,
+              help="--allow for each address/CIDR line of a file.")
+@click.option("--denyfile", type=click.Path(dir_okay=False), default=None,
+              help="--deny for each address/CIDR line of a file.")
+@click.option("--broker", is_flag=True, help="Send each client's data to every other client.")
+@click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
+@click.option("--echo", is_flag=True, help="Send each client back what it sends.")
+@click.option("--exec", "exec_cmd", metavar="'PROG ARGS'", default=None,
+              help="Run PROG for each client, stdin/stdout tied to the socket (no shell).")
+@click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
+@click.option("-w", "--wait", "accept_timeout", type=opt.SECONDS, default=None,
+              help="Give up if no client connects within SECS.")
+@click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
+              help="Length of the accept queue.")
+@opt.sockopts
+@relay_options
+def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, allowfile,
+           denyfile, broker, chat, echo, exec_cmd, sh_exec, accept_timeout, backlog, sockopts,
+           **kw):
+    """Listen on [ADDRESS] PORT (every interface, IPv4 and IPv6, by default) and relay
+    the client to stdin/stdout. Port 0 picks a free port and prints it.
+
+    \b
+    Examples:
+      pysock listen 8080 > upload.bin          # nc -l 8080 > upload.bin
+      pysock listen -k 8080                    # nc -lk 8080
+      pysock listen -k --echo 127.0.0.1 7      # an echo server
+      pysock listen -k --exec 'cat -n' 9000    # ncat -lk --exec
+      pysock listen -k --broker --allow 10.0.0.0/8 5000
+    """
+    from pysock.net.address import bind_place
+    from pysock.net.endpoints import listen as open_listener
+    from pysock.render.diagnostics import Diagnostics
+
+    host, port = _place(place, port_opt, bind_place)
+    mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
+    access = _access(allow, deny, allowfile, denyfile)
+    relay_policy = policy(kw)
+    diag = Diagnostics(kw["verbose"])
+    listener = open_listener(host, port, family=family, numeric=numeric, backlog=backlog,
+                             sockopts=tuple(sockopts))
+    try:
+        _announce(listener, port, diag)
+        if mode == "relay" and not keep_open:
+            return _one_client(listener, access, accept_timeout, relay_policy, kw, diag)
+        return _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd,
+                     sh_exec, relay_policy, diag)
+    finally:
+        listener.close()
+
+
+def _place(place, port_opt, bind_place):
+    if port_opt is not None:
+        if len(place) > 1:
+            raise click.UsageError("give the port either as -p PORT or as an argument, not both")
+        return (place[0].strip("[]") if place else None), port_opt
+    if not place:
+        raise click.UsageError("missing PORT (pysock listen [ADDRESS] PORT)")
+    return bind_place(place)
+
+
+def _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open) -> str:
+    chosen = [name for name, on in (("broker", broker), ("chat", chat), ("echo", echo),
+                                    ("exec", exec_cmd is not None), ("exec", sh_exec is not None))
+              if on]
+    if len(chosen) > 1:
+        raise click.UsageError("--broker, --chat, --echo, --exec and --sh-exec exclude each other")
+    if chosen and chosen[0] in ("broker", "chat") and not keep_open:
+        return chosen[0]  # a broker of one client is pointless, but harmless: serve it
+    return chosen[0] if chosen else "relay"
+
+
+def _access(allow, deny, allowfile, denyfile):
+    from pysock.net.access import Access, parse_network, read_networks
+    allows = [parse_network(a) for a in allow] + (read_networks(allowfile) if allowfile else [])
+    denies = [parse_network(d) for d in deny] + (read_networks(denyfile) if denyfile else [])
+    return Access(tuple(allows), tuple(denies))
+
+
+def _announce(listener, port: int, diag) -> None:
+    import socket
+
+    from pysock.net.address import format_sockaddr
+    where = format_sockaddr(listener.getsockname())
+    dual = (listener.family == socket.AF_INET6 and
+            not listener.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+    text = f"listening on {where}" + (" (IPv4 and IPv6)" if dual else "")
+    if port == 0 or settings().stderr_tty or diag.verbosity:
+        diag.say(text)
+
+
+def _one_client(listener, access, accept_timeout, relay_policy, kw, diag) -> int:
+    from pysock.net.endpoints import SocketChannel, StdioChannel
+    from pysock.net.hub import accept_one
+    from pysock.net.relay import RelayError, relay
+
+    sock = accept_one(listener, access, accept_timeout, _reporter(diag))
+    listener.close()
+    channel = SocketChannel(sock)
+    diag.verbose(f"connection from {channel.peer}")
+    try:
+        with taps(kw, settings().stderr_color) as found:
+            result = relay(StdioChannel(), channel, relay_policy, found)
+    except RelayError as exc:
+        diag.verbose(exc.result.summary(channel.peer))
+        raise
+    finally:
+        channel.close()
+    diag.verbose(result.summary(channel.peer))
+    return result.status
+
+
+def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,
+          relay_policy, diag) -> int:
+    from pysock.net.hub import HubPolicy, serve
+
+    command: tuple[str, ...] = ()
+    if exec_cmd is not None:
+        command = tuple(shlex.split(exec_cmd))
+        if not command:
+            raise click.UsageError("--exec needs a program")
+    elif sh_exec is not None:
+        command = (sh_exec,)
+    hub_policy = HubPolicy(mode=mode, keep_open=keep_open, max_conns=max_conns, access=access,
+                           idle_timeout=relay_policy.idle_timeout, command=command,
+                           shell=sh_exec is not None,
+                           shutdown_on_eof=relay_policy.shutdown_on_eof,
+                           recv_only=relay_policy.recv_only, send_only=relay_policy.send_only,
+                           accept_timeout=accept_timeout)
+    return serve(listener, hub_policy, _reporter(diag))
+
+
+def _reporter(diag):
+    def report(event) -> None:
+        if event.kind == "connect":
+            diag.verbose(f"connection from {event.peer} ({event.detail})")
+        elif event.kind == "leave":
+            diag.verbose(f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
+                         f"bytes, received {event.received}; {event.detail}")
+        elif event.kind == "busy":
+            diag.say(event.detail)  # always: clients are being turned away
+        elif event.kind in ("refused", "exited"):
+            diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
+        if event.kind == "leave" and event.detail.startswith("dropped"):
+            diag.say(f"{event.peer}: {event.detail}")
+    return report

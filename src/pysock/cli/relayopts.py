@@ -1,0 +1,86 @@
+"""Options every byte-relaying command shares (connect, listen, unix), turned into
+a relay Policy and taps in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+from pysock.cli.options import SECONDS
+
+
+class QuitSeconds(click.ParamType):
+    """-q SECS: 0 allowed (quit at once after end of input)."""
+
+    name = "secs"
+
+    def convert(self, value, param, ctx):
+        try:
+            secs = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number of seconds", param, ctx)
+        if secs < 0:
+            self.fail(f"{value} must not be negative", param, ctx)
+        return secs
+
+
+RELAY_OPTIONS = [
+    click.option("-q", "--quit-after", "quit_after", type=QuitSeconds(), default=None,
+                 help="After end of input, quit SECS later even if the peer has not closed."),
+    click.option("--no-shutdown", is_flag=True,
+                 help="Do not send FIN at end of input (OpenBSD nc without -N)."),
+    click.option("-d", "--recv-only", is_flag=True, help="Never read stdin."),
+    click.option("--send-only", is_flag=True,
+                 help="Never write stdout; exit once stdin is sent."),
+    click.option("--exit-on-peer-close", is_flag=True,
+                 help="Exit as soon as the peer closes, even if input remains."),
+    click.option("-i", "--idle-timeout", type=SECONDS, default=None,
+                 help="Close after SECS with no data either way."),
+    click.option("--crlf", is_flag=True, help="Send LF line endings as CRLF."),
+    click.option("--hexdump", "hexdump", metavar="FILE|-", default=None,
+                 help="Hexdump both directions to FILE ('-' for stderr)."),
+    click.option("--progress", is_flag=True, help="Show bytes and rate on stderr (terminal only)."),
+    click.option("-v", "--verbose", count=True, help="Report connections and totals on stderr."),
+]
+
+
+def relay_options(f):
+    for option in reversed(RELAY_OPTIONS):
+        f = option(f)
+    return f
+
+
+def check_relay_options(recv_only: bool, send_only: bool) -> None:
+    if recv_only and send_only:
+        raise click.UsageError("--recv-only and --send-only exclude each other")
+
+
+def policy(kw: dict):
+    from pysock.net.relay import Policy
+    check_relay_options(kw["recv_only"], kw["send_only"])
+    return Policy(shutdown_on_eof=not kw["no_shutdown"], quit_after_eof=kw["quit_after"],
+                  idle_timeout=kw["idle_timeout"], exit_on_peer_close=kw["exit_on_peer_close"],
+                  recv_only=kw["recv_only"], send_only=kw["send_only"], crlf=kw["crlf"])
+
+
+@contextlib.contextmanager
+def taps(kw: dict, color: bool):
+    """The taps the options ask for, opened and closed around the relay."""
+    with contextlib.ExitStack() as stack:
+        found = []
+        if kw["hexdump"]:
+            from pysock.render.hexdump import HexdumpTap
+            if kw["hexdump"] == "-":
+                stream = sys.stderr
+            else:
+                try:
+                    stream = stack.enter_context(open(kw["hexdump"], "w"))
+                except OSError as exc:
+                    raise click.UsageError(f"cannot write {kw['hexdump']}: {exc.strerror}") from None
+            found.append(HexdumpTap(stream))
+        if kw["progress"] and sys.stderr.isatty():
+            from pysock.render.progress import TransferProgress
+            found.append(stack.enter_context(TransferProgress(color)))
+        yield found
