@@ -23,6 +23,7 @@ class Channel:
     """One end of a relay: a readable fd, a writable fd, and how to end writing."""
 
     is_datagram = False
+    can_splice = True
     rfd: int
     wfd: int
     local = ""
@@ -46,6 +47,9 @@ class SocketChannel(Channel):
         self.sock = sock
         self.rfd = self.wfd = sock.fileno()
         self.is_datagram = sock.type != socket.SOCK_STREAM
+        # splice into AF_UNIX streams returns EAGAIN while poll says writable and can
+        # stall; measured, a copy loop is the safe choice there
+        self.can_splice = sock.family in (socket.AF_INET, socket.AF_INET6) and not self.is_datagram
         self.local = _name(sock.getsockname)
         self.peer = _name(sock.getpeername)
 

@@ -116,7 +116,8 @@ class _Relay:
     def _pump(self, src: Channel, src_kind: str, dst: Channel, dst_kind: str, transform,
               direction: str) -> Pump:
         byte_taps = [t for t in self.taps if getattr(t, "sees_bytes", False)]
-        must_copy = bool(byte_taps) or transform is not None or src.is_datagram or dst.is_datagram
+        must_copy = (bool(byte_taps) or transform is not None or not src.can_splice
+                     or not dst.can_splice)
         for fd, kind in ((src.rfd, src_kind), (dst.wfd, dst_kind)):
             if kind == "pipe":
                 grow_pipe(fd)
@@ -175,13 +176,17 @@ class _Relay:
         waiting = [s for s in self.sides if s.waiting is not None and not s.done]
         if not waiting:
             return
+        wanted: dict[int, int] = {}  # both sides may wait on the one socket
+        for s in waiting:
+            wanted[s.waiting.fd] = wanted.get(s.waiting.fd, 0) | s.waiting.event
         poller = select.poll()
-        for s in waiting:
-            poller.register(s.waiting.fd, s.waiting.event)
+        for fd, events in wanted.items():
+            poller.register(fd, events)
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        fired = {fd for fd, _ in poller.poll(ms)}
+        fired = dict(poller.poll(ms))
+        trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
         for s in waiting:
-            if s.waiting.fd in fired:
+            if fired.get(s.waiting.fd, 0) & (s.waiting.event | trouble):
                 s.waiting = None
                 s.pump.wake()
 
