@@ -54,10 +54,11 @@ PAIRS = {"tcp": tcp_pair, "unix": socket.socketpair}
 
 def run_relay(local, remote_sock, policy=Policy(), taps=()):
     box = {}
+    remote = SocketChannel(remote_sock)
 
     def go():
         try:
-            box["result"] = relay(local, SocketChannel(remote_sock), policy, taps)
+            box["result"] = relay(local, remote, policy, taps)
         except Exception as exc:  # noqa: BLE001 - handed to the test
             box["error"] = exc
     t = threading.Thread(target=go, daemon=True)

@@ -283,10 +283,10 @@ def resolve(host: str | None, port: int, *, family: int | None = None, numeric: 
 
 
 def _resolution_error(host: str | None, family: int | None, exc: socket.gaierror) -> Exception:
+    if host and family and is_numeric_host(host):
+        return UsageError(f"'{host}' is not an IPv{family} address")
     if exc.errno in (socket.EAI_ADDRFAMILY, socket.EAI_NODATA, socket.EAI_FAMILY) and family:
         return NetworkError(f"host '{host}' has no IPv{family} address")
-    if exc.errno == socket.EAI_NONAME and host and is_numeric_host(host) and family:
-        return UsageError(f"'{host}' is not an IPv{family} address")
     if exc.errno == socket.EAI_AGAIN:
         return NetworkError(f"could not resolve host '{host}': name server did not answer")
     return NetworkError(f"could not resolve host '{host}'")

@@ -97,12 +97,11 @@ class _Relay:
     # -- set-up ------------------------------------------------------------
 
     def _send_side(self) -> _Side | None:
-        if self.policy.recv_only:
-            return None
         kind = fd_kind(self.local.rfd)
-        if kind == "closed":
+        if self.policy.recv_only or kind == "closed":  # nothing to send: as if input ended
             self.result.first_eof = "input"
-            self._shutdown_remote()
+            if self.policy.shutdown_on_eof:
+                self._shutdown_remote()
             return None
         transform = LineEndings() if self.policy.crlf else None
         return _Side(SENT, self._pump(self.local, kind, self.remote, "socket", transform, SENT))
