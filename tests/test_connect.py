@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import PYSOCK, free_port, need_tool, run_pysock, wait_listening
 from peers import Server, read_all, sha
 

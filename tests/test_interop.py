@@ -5,6 +5,7 @@ import hashlib
 import subprocess
 
 import pytest
+
 from conftest import PYSOCK, need_tool, wait_listening
 
 SIZE = 1 << 30
