@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import signal
 import sys
 
 import click
@@ -58,8 +59,17 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+class Terminated(Exception):
+    """SIGTERM: unwind like Ctrl-C, so finally blocks clean up (socket files, children)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK
@@ -67,6 +77,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         return _quiet(ExitStatus.INTERRUPTED)
+    except Terminated:
+        return _quiet(128 + signal.SIGTERM)
     except click.ClickException as exc:
         if debug:
             raise

@@ -163,7 +163,7 @@ def _reporter(diag):
         elif event.kind == "leave":
             diag.verbose(f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
                          f"bytes, received {event.received}; {event.detail}")
-        elif event.kind == "busy":
+        elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")

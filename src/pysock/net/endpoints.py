@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource  # imported up front: under EMFILE a lazy import of it fails
 import socket
 import stat
 from dataclasses import dataclass, field
@@ -389,6 +390,5 @@ def _in_use(target: str, port: int | None, proto: str) -> str:
 def _too_many_files(code: int) -> str:
     if code == errno.ENFILE:
         return "the system-wide limit of open files is reached (fs.file-max)"
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return f"too many open files (limit {soft}; raise it with 'ulimit -n', at most {hard})"

@@ -105,10 +105,14 @@ class Hub:
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, "accept")
         if self.stdin_open:
-            if fd_kind(self.stdin) == "closed":
-                self.stdin_open = False
-            else:
+            kind = fd_kind(self.stdin)
+            if kind in ("pipe", "tty", "socket"):
                 self.sel.register(self.stdin, selectors.EVENT_READ, "stdin")
+            else:  # epoll cannot watch files or /dev/null: there is no input to broadcast
+                self.stdin_open = False
+                if kind == "file":
+                    self.on_event(Event("warning", detail="stdin is a regular file; with -k it "
+                                        "is not sent to clients (pipe it in instead)"))
         try:
             while not self._done():
                 for key, events in self.sel.select(self._timeout()):
@@ -379,10 +383,10 @@ class Hub:
             del self.clients[fd]
             if client.registered:
                 self.sel.unregister(client.sock)
-        client.sock.close()
-        if not quiet:
+        if not quiet:  # before closing, so whoever sees the close can read the report
             self.on_event(Event("leave", client.peer, why, client.sent, client.received,
                                 time.monotonic() - client.started))
+        client.sock.close()
         if self.policy.mode == "chat":
             self._broadcast(f"<announce> user {client.number} has left\n".encode(), client)
         if self.resume_accept_at is not None:
