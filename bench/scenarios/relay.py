@@ -1,0 +1,256 @@
+"""connect/listen: bulk throughput, sendfile from a file, 1-byte round trips, many clients."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from bench.core import BenchFailure, Contender, Scenario
+from bench.tools import PYSOCK, free_port, have, pysock_has, running, start, stop, wait_listening
+
+GIB = 1 << 30
+
+
+def _servers(port: int) -> dict[str, list[str]]:
+    p = str(port)
+    return {
+        "pysock": [PYSOCK, "listen", "127.0.0.1", p],
+        "socat": ["socat", "-u", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr", "STDOUT"],
+        "socat -b 262144": ["socat", "-b", "262144", "-u",
+                            f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr", "STDOUT"],
+        "nc": ["nc", "-l", "127.0.0.1", p],
+        "ncat": ["ncat", "--recv-only", "-l", "127.0.0.1", p],
+    }
+
+
+def _clients(port: int) -> dict[str, str]:
+    p = str(port)
+    return {
+        "pysock": f"{PYSOCK} connect 127.0.0.1 {p}",
+        "socat": f"socat -u STDIN TCP:127.0.0.1:{p}",
+        "socat -b 262144": f"socat -b 262144 -u STDIN TCP:127.0.0.1:{p}",
+        "nc": f"nc -N 127.0.0.1 {p}",
+        "ncat": f"ncat --send-only 127.0.0.1 {p}",
+    }
+
+
+def _transfer(tool: str, size: int, source: str):
+    """source: 'pipe' (head | client) or a file path (client < file)."""
+    def go(_env) -> float:
+        port = free_port()
+        server = start(_servers(port)[tool], stdout=subprocess.DEVNULL)
+        try:
+            wait_listening(port, proc=server)
+            client = _clients(port)[tool]
+            script = (f"set -o pipefail; head -c {size} /dev/zero | {client}" if source == "pipe"
+                      else f"{client} < {source}")
+            t0 = time.perf_counter()
+            proc = subprocess.run(["bash", "-c", script], stdin=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, timeout=300)
+            if proc.returncode != 0:
+                raise BenchFailure(f"client exited {proc.returncode}: {proc.stderr[-200:]!r}")
+            rc = server.wait(60)
+            secs = time.perf_counter() - t0
+            if rc != 0:
+                raise BenchFailure(f"server exited {rc}")
+            return size / secs / 1e9
+        finally:
+            stop(server)
+    return go
+
+
+def _iperf3(size: int):
+    def go(_env) -> float:
+        port = free_port()
+        with running(["iperf3", "-s", "-1", "-p", str(port), "-B", "127.0.0.1"]) as server:
+            wait_listening(port, proc=server)
+            out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-n", str(size),
+                                  "-J"], capture_output=True, text=True, timeout=300)
+            import json
+            report = json.loads(out.stdout)
+            return report["end"]["sum_received"]["bytes"] / report["end"]["sum_received"][
+                "seconds"] / 1e9
+    return go
+
+
+def _peers(tools):
+    return [t for t in tools if t == "pysock" or have(t.split()[0])]
+
+
+def _bulk(quick: bool):
+    size = (64 << 20) if quick else 2 * GIB
+    contenders = [Contender(t, _transfer(t, size, "pipe"), peer=t != "pysock")
+                  for t in _peers(["pysock", "socat", "socat -b 262144", "nc", "ncat"])]
+    if have("iperf3"):
+        contenders.append(Contender("iperf3 (no pipes)", _iperf3(size), ceiling=True))
+    return Scenario(f"TCP throughput, {size >> 20} MiB: head | client -> server > /dev/null",
+                    "GB/s", "higher", contenders, rounds=2 if quick else 5)
+
+
+@contextlib.contextmanager
+def _payload_file(size: int):
+    fd, path = tempfile.mkstemp(prefix="pysock-bench-", dir="/var/tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                f.write(chunk)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _from_file(quick: bool):
+    size = (64 << 20) if quick else 2 * GIB
+
+    def contender(tool):
+        return Contender(tool, lambda path: _transfer(tool, size, path)(None), peer=tool != "pysock")
+    contenders = [contender(t) for t in _peers(["pysock", "nc", "socat -b 262144"])]
+    return Scenario(f"TCP throughput from a regular file, {size >> 20} MiB: client < file",
+                    "GB/s", "higher", contenders, setup=lambda: _payload_file(size),
+                    rounds=2 if quick else 5)
+
+
+# ---- 1-byte round trips -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _echo_server():
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(1)
+    stopping = threading.Event()
+
+    def serve():
+        while not stopping.is_set():
+            try:
+                conn, _ = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            threading.Thread(target=_echo, args=(conn,), daemon=True).start()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        stopping.set()
+        server.close()
+        thread.join(3)
+
+
+def _echo(conn: socket.socket) -> None:
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with conn:
+        while data := conn.recv(65536):
+            conn.sendall(data)
+
+
+def _pingpong(argv_for_port, count: int):
+    def go(port) -> float:
+        proc = subprocess.Popen(argv_for_port(port), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, bufsize=0, start_new_session=True)
+        try:
+            times = []
+            for _ in range(count + 20):
+                t0 = time.perf_counter()
+                os.write(proc.stdin.fileno(), b"x")
+                if os.read(proc.stdout.fileno(), 1) != b"x":
+                    raise BenchFailure("echo did not come back")
+                times.append(time.perf_counter() - t0)
+            times = sorted(times[20:])
+            return times[len(times) // 2] * 1e6
+        finally:
+            stop(proc)
+    return go
+
+
+def _latency(quick: bool):
+    count = 200 if quick else 5000
+    argvs = {
+        "pysock": lambda p: [PYSOCK, "connect", "--sockopt", "nodelay", "127.0.0.1", str(p)],
+        "socat": lambda p: ["socat", "-", f"TCP:127.0.0.1:{p},nodelay"],
+        "nc": lambda p: ["nc", "127.0.0.1", str(p)],
+    }
+    contenders = [Contender(t, _pingpong(a, count), peer=t != "pysock")
+                  for t, a in argvs.items() if t == "pysock" or have(t)]
+    return Scenario(f"1-byte round trip through the relay (median of {count})", "µs", "lower",
+                    contenders, setup=_echo_server, rounds=2 if quick else 5)
+
+
+# ---- many clients ---------------------------------------------------------------
+
+
+def _many_clients(server_argv, clients: int, size: int):
+    def go(_env) -> float:
+        port = free_port()
+        with running(server_argv(port)) as server:
+            wait_listening(port, proc=server)
+            t0 = time.perf_counter()
+            _drive_echo_clients(port, clients, size)
+            return time.perf_counter() - t0
+    return go
+
+
+def _drive_echo_clients(port: int, clients: int, size: int, timeout: float = 120) -> None:
+    """Every client sends size bytes and must get exactly them back."""
+    payload = os.urandom(size)
+    sel = selectors.DefaultSelector()
+    state = {}
+    for _ in range(clients):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.setblocking(False)
+        state[s] = {"sent": 0, "got": bytearray()}
+        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    deadline = time.monotonic() + timeout
+    done = 0
+    while done < clients:
+        if time.monotonic() > deadline:
+            raise BenchFailure(f"only {done} of {clients} clients finished")
+        for key, events in sel.select(1):
+            s, st = key.fileobj, state[key.fileobj]
+            if events & selectors.EVENT_WRITE and st["sent"] < size:
+                st["sent"] += s.send(payload[st["sent"]:st["sent"] + 262144])
+                if st["sent"] == size:
+                    sel.modify(s, selectors.EVENT_READ)
+            if events & selectors.EVENT_READ:
+                chunk = s.recv(262144)
+                if not chunk:
+                    raise BenchFailure("server closed a client early")
+                st["got"] += chunk
+                if len(st["got"]) == size:
+                    if bytes(st["got"]) != payload:
+                        raise BenchFailure("echo came back damaged")
+                    sel.unregister(s)
+                    s.close()
+                    done += 1
+    sel.close()
+
+
+def _echo_many(quick: bool):
+    clients, size = (50, 64 << 10) if quick else (500, 1 << 20)
+    servers = {
+        "pysock listen -k --echo": lambda p: [PYSOCK, "listen", "-k", "--echo", "127.0.0.1",
+                                              str(p)],
+        "socat fork PIPE": lambda p: ["socat", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr,fork,"
+                                      "backlog=1024", "PIPE"],
+        "ncat -lk --exec cat": lambda p: ["ncat", "-lk", "127.0.0.1", str(p), "--exec",
+                                          "/bin/cat"],
+    }
+    contenders = [Contender(t, _many_clients(a, clients, size), peer=not t.startswith("pysock"))
+                  for t, a in servers.items() if t.startswith("pysock") or have(t.split()[0])]
+    return Scenario(f"{clients} concurrent echo clients x {size >> 10} KiB", "s", "lower",
+                    contenders, rounds=2 if quick else 5)
+
+
+def scenarios(quick: bool):
+    if not pysock_has("connect"):
+        return
+    yield _bulk(quick)
+    yield _from_file(quick)
+    yield _latency(quick)
+    yield _echo_many(quick)
