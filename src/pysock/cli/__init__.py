@@ -17,6 +17,7 @@ from pysock.errors import ExitStatus, PysockError
 # name -> (module, one-line summary). Commands register here; modules load on use,
 # so `pysock --help` and completion never import what they do not run.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "inspect": ("pysock.cli.inspect", "every socket with its process, state and queues (ss, lsof -i)"),
 }
 
 
