@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Kernel socket states (include/net/tcp_states.h); UDP, raw and Unix sockets use
 # ESTABLISHED, CLOSE and LISTEN from the same numbering.
@@ -43,7 +43,7 @@ class SocketRecord:
     path: str | None = None  # unix: own name (path, @abstract) or None when unnamed
     unix_type: str | None = None  # stream | dgram | seqpacket
     peer_inode: int | None = None  # unix: the inode of the other end
-    pids: list[int] = field(default_factory=list)
+    pids: list[int] | tuple = ()  # owners, lowest first as /proc lists them
     process: str | None = None
     user: str | None = None
     # filled for the extended view when the source has it (netlink)
@@ -85,15 +85,19 @@ class SocketRecord:
             "peer_addr": self.peer_addr, "peer_port": self.peer_port,
             "recv_q": self.recv_q, "send_q": self.send_q, "inode": self.inode,
             "pid": self.pid, "process": self.process, "user": self.user, "uid": self.uid,
-            "pids": self.pids,
+            "pids": list(self.pids),
         }
         if self.proto == "unix":
             out.update(path=self.path, type=self.unix_type, peer_inode=self.peer_inode,
                        peer_path=self.peer_path, peer_pid=self.peer_pid,
                        peer_process=self.peer_process)
         if self.state == LISTEN:
-            out["backlog_full"] = backlog_full(self)
+            out["backlog_full"] = self.backlog_full
         return out
+
+    @property
+    def backlog_full(self) -> bool:
+        return backlog_full(self)
 
 
 def backlog_full(record: SocketRecord) -> bool:

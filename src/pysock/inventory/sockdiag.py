@@ -25,12 +25,10 @@ RTATTR = struct.Struct("=HH")  # len, type
 # inet_diag_req_v2: family, protocol, ext, raw protocol (pad), states, then the
 # sockid (ports, addresses, interface, cookie) left zero for a dump.
 INET_REQ = struct.Struct("=BBBBI48x")
-# inet_diag_msg after the ports: family, state, timer, retrans | ports (network
-# order) | src, dst | if, cookie | expires, rqueue, wqueue, uid, inode
-INET_MSG_HEAD = struct.Struct("=BBBB")
-INET_MSG_PORTS = struct.Struct(">HH")
-INET_MSG_TAIL = struct.Struct("=16s16s12xIIIII")
-INET_MSG_SIZE = 72
+# inet_diag_msg: family, state, timer, retrans | ports (network order, read
+# apart) | src, dst | if, cookie | expires, rqueue, wqueue, uid, inode
+INET_MSG = struct.Struct("=BBBB4x16s16s12xIIIII")
+INET_PORTS = struct.Struct(">HH")
 # unix_diag_req: family, protocol, pad, states, ino, show, cookie
 UNIX_REQ = struct.Struct("=BBHIII8x")
 UNIX_MSG = struct.Struct("=BBBxI8x")  # family, type, state, pad, ino, cookie
@@ -131,17 +129,23 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
     af = FAMILIES[family]
     ntop = socket.inet_ntop
     addr_len = 4 if family == 4 else 16
+    unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
+    names: dict[bytes, str] = {}  # most sockets share a handful of addresses
     for view, start, end in diag.dump(inet_request(proto, family, states, extended)):
-        _, state, timer, _retrans = INET_MSG_HEAD.unpack_from(view, start)
-        sport, dport = INET_MSG_PORTS.unpack_from(view, start + 4)
-        src, dst, expires, rqueue, wqueue, uid, inode = INET_MSG_TAIL.unpack_from(view, start + 8)
-        record = SocketRecord(proto, family, state, rqueue, wqueue,
-                              ntop(af, src[:addr_len]), sport, ntop(af, dst[:addr_len]), dport,
+        _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
+        sport, dport = ports(view, start + 4)
+        local = names.get(src)
+        if local is None:
+            local = names[src] = ntop(af, src[:addr_len])
+        peer = names.get(dst)
+        if peer is None:
+            peer = names[dst] = ntop(af, dst[:addr_len])
+        record = SocketRecord(proto, family, state, rqueue, wqueue, local, sport, peer, dport,
                               inode, uid if inode else None)
         if timer:
             record.timer, record.timer_ms = TIMERS.get(timer, str(timer)), expires
         if extended or proto == "raw":
-            _inet_attrs(record, view, start + INET_MSG_SIZE, end)
+            _inet_attrs(record, view, start + INET_MSG.size, end)
         yield record
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 
 from pysock.render.records import Column, RecordWriter
@@ -87,7 +88,6 @@ def unix_peer(r) -> str:
 
 def row(r, names: Names, extended: bool = False) -> dict:
     """The text of one socket for the table and plain renderings."""
-    from pysock.inventory.model import backlog_full
     if r.proto == "unix":
         local, peer = r.path or "*", unix_peer(r)
     else:
@@ -95,7 +95,7 @@ def row(r, names: Names, extended: bool = False) -> dict:
         peer = endpoint(r.peer_addr, r.peer_port, r.proto, names)
     out = {"proto": r.proto_text, "state": r.state_text, "recv_q": r.recv_q, "send_q": r.send_q,
            "local": local, "peer": peer, "process": _owner(r.pid, r.process), "user": r.user,
-           "full": backlog_full(r)}
+           "full": r.backlog_full}
     if len(r.pids) > 1:
         out["process"] += f" +{len(r.pids) - 1}"
     if extended:
@@ -169,11 +169,63 @@ def socket_json(r, extended: bool, names: Names | None = None) -> dict:
     return out
 
 
+_INET_JSON = ('{"proto":"%s","family":%d,"state":"%s","local_addr":"%s","local_port":%d,'
+              '"peer_addr":"%s","peer_port":%d,"recv_q":%d,"send_q":%d,"inode":%d,%s%s}\n')
+_OWNERLESS = '"pid":null,"process":null,"user":%s,"uid":%s,"pids":[]'
+
+
+class FastJson:
+    """JSON Lines for internet sockets without the per-record dict: the same text
+    RecordWriter would write for socket_json(r), at a quarter of the cost, which
+    matters with tens of thousands of sockets. Anything unusual goes the slow way."""
+
+    def __init__(self):
+        import json
+        self.encode = json.JSONEncoder(separators=(",", ":")).encode
+        self.owners: dict[tuple, str] = {}
+
+    def line(self, r) -> str | None:
+        if r.proto == "unix" or r.recv_q is None or r.send_q is None:
+            return None
+        key = (tuple(r.pids), r.user, r.uid)
+        owner = self.owners.get(key)
+        if owner is None:
+            owner = self.owners[key] = self._owner(r)
+        state = r.state_text
+        listen = "" if state != "LISTEN" else \
+            (',"backlog_full":true' if r.backlog_full else ',"backlog_full":false')
+        return _INET_JSON % (r.proto, r.family, state, r.local_addr, r.local_port,
+                             r.peer_addr, r.peer_port, r.recv_q, r.send_q, r.inode, owner, listen)
+
+    def _owner(self, r) -> str:
+        e = self.encode
+        return (f'"pid":{e(r.pid)},"process":{e(r.process)},"user":{e(r.user)},'
+                f'"uid":{e(r.uid)},"pids":{e(list(r.pids))}')
+
+
+def _write_json(records: Iterable, stream, extended: bool, names: Names) -> None:
+    import json
+    encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+    fast = None if extended or names.resolve else FastJson()
+    lines = []
+    for r in records:
+        text = fast.line(r) if fast is not None else None
+        lines.append(text if text is not None else encode(socket_json(r, extended, names)) + "\n")
+        if len(lines) >= 4096:
+            stream.write("".join(lines))
+            lines = []
+    stream.write("".join(lines))
+    stream.flush()
+
+
 def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
                   names: Names, stream=None, title: str | None = None,
                   extra: Callable[[object], dict] | None = None,
                   columns: list[Column] | None = None) -> None:
     """Every socket in one of the three renderings."""
+    if mode == "json" and extra is None:
+        _write_json(records, stream if stream is not None else sys.stdout, extended, names)
+        return
     columns = columns or socket_columns(extended)
     with RecordWriter(columns, mode, stream=stream, color=color, title=title,
                       flush=False) as writer:
