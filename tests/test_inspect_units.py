@@ -187,3 +187,11 @@ def test_table_draws_names_literally_and_flags_full_queues(monkeypatch):
     out = io.StringIO()
     write_sockets(_records(), "table", color=False, extended=False, names=Names(), stream=out)
     assert "\x1b[" not in out.getvalue()
+
+
+def test_titles_have_no_escape_codes_without_color(monkeypatch):
+    from pysock.render.inspect import STATE_COLUMNS, write_rows
+    out = io.StringIO()
+    write_rows([{"proto": "tcp", "state": "LISTEN", "count": 1}], STATE_COLUMNS, "table",
+               color=False, title="Sockets", stream=out)
+    assert "Sockets" in out.getvalue() and "\x1b[" not in out.getvalue()

@@ -90,7 +90,8 @@ class LiveTable:
         title = (f"{len(records)} sockets, {len(new)} new, {len(gone)} gone; "
                  f"every {self.interval:g}s, q quits")
         table = Table(box=box.SIMPLE_HEAD, title=title, pad_edge=False,
-                      header_style="bold" if self.color else "")
+                      header_style="bold" if self.color else "",
+                      title_style="italic" if self.color else "")
         for c in self.columns:
             table.add_column(c.title, justify=c.justify)
         lines = [(r, "+" if r.key in new else "", NEW_STYLE if r.key in new else "")

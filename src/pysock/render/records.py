@@ -77,7 +77,8 @@ class RecordWriter:
         from rich.table import Table
         from rich.text import Text
         table = Table(box=box.SIMPLE_HEAD, title=self.title, show_header=self.header,
-                      header_style="bold" if self.color else "", pad_edge=False)
+                      header_style="bold" if self.color else "", pad_edge=False,
+                      title_style="italic" if self.color else "")
         for c in self.columns:
             table.add_column(c.title, justify=c.justify)
         for r in rows:
