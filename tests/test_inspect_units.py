@@ -98,8 +98,10 @@ def test_tcp_info_by_length():
     assert tcpinfo.SIZE == 248  # the layout of linux 6.x
     fields = tcpinfo.raw_fields(full)
     assert fields["retransmits"] == 2 and fields["rto"] == 0 and fields["total_retrans"] == 23
+    assert (fields["wscale"] & 0xF, fields["wscale"] >> 4) == (4, 7)
     decoded = tcpinfo.decode(full)
-    assert (decoded["snd_wscale"], decoded["rcv_wscale"], decoded["app_limited"]) == (4, 7, True)
+    assert (decoded["retransmits"], decoded["ca_state"], decoded["rto_ms"]) == (2, "open", 0)
+    assert decoded["retrans"] == 23 and decoded["bytes_sent"] == 0
     old = tcpinfo.decode(full[:104])  # a kernel from before pacing_rate
     assert old["retrans"] == 23 and old["pacing_rate_bps"] is None and old["bytes_sent"] is None
     assert tcpinfo.decode_skmem(struct.pack("=9I", *range(9)))["drops"] == 8

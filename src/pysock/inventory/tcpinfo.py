@@ -5,6 +5,8 @@ struct, so every field past the end it sent is reported as absent (None)."""
 
 from __future__ import annotations
 
+import bisect
+import operator
 import struct
 
 # (name, struct format) in kernel order; "=" packing matches the natural
@@ -44,50 +46,60 @@ SKMEM_NAMES = ("rmem_alloc", "rcvbuf", "wmem_alloc", "sndbuf", "fwd_alloc", "wme
                "optmem", "backlog", "drops")
 
 
+def _values(data) -> tuple:
+    """The struct's values; None for every field past the length the kernel sent."""
+    if len(data) >= SIZE:
+        return _STRUCT.unpack_from(data)
+    values = _STRUCT.unpack(bytes(data).ljust(SIZE, b"\0"))
+    known = bisect.bisect_right(_ENDS, len(data))
+    return values[:known] + (None,) * (len(values) - known)
+
+
 def raw_fields(data: bytes) -> dict[str, int | None]:
     """Every tcp_info field by its kernel name; None past the length the kernel sent."""
-    values = _STRUCT.unpack(bytes(data[:SIZE]).ljust(SIZE, b"\0"))
-    length = len(data)
-    return {name: (value if end <= length else None)
-            for name, value, end in zip(_NAMES, values, _ENDS)}
+    return dict(zip(_NAMES, _values(data)))
 
 
-def _ms(usec: int | None) -> float | None:
-    return None if usec is None else usec / 1000
+# pysock's stable names: copied as they are, microseconds -> ms, bytes/s -> bits/s
+_COPY = (("cwnd", "snd_cwnd"), ("mss", "snd_mss"), ("retransmits", "retransmits"),
+         ("retrans", "total_retrans"), ("lost", "lost"), ("unacked", "unacked"),
+         ("bytes_acked", "bytes_acked"), ("bytes_received", "bytes_received"),
+         ("bytes_sent", "bytes_sent"), ("bytes_retrans", "bytes_retrans"),
+         ("segs_out", "segs_out"), ("segs_in", "segs_in"), ("notsent_bytes", "notsent_bytes"),
+         ("last_send_ms", "last_data_sent"), ("last_recv_ms", "last_data_recv"))
+_MS = (("rtt_ms", "rtt"), ("rttvar_ms", "rttvar"), ("min_rtt_ms", "min_rtt"), ("rto_ms", "rto"))
+_BPS = (("delivery_rate_bps", "delivery_rate"), ("pacing_rate_bps", "pacing_rate"))
+_INDEX = {name: i for i, name in enumerate(_NAMES)}
 
 
-def _bps(rate: int | None) -> int | None:
-    return None if rate is None or rate == _UNSET_RATE else rate * 8
+def _picker(pairs):
+    return tuple(out for out, _ in pairs), operator.itemgetter(*(_INDEX[k] for _, k in pairs))
+
+
+_COPY_NAMES, _copy = _picker(_COPY)
+_MS_NAMES, _ms_values = _picker(_MS)
+_BPS_NAMES, _bps_values = _picker(_BPS)
+_SSTHRESH, _CA_STATE = _INDEX["snd_ssthresh"], _INDEX["ca_state"]
 
 
 def decode(data: bytes) -> dict:
     """tcp_info as pysock's stable JSON field names (times in ms, rates in bits/s)."""
-    f = raw_fields(data)
-    ssthresh = f["snd_ssthresh"]
-    return {
-        "rtt_ms": _ms(f["rtt"]), "rttvar_ms": _ms(f["rttvar"]), "min_rtt_ms": _ms(f["min_rtt"]),
-        "rto_ms": _ms(f["rto"]), "ato_ms": _ms(f["ato"]),
-        "cwnd": f["snd_cwnd"],
-        "ssthresh": None if ssthresh is None or ssthresh >= INFINITE_SSTHRESH else ssthresh,
-        "mss": f["snd_mss"], "pmtu": f["pmtu"], "ca_state": CA_STATES.get(f["ca_state"]),
-        "retransmits": f["retransmits"], "retrans": f["total_retrans"],
-        "unacked": f["unacked"], "lost": f["lost"], "sacked": f["sacked"],
-        "bytes_acked": f["bytes_acked"], "bytes_received": f["bytes_received"],
-        "bytes_sent": f["bytes_sent"], "bytes_retrans": f["bytes_retrans"],
-        "segs_out": f["segs_out"], "segs_in": f["segs_in"], "notsent_bytes": f["notsent_bytes"],
-        "delivery_rate_bps": _bps(f["delivery_rate"]),
-        "pacing_rate_bps": _bps(f["pacing_rate"]),
-        "app_limited": None if f["app_limited"] is None else bool(f["app_limited"] & 1),
-        "busy_ms": _ms(f["busy_time"]),
-        "last_send_ms": f["last_data_sent"], "last_recv_ms": f["last_data_recv"],
-        "last_ack_ms": f["last_ack_recv"],
-        "rcv_space": f["rcv_space"], "snd_wnd": f["snd_wnd"], "rcv_wnd": f["rcv_wnd"],
-        "snd_wscale": None if f["wscale"] is None else f["wscale"] & 0xF,
-        "rcv_wscale": None if f["wscale"] is None else f["wscale"] >> 4,
-    }
+    values = _values(data)
+    out = dict(zip(_MS_NAMES, (None if v is None else v / 1000 for v in _ms_values(values))))
+    out.update(zip(_COPY_NAMES, _copy(values)))
+    ssthresh = values[_SSTHRESH]
+    out["ssthresh"] = None if ssthresh is None or ssthresh >= INFINITE_SSTHRESH else ssthresh
+    out["ca_state"] = CA_STATES.get(values[_CA_STATE])
+    out.update(zip(_BPS_NAMES, (None if v is None or v == _UNSET_RATE else v * 8
+                                for v in _bps_values(values))))
+    return out
+
+
+_SKMEM = struct.Struct(f"={len(SKMEM_NAMES)}I")
 
 
 def decode_skmem(data: bytes) -> dict[str, int]:
-    count = min(len(data) // 4, len(SKMEM_NAMES))
-    values = struct.unpack_from(f"={count}I", data)
-    return dict(zip(SKMEM_NAMES, values))
+    if len(data) >= _SKMEM.size:
+        return dict(zip(SKMEM_NAMES, _SKMEM.unpack_from(data)))
+    count = len(data) // 4
+    return dict(zip(SKMEM_NAMES, struct.unpack_from(f"={count}I", data)))
