@@ -299,6 +299,8 @@ def test_plain_table_with_service_names_and_numeric(world):
                                   f"sockfixture[{world.info['pid']}]", "root"]
     numeric = world.pysock("-t", "-l", "-n", "--sport", "22").stdout.splitlines()
     assert numeric[1].split("\t")[4] == "127.0.0.1:22"
+    full = world.pysock("-t", "-l", "--sport", str(fx.FULL_PORT)).stdout.splitlines()
+    assert full[1].split("\t")[2:4] == ["3!", "2"]  # the accept queue is at its backlog
 
 
 def test_resolve_names_from_hosts_file(world):

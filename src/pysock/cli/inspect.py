@@ -72,7 +72,7 @@ VIEWS = ("summary", "by_process", "limits")
               help="Local or peer address in this block (repeatable).")
 @click.option("--path", "paths", multiple=True, metavar="TEXT",
               help="Unix sockets whose own or peer name contains TEXT (repeatable).")
-@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
+@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True, metavar="PID",
               help="Sockets held by this process (repeatable).")
 @click.option("--process", "process_names", multiple=True, metavar="NAME",
               help="Sockets held by a process whose name contains NAME (repeatable).")
@@ -91,7 +91,7 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("--watch", type=options.SECONDS, is_flag=False, flag_value=2.0, default=None,
               metavar="[SECS]", help="Refresh every SECS (default 2): new sockets highlighted, "
                                      "gone ones marked. q or Ctrl-C quits.")
-@click.option("--count", type=click.IntRange(min=1), default=None,
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --watch: stop after this many looks.")
 @click.option("--source", type=click.Choice(["auto", "netlink", "proc"]), default=None,
               help="Where sockets are read: netlink sock_diag, /proc/net, or auto (netlink, "
@@ -103,7 +103,10 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
-    -a adds listeners and TIME_WAIT, -l shows only listeners."""
+    -a adds listeners and TIME_WAIT, -l shows only listeners. For a listener,
+    Recv-Q/Send-Q are its accept queue and backlog; a Recv-Q ending in '!' is a
+    queue at (or near) its backlog. Different selections must all match;
+    repeating one adds alternatives."""
     from pysock.inventory.filter import Filter
     from pysock.inventory.sources import choose_source
 

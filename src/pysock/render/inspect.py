@@ -93,9 +93,12 @@ def row(r, names: Names, extended: bool = False) -> dict:
     else:
         local = endpoint(r.local_addr, r.local_port, r.proto, names)
         peer = endpoint(r.peer_addr, r.peer_port, r.proto, names)
-    out = {"proto": r.proto_text, "state": r.state_text, "recv_q": r.recv_q, "send_q": r.send_q,
+    full = r.backlog_full
+    out = {"proto": r.proto_text, "state": r.state_text,
+           # "!": a listener whose accept queue is (nearly) at its backlog
+           "recv_q": f"{r.recv_q}!" if full else r.recv_q, "send_q": r.send_q,
            "local": local, "peer": peer, "process": _owner(r.pid, r.process), "user": r.user,
-           "full": r.backlog_full}
+           "full": full}
     if len(r.pids) > 1:
         out["process"] += f" +{len(r.pids) - 1}"
     if extended:
