@@ -197,3 +197,14 @@ def test_titles_have_no_escape_codes_without_color(monkeypatch):
     write_rows([{"proto": "tcp", "state": "LISTEN", "count": 1}], STATE_COLUMNS, "table",
                color=False, title="Sockets", stream=out)
     assert "Sockets" in out.getvalue() and "\x1b[" not in out.getvalue()
+
+
+def test_piped_inspect_imports_neither_rich_nor_psutil():
+    import subprocess
+    import sys
+    code = ("import sys; from pysock.cli import run; run(['inspect', '-a', '--json']); "
+            "sys.stderr.write(repr(sorted({'rich', 'psutil', 'scapy'} & "
+            "{m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30)
+    assert out.stderr.strip() == "[]", out.stderr
