@@ -7,6 +7,7 @@ psutil.net_connections('all') about 90 ms for the same map (it also parses
 from __future__ import annotations
 
 import functools
+import marshal
 import os
 from dataclasses import dataclass, field
 
@@ -128,3 +129,64 @@ def fd_limit(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+class ScanBeside:
+    """The /proc/*/fd pass in a forked child, while this process reads the sockets.
+
+    The pass is mostly readlink() calls and the socket read is mostly Python; in a
+    thread they take turns on the GIL, in a child they run on two cores (measured
+    with 36,000 sockets: 106 ms one after the other, 103 ms with a thread, 74 ms
+    forked). Where fork is not possible the pass runs here, after the read."""
+
+    def __init__(self, all_processes: bool = False):
+        self.all_processes = all_processes
+        self.pid: int | None = None
+        self.fd: int | None = None
+
+    def __enter__(self) -> ScanBeside:
+        try:
+            read_fd, write_fd = os.pipe()
+        except OSError:
+            return self
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_fd)
+            os.close(write_fd)
+            return self
+        if pid == 0:
+            os.close(read_fd)
+            self._child(write_fd)
+        os.close(write_fd)
+        self.pid, self.fd = pid, read_fd
+        return self
+
+    def _child(self, write_fd: int) -> None:
+        status = 1
+        try:
+            seen = scan(None, all_processes=self.all_processes)
+            wire = (seen.by_inode, [(p.pid, p.process, p.uid, p.fds, p.sockets)
+                                    for p in seen.processes.values()], seen.hidden)
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(marshal.dumps(wire))
+            status = 0
+        finally:
+            os._exit(status)  # never back into the parent's code, no atexit, no flushing
+
+    def result(self) -> ProcessMap:
+        if self.pid is None:
+            return scan(None, all_processes=self.all_processes)
+        with os.fdopen(self.fd, "rb") as wire:
+            data = wire.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if status != 0 or not data:
+            return scan(None, all_processes=self.all_processes)
+        by_inode, processes, hidden = marshal.loads(data)
+        return ProcessMap(by_inode, {p[0]: ProcessInfo(*p) for p in processes}, hidden)
+
+    def __exit__(self, *exc) -> None:
+        if self.pid is not None:  # the caller failed before asking for the result
+            os.close(self.fd)
+            os.waitpid(self.pid, 0)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import threading
 from dataclasses import dataclass, field
 
 from pysock.errors import PysockError, UsageError
 from pysock.inventory import procnet, sockdiag
 from pysock.inventory.filter import ALL, Filter
 from pysock.inventory.model import SocketRecord
-from pysock.inventory.processes import ProcessMap, scan
+from pysock.inventory.processes import ProcessMap, ScanBeside
 
 SOURCES = ("auto", "netlink", "proc")
 SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
@@ -138,41 +137,15 @@ def uid_of(user: str) -> int:
         raise UsageError(f"no user named '{user}' on this machine") from None
 
 
-class _Background:
-    """Run fn(*args) in a thread for the length of a with block; .result after it."""
-
-    def __init__(self, fn, *args, **kw):
-        self.thread = threading.Thread(target=self._run, args=(fn, args, kw), daemon=True)
-        self.result = None
-        self.error: BaseException | None = None
-
-    def _run(self, fn, args, kw) -> None:
-        try:
-            self.result = fn(*args, **kw)
-        except BaseException as exc:  # handed to the caller's thread
-            self.error = exc
-
-    def __enter__(self) -> _Background:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.thread.join()
-        if self.error is not None and exc[0] is None:
-            raise self.error
-
-
 def collect(flt: Filter, *, source: str = "auto", extended: bool = False,
             all_processes: bool = False) -> Inventory:
     """The sockets the filter selects, with their owners, in one pass each."""
-    # The /proc/*/fd pass spends its time in readlink(), which lets go of the GIL,
-    # so it runs beside the socket dump and parse: measured 50 -> 38 ms for 12,000 sockets.
-    with _Background(scan, None, all_processes=all_processes) as pass_over_proc:
+    with ScanBeside(all_processes) as pass_over_proc:
         records, used = read_sockets(flt, source=source, extended=extended)
         if "unix" in flt.protos:
             pair_unix(records)
         records = [r for r in records if r.proto in flt.protos and flt.match_socket(r)]
-    seen = pass_over_proc.result
+        seen = pass_over_proc.result()
     attach_owners(records, seen)
     if flt.needs_owners:
         records = [r for r in records if flt.match_owner(r)]
