@@ -208,3 +208,22 @@ def test_piped_inspect_imports_neither_rich_nor_psutil():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30)
     assert out.stderr.strip() == "[]", out.stderr
+
+
+def test_scan_beside_sees_what_scan_sees(pair):
+    from pysock.inventory.processes import ScanBeside
+    with ScanBeside() as beside:
+        seen = beside.result()
+    here = scan(None)
+    for s in pair:
+        assert seen.by_inode[ino(s)] == here.by_inode[ino(s)] == [os.getpid()]
+    assert seen.processes[os.getpid()].process == here.processes[os.getpid()].process
+
+
+def test_scan_beside_reaps_its_child_when_the_caller_fails():
+    from pysock.inventory.processes import ScanBeside
+    with pytest.raises(RuntimeError), ScanBeside() as beside:
+        child = beside.pid
+        raise RuntimeError("the socket read failed")
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # already reaped
