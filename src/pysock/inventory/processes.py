@@ -71,16 +71,18 @@ def _socket_inodes(dir_fd: int) -> tuple[int, list[int]]:
     return len(fds), [int(t[8:-1]) for t in targets if t[:8] == "socket:["]
 
 
-def scan(inodes: set[int] | None = None, *, all_processes: bool = False) -> ProcessMap:
+def scan(inodes: set[int] | None = None, *, all_processes: bool = False,
+         skip: int | None = None) -> ProcessMap:
     """One pass over every process's descriptors.
 
     inodes: only remember these sockets (None: every socket). all_processes: keep
-    processes without sockets too (for descriptor counts)."""
+    processes without sockets too (for descriptor counts). skip: a pid to leave out."""
+    skip_name = str(skip)
     by_inode: dict[int, list[int]] = {}
     processes: dict[int, ProcessInfo] = {}
     hidden = 0
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or name == skip_name:
             continue
         try:
             dir_fd = os.open(f"/proc/{name}/fd", os.O_RDONLY | os.O_DIRECTORY)
@@ -165,7 +167,8 @@ class ScanBeside:
     def _child(self, write_fd: int) -> None:
         status = 1
         try:
-            seen = scan(None, all_processes=self.all_processes)
+            # not ourselves: a fork holds copies of every descriptor of its parent
+            seen = scan(None, all_processes=self.all_processes, skip=os.getpid())
             wire = (seen.by_inode, [(p.pid, p.process, p.uid, p.fds, p.sockets)
                                     for p in seen.processes.values()], seen.hidden)
             with os.fdopen(write_fd, "wb") as out:
