@@ -15,13 +15,16 @@ class Names:
     address -> host name (one look-up per distinct address)."""
 
     def __init__(self, services: bool = True, resolve: bool = False):
-        self.services: dict[tuple[int, str], str] = _read_services() if services else {}
+        self.use_services = services
+        self.services: dict[tuple[int, str], str] | None = None  # read on first use
         self.resolve = resolve
         self.hosts: dict[str, str] = {}
 
     def port(self, port: int | None, proto: str) -> str:
         if not port:
             return "*"
+        if self.services is None:
+            self.services = _read_services() if self.use_services else {}
         return self.services.get((port, proto), str(port))
 
     def host(self, addr: str | None) -> str | None:
