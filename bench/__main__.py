@@ -14,6 +14,7 @@ import time
 from bench import scenarios as scenario_pkg
 from bench.core import Outcome, run_scenario
 from bench.report import machine, markdown
+from bench.tools import compile_pysock
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
+    compile_pysock()
     rounds = args.rounds or (2 if args.quick else None)
     outcomes: list[Outcome] = []
     started = time.monotonic()

@@ -20,6 +20,7 @@ from pysock.errors import ExitStatus, PysockError
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
     "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
+    "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
 }
 
 

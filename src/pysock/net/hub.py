@@ -6,8 +6,9 @@
     echo    each client gets back what it sends
     exec    each client gets its own process, its stdin/stdout tied to the socket
 
-A slow client never stalls the others: past HIGH_WATER bytes queued for it,
-it is dropped and an event says so. Without keep_open the hub serves the
+A dead client never stalls the others: with more than HIGH_WATER bytes queued
+and nothing taken for STALL seconds (or past HARD_CAP), it is dropped and an
+event says so. Without keep_open the hub serves the
 first accepted client and returns when it is gone."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import fd_kind, os_error
 
-HIGH_WATER = 8 << 20  # bytes queued for one client before it is dropped
+HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
+HARD_CAP = 64 << 20  # past this, a client is dropped however it is doing
+STALL = 1.0
 ECHO_PAUSE = 1 << 20  # echo: stop reading a client whose replies are not being taken
 CHUNK = 1 << 16
 EMFILE_RETRY = 1.0
@@ -70,6 +73,7 @@ class _Client:
     last_activity: float = field(default_factory=time.monotonic)
     sent: int = 0
     received: int = 0
+    last_sent: float = field(default_factory=time.monotonic)
     input_done: bool = False  # the client sent FIN
     fin_pending: bool = False  # send FIN once the queue is empty
     partial_line: bytes = b""  # chat: an unfinished line
@@ -137,8 +141,8 @@ class Hub:
         if self.policy.idle_timeout is not None and self.clients:
             marks.append(min(c.last_activity for c in self.clients.values())
                          + self.policy.idle_timeout)
-        if self.children:
-            marks.append(now + 0.2)  # reap children promptly
+        if self.children or any(c.queued > HIGH_WATER for c in self.clients.values()):
+            marks.append(now + 0.2)  # reap children, notice stalled clients
         return max(0.0, min(marks) - now) if marks else None
 
     def _dispatch(self, key, events: int) -> None:
@@ -160,6 +164,9 @@ class Hub:
         if self.deadline is not None and self.served == 0 and now >= self.deadline:
             from pysock.errors import NetworkError
             raise NetworkError(f"no client connected within {self.policy.accept_timeout:g} s")
+        for client in list(self.clients.values()):
+            if self._stalled(client, now):
+                self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
         if self.policy.idle_timeout is not None:
             for client in list(self.clients.values()):
                 if now - client.last_activity >= self.policy.idle_timeout:
@@ -315,10 +322,13 @@ class Hub:
         if client.fin_pending and not client.queue:
             return
         client.push(data)
-        if client.queued > HIGH_WATER:
-            self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
-            return
         self._flush(client)
+        if client.sock.fileno() in self.clients and self._stalled(client, time.monotonic()):
+            self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
+
+    def _stalled(self, client: _Client, now: float) -> bool:
+        return client.queued > HARD_CAP or (client.queued > HIGH_WATER
+                                            and now - client.last_sent > STALL)
 
     def _flush(self, client: _Client) -> None:
         while client.queue:
@@ -332,6 +342,7 @@ class Hub:
                 return
             client.sent += n
             client.queued -= n
+            client.last_sent = time.monotonic()
             client.last_activity = time.monotonic()
             if n == len(head):
                 client.queue.popleft()

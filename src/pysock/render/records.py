@@ -10,6 +10,8 @@ from typing import Any
 
 from pysock.render.style import console
 
+_JSON = json.JSONEncoder(separators=(",", ":"), default=str)  # built once, not per record
+
 
 @dataclass(frozen=True)
 class Column:
@@ -17,6 +19,7 @@ class Column:
     title: str
     justify: str = "left"  # left | right
     fmt: Callable[[Any], str] | None = None
+    style: Callable[[dict], str | None] | None = None  # rich style of a cell, tables only
 
     def text(self, record: dict) -> str:
         value = record.get(self.key)
@@ -36,30 +39,35 @@ class RecordWriter:
     each record, so `pysock ping | grep` sees lines as they happen."""
 
     def __init__(self, columns: Iterable[Column], mode: str, *, stream=None, color: bool = False,
-                 header: bool = True, title: str | None = None):
+                 header: bool = True, title: str | None = None, flush: bool = True):
         self.columns = list(columns)
         self.mode = mode
         self.stream = stream if stream is not None else sys.stdout
         self.color = color
         self.header = header
         self.title = title
+        self.flush = flush  # False: let the stream buffer (thousands of records at once)
         self.rows: list[dict] = []
         self._header_written = False
 
     def write(self, record: dict) -> None:
         if self.mode == "json":
-            self.stream.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-            self.stream.flush()
+            self.stream.write(_JSON.encode(record) + "\n")
+            if self.flush:
+                self.stream.flush()
         elif self.mode == "plain":
             if self.header and not self._header_written:
                 self.stream.write("\t".join(c.title for c in self.columns) + "\n")
                 self._header_written = True
             self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
-            self.stream.flush()
+            if self.flush:
+                self.stream.flush()
         else:
             self.rows.append(record)
 
     def close(self) -> None:
+        if self.mode != "table" and not self.flush:
+            self.stream.flush()
         if self.mode == "table" and self.rows:
             console(self.stream, self.color).print(self.table(self.rows))
             self.rows = []
@@ -67,12 +75,16 @@ class RecordWriter:
     def table(self, rows: list[dict]):
         from rich import box
         from rich.table import Table
+        from rich.text import Text
         table = Table(box=box.SIMPLE_HEAD, title=self.title, show_header=self.header,
-                      header_style="bold" if self.color else "", pad_edge=False)
+                      header_style="bold" if self.color else "", pad_edge=False,
+                      title_style="italic" if self.color else "")
         for c in self.columns:
             table.add_column(c.title, justify=c.justify)
         for r in rows:
-            table.add_row(*(c.text(r) for c in self.columns))
+            # Text, not markup: a process named "[foo]" must show as it is
+            table.add_row(*(Text(c.text(r), style=(c.style and self.color and c.style(r)) or "")
+                            for c in self.columns))
         return table
 
     def __enter__(self) -> RecordWriter:

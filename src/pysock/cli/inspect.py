@@ -1,0 +1,201 @@
+"""pysock inspect: every socket on the machine, with its process (ss, netstat, lsof -i)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pysock.cli import options
+from pysock.cli.context import settings
+from pysock.errors import PysockError, UsageError
+
+
+class _Checked(click.ParamType):
+    """A value checked by an inventory parser; its UsageError becomes click's."""
+
+    def __init__(self, name: str, parse):
+        self.name = name
+        self.parse = parse
+
+    def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except PysockError as exc:
+            self.fail(exc.message, param, ctx)
+
+
+def _state(text: str):
+    from pysock.inventory.filter import parse_state
+    return parse_state(text)
+
+
+def _net(text: str):
+    from pysock.inventory.filter import parse_net
+    return parse_net(text)
+
+
+def _uid(text: str) -> int:
+    from pysock.inventory.sources import uid_of
+    return uid_of(text)
+
+
+STATE = _Checked("state", _state)
+ADDR = _Checked("addr", _net)
+USER = _Checked("user", _uid)
+VIEWS = ("summary", "by_process", "limits")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-t", "--tcp", "protos", flag_value="tcp", multiple=True, help="TCP sockets.")
+@click.option("-u", "--udp", "protos", flag_value="udp", multiple=True, help="UDP sockets.")
+@click.option("-w", "--raw", "protos", flag_value="raw", multiple=True, help="Raw IP sockets.")
+@click.option("-x", "--unix", "protos", flag_value="unix", multiple=True, help="Unix sockets.")
+@options.family
+@click.option("-l", "--listening", is_flag=True,
+              help="Listening and unconnected (bound) sockets only.")
+@click.option("-a", "--all", "all_states", is_flag=True,
+              help="Sockets in every state (default: connected ones, as ss).")
+@click.option("--state", "states", type=STATE, multiple=True, metavar="STATE",
+              help="Only this state (repeatable): established, syn-sent, syn-recv, fin-wait-1, "
+                   "fin-wait-2, time-wait, close-wait, last-ack, closing, listen, unconn; or a "
+                   "group: all, connected, synchronized, bucket, big.")
+@click.option("--port", "ports", type=options.PortListType(), multiple=True, metavar="PORTS",
+              help="Local or peer port in this list (22,80,8000-8100; repeatable).")
+@click.option("--sport", "sports", type=options.PortListType(), multiple=True, metavar="PORTS",
+              help="Local port in this list.")
+@click.option("--dport", "dports", type=options.PortListType(), multiple=True, metavar="PORTS",
+              help="Peer port in this list.")
+@click.option("--addr", "addrs", type=ADDR, multiple=True, metavar="ADDR|CIDR",
+              help="Local or peer address in this block (repeatable).")
+@click.option("--path", "paths", multiple=True, metavar="TEXT",
+              help="Unix sockets whose own or peer name contains TEXT (repeatable).")
+@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True, metavar="PID",
+              help="Sockets held by this process (repeatable).")
+@click.option("--process", "process_names", multiple=True, metavar="NAME",
+              help="Sockets held by a process whose name contains NAME (repeatable).")
+@click.option("--user", "uids", type=USER, multiple=True, metavar="NAME",
+              help="Sockets of this user, by name or uid (repeatable).")
+@click.option("-r", "--resolve", is_flag=True, help="Show host names (reverse DNS) for addresses.")
+@click.option("-n", "--numeric", is_flag=True, help="Port numbers, not service names.")
+@click.option("-e", "--extended", is_flag=True,
+              help="TCP internals (rtt, cwnd, retransmits, bytes, delivery rate) and memory.")
+@click.option("--summary", "view", flag_value="summary",
+              help="Counts by protocol and state, kernel counters, top processes (ss -s).")
+@click.option("--by-process", "view", flag_value="by_process",
+              help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE.")
+@click.option("--limits", "view", flag_value="limits",
+              help="Kernel settings that bound sockets, with current use beside each.")
+@click.option("--watch", type=options.SECONDS, is_flag=False, flag_value=2.0, default=None,
+              metavar="[SECS]", help="Refresh every SECS (default 2): new sockets highlighted, "
+                                     "gone ones marked. q or Ctrl-C quits.")
+@click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --watch: stop after this many looks.")
+@click.option("--source", type=click.Choice(["auto", "netlink", "proc"]), default=None,
+              help="Where sockets are read: netlink sock_diag, /proc/net, or auto (netlink, "
+                   "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
+@options.json_output
+def inspect(protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
+            pids, process_names, uids, resolve, numeric, extended, view, watch, count, source,
+            json) -> int:
+    """Every socket on the machine with its process, state, queues and TCP internals.
+
+    By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
+    -a adds listeners and TIME_WAIT, -l shows only listeners. For a listener,
+    Recv-Q/Send-Q are its accept queue and backlog; a Recv-Q ending in '!' is a
+    queue at (or near) its backlog. Different selections must all match;
+    repeating one adds alternatives."""
+    from pysock.inventory.filter import Filter
+    from pysock.inventory.sources import choose_source
+
+    if count is not None and watch is None:
+        raise UsageError("--count goes with --watch")
+    if watch is not None and view is not None:
+        raise UsageError(f"--watch shows the socket list; it does not go with "
+                         f"--{view.replace('_', '-')}")
+    flt = Filter.build(
+        protos=protos, family=family, listening=listening,
+        # the aggregate views count every state unless told otherwise
+        all_states=all_states or view is not None, states=states,
+        ports=[p for group in ports for p in group], sports=[p for group in sports for p in group],
+        dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
+        process_names=process_names, uids=uids, paths=paths)
+    run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
+               settings().color, _names(numeric, resolve))
+    if watch is not None:
+        return run.watch(watch, count)
+    if view is not None:
+        return run.view(view)
+    return run.sockets()
+
+
+def _names(numeric: bool, resolve: bool):
+    from pysock.render.inspect import Names
+    return Names(services=not numeric, resolve=resolve)
+
+
+class _Run:
+    def __init__(self, flt, source: str, extended: bool, mode: str, color: bool, names):
+        self.flt, self.source, self.extended = flt, source, extended
+        self.mode, self.color, self.names = mode, color, names
+        self.said: set[str] = set()
+
+    def collect(self, **kw):
+        from pysock.inventory.sources import collect
+        inventory = collect(self.flt, source=self.source, extended=self.extended, **kw)
+        for note in inventory.notes:
+            if note not in self.said:  # once, not on every --watch refresh
+                self.said.add(note)
+                _note(note)
+        return inventory
+
+    def sockets(self) -> int:
+        from pysock.render.inspect import write_sockets
+        inventory = self.collect()
+        write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
+                      names=self.names)
+        return 0
+
+    def view(self, view: str) -> int:
+        from pysock.inventory import views
+        from pysock.render import inspect as draw
+        inventory = self.collect(all_processes=view == "by_process")
+        if view == "summary":
+            draw.write_summary(views.summary(inventory.records, inventory.processes), self.mode,
+                               color=self.color)
+        elif view == "by_process":
+            from pysock.inventory.sources import UserNames
+            rows = views.by_process(inventory.records, inventory.processes, UserNames().name)
+            draw.write_rows(rows, draw.BY_PROCESS_COLUMNS, self.mode, color=self.color)
+        else:
+            draw.write_rows(views.limits(inventory.records), draw.LIMIT_COLUMNS, self.mode,
+                            color=self.color)
+        return 0
+
+    def watch(self, interval: float, count: int | None) -> int:
+        from pysock.render.live import ChangeStream, Keys, LiveTable
+        if self.mode == "table":
+            display = LiveTable(color=self.color, extended=self.extended, names=self.names,
+                                interval=interval)
+        else:
+            display = ChangeStream(self.mode, extended=self.extended, names=self.names)
+        before: dict = {}
+        turn = 0
+        with Keys() as keys, display:
+            while True:
+                records = self.collect().records
+                now = {r.key: r for r in records}
+                new = {k for k in now if k not in before} if turn else set()
+                gone = [r for k, r in before.items() if k not in now]
+                display.show(records, new, gone, turn)
+                before, turn = now, turn + 1
+                if count is not None and turn >= count:
+                    return 0
+                if keys.wait(interval):
+                    return 0
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"pysock: {text}\n")

@@ -1,0 +1,179 @@
+"""The Filter: every selection of `pysock inspect`, built once and applied per socket.
+
+State selection follows ss: by default the connected states without the
+minisockets (TIME_WAIT, SYN_RECV); -l listening and unconnected; -a everything;
+--state names (TCP states, netstat or ss spelling) and ss's groups."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pysock.errors import UsageError
+from pysock.inventory.model import (
+    CLOSE,
+    CLOSE_WAIT,
+    CLOSING,
+    ESTABLISHED,
+    FIN_WAIT1,
+    FIN_WAIT2,
+    LAST_ACK,
+    LISTEN,
+    SYN_RECV,
+    SYN_SENT,
+    TIME_WAIT,
+    SocketRecord,
+)
+
+PROTOS = ("tcp", "udp", "raw", "unix")
+
+
+def _bits(*states: int) -> int:
+    mask = 0
+    for state in states:
+        mask |= 1 << state
+    return mask
+
+
+ALL = _bits(ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT, CLOSE,
+            CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING)
+CONNECTED = ALL & ~_bits(LISTEN, CLOSE)
+BUCKET = _bits(SYN_RECV, TIME_WAIT)
+DEFAULT = CONNECTED & ~BUCKET  # what ss shows without -a or -l
+LISTENING = _bits(LISTEN, CLOSE)
+
+STATE_WORDS = {
+    "established": _bits(ESTABLISHED), "estab": _bits(ESTABLISHED),
+    "syn-sent": _bits(SYN_SENT), "syn-recv": _bits(SYN_RECV), "syn-rcvd": _bits(SYN_RECV),
+    "syn-rcv": _bits(SYN_RECV),
+    "fin-wait-1": _bits(FIN_WAIT1), "fin-wait1": _bits(FIN_WAIT1),
+    "fin-wait-2": _bits(FIN_WAIT2), "fin-wait2": _bits(FIN_WAIT2),
+    "time-wait": _bits(TIME_WAIT), "close-wait": _bits(CLOSE_WAIT),
+    "last-ack": _bits(LAST_ACK), "closing": _bits(CLOSING),
+    "listen": _bits(LISTEN), "listening": _bits(LISTEN),
+    "close": _bits(CLOSE), "closed": _bits(CLOSE), "unconn": _bits(CLOSE),
+    "unconnected": _bits(CLOSE),
+    # ss's groups
+    "all": ALL, "connected": CONNECTED, "synchronized": CONNECTED & ~_bits(SYN_SENT),
+    "bucket": BUCKET, "big": ALL & ~BUCKET,
+}
+
+
+def parse_state(text: str) -> int:
+    """A state or group name, any case, '-' or '_' -> a mask of kernel states."""
+    word = text.strip().lower().replace("_", "-")
+    mask = STATE_WORDS.get(word)
+    if mask is None:
+        raise UsageError(f"unknown socket state '{text}' (states: established, syn-sent, "
+                         "syn-recv, fin-wait-1, fin-wait-2, time-wait, close-wait, last-ack, "
+                         "closing, listen, unconn; groups: all, connected, synchronized, "
+                         "bucket, big)")
+    return mask
+
+
+def parse_net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text.strip("[]"), strict=False)
+    except ValueError:
+        raise UsageError(f"'{text}' is not an IP address or CIDR block") from None
+
+
+@dataclass
+class Filter:
+    protos: frozenset[str] = frozenset(PROTOS)
+    families: frozenset[int] = frozenset((4, 6))
+    states: int = DEFAULT
+    ports: frozenset[int] | None = None  # either side
+    sports: frozenset[int] | None = None
+    dports: frozenset[int] | None = None
+    nets: tuple = ()  # ip_network objects; either side
+    pids: frozenset[int] | None = None
+    process_names: tuple[str, ...] = ()  # substrings
+    uids: frozenset[int] | None = None
+    paths: tuple[str, ...] = ()  # unix: substring of own or peer name
+
+    @classmethod
+    def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
+              states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
+              uids=(), paths=()) -> Filter:
+        chosen = set(protos) or set(PROTOS)
+        if family is not None and not protos:
+            chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
+        return cls(
+            protos=frozenset(chosen),
+            families=frozenset((family,)) if family else frozenset((4, 6)),
+            states=_state_mask(listening, all_states, states),
+            ports=_set(ports), sports=_set(sports), dports=_set(dports),
+            nets=tuple(parse_net(a) if isinstance(a, str) else a for a in addrs),
+            pids=_set(pids), process_names=tuple(p.lower() for p in process_names),
+            uids=_set(uids), paths=tuple(paths))
+
+    @property
+    def needs_owners(self) -> bool:
+        """Whether selecting needs the process map (otherwise it is only for display)."""
+        return bool(self.pids is not None or self.process_names or self.uids is not None)
+
+    def wants(self, proto: str, family: int) -> bool:
+        return proto in self.protos and (proto == "unix" or family in self.families)
+
+    def match_socket(self, r: SocketRecord) -> bool:
+        """Everything the kernel tables tell: state, ports, addresses, path."""
+        if not (self.states >> r.state) & 1:
+            return False
+        if r.proto == "unix":
+            if self.ports or self.sports or self.dports or self.nets:
+                return False
+            return not self.paths or self._path_match(r)
+        if self.paths:
+            return False
+        if self.sports is not None and r.local_port not in self.sports:
+            return False
+        if self.dports is not None and r.peer_port not in self.dports:
+            return False
+        if self.ports is not None and r.local_port not in self.ports \
+                and r.peer_port not in self.ports:
+            return False
+        return not self.nets or self._net_match(r)
+
+    def match_owner(self, r: SocketRecord) -> bool:
+        """Selections on the owner: pid, process name, user (after the process map)."""
+        if self.pids is not None and not self.pids.intersection(r.pids):
+            return False
+        if self.uids is not None and r.uid not in self.uids:
+            return False
+        if self.process_names:
+            name = (r.process or "").lower()
+            return any(p in name for p in self.process_names)
+        return True
+
+    def _path_match(self, r: SocketRecord) -> bool:
+        return any(p in (r.path or "") or p in (r.peer_path or "") for p in self.paths)
+
+    def _net_match(self, r: SocketRecord) -> bool:
+        for text in (r.local_addr, r.peer_addr):
+            if text is None:
+                continue
+            addr = ipaddress.ip_address(text)
+            if addr.version == 6 and addr.ipv4_mapped is not None:
+                mapped = addr.ipv4_mapped
+                if any(mapped in n for n in self.nets if n.version == 4):
+                    return True
+            if any(addr in n for n in self.nets if n.version == addr.version):
+                return True
+        return False
+
+
+def _set(values) -> frozenset | None:
+    values = list(values)
+    return frozenset(values) if values else None
+
+
+def _state_mask(listening: bool, all_states: bool, states) -> int:
+    if states:
+        mask = 0
+        for s in states:
+            mask |= parse_state(s) if isinstance(s, str) else s
+        return mask | (LISTENING if listening else 0)
+    if all_states:
+        return ALL
+    return LISTENING if listening else DEFAULT

@@ -1,0 +1,107 @@
+"""SocketRecord: one socket as every source reports it, and its JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Kernel socket states (include/net/tcp_states.h); UDP, raw and Unix sockets use
+# ESTABLISHED, CLOSE and LISTEN from the same numbering.
+ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT = 1, 2, 3, 4, 5, 6
+CLOSE, CLOSE_WAIT, LAST_ACK, LISTEN, CLOSING, NEW_SYN_RECV = 7, 8, 9, 10, 11, 12
+
+STATE_NAMES = {
+    ESTABLISHED: "ESTABLISHED", SYN_SENT: "SYN_SENT", SYN_RECV: "SYN_RECV",
+    FIN_WAIT1: "FIN_WAIT1", FIN_WAIT2: "FIN_WAIT2", TIME_WAIT: "TIME_WAIT",
+    CLOSE: "CLOSE", CLOSE_WAIT: "CLOSE_WAIT", LAST_ACK: "LAST_ACK", LISTEN: "LISTEN",
+    CLOSING: "CLOSING", NEW_SYN_RECV: "SYN_RECV",
+}
+# ss calls a closed datagram or Unix socket "unconnected"; so do we.
+UNCONN = "UNCONN"
+
+UNIX_TYPES = {1: "stream", 2: "dgram", 5: "seqpacket"}
+
+
+def state_name(proto: str, state: int) -> str:
+    if state == CLOSE and proto != "tcp":
+        return UNCONN
+    return STATE_NAMES.get(state, f"STATE{state}")
+
+
+@dataclass(slots=True, eq=False)
+class SocketRecord:
+    proto: str  # tcp | udp | raw | unix
+    family: int  # 4, 6, or 0 for unix
+    state: int  # kernel state number (see above)
+    recv_q: int | None
+    send_q: int | None
+    local_addr: str | None
+    local_port: int | None
+    peer_addr: str | None
+    peer_port: int | None
+    inode: int
+    uid: int | None = None
+    path: str | None = None  # unix: own name (path, @abstract) or None when unnamed
+    unix_type: str | None = None  # stream | dgram | seqpacket
+    peer_inode: int | None = None  # unix: the inode of the other end
+    pids: list[int] | tuple = ()  # owners, lowest first as /proc lists them
+    process: str | None = None
+    user: str | None = None
+    # filled for the extended view when the source has it (netlink)
+    tcp_info: dict | None = None
+    skmem: dict | None = None
+    congestion: str | None = None
+    timer: str | None = None
+    timer_ms: int | None = None
+    # unix peer pairing (filled by pair_unix)
+    peer_path: str | None = None
+    peer_pid: int | None = None
+    peer_process: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.pids[0] if self.pids else None
+
+    @property
+    def state_text(self) -> str:
+        return state_name(self.proto, self.state)
+
+    @property
+    def proto_text(self) -> str:
+        """tcp, tcp6, udp, udp6, raw, raw6, u_str, u_dgr, u_seq (as ss's Netid)."""
+        if self.proto == "unix":
+            return "u_" + (self.unix_type or "stream")[:3]
+        return self.proto + ("6" if self.family == 6 else "")
+
+    @property
+    def key(self) -> tuple:
+        """What identifies a socket across two looks (for --watch)."""
+        return (self.proto, self.family, self.inode, self.local_addr, self.local_port,
+                self.peer_addr, self.peer_port, self.path)
+
+    def to_json(self) -> dict:
+        out = {
+            "proto": self.proto, "family": self.family or None, "state": self.state_text,
+            "local_addr": self.local_addr, "local_port": self.local_port,
+            "peer_addr": self.peer_addr, "peer_port": self.peer_port,
+            "recv_q": self.recv_q, "send_q": self.send_q, "inode": self.inode,
+            "pid": self.pid, "process": self.process, "user": self.user, "uid": self.uid,
+            "pids": list(self.pids),
+        }
+        if self.proto == "unix":
+            out.update(path=self.path, type=self.unix_type, peer_inode=self.peer_inode,
+                       peer_path=self.peer_path, peer_pid=self.peer_pid,
+                       peer_process=self.peer_process)
+        if self.state == LISTEN:
+            out["backlog_full"] = self.backlog_full
+        return out
+
+    @property
+    def backlog_full(self) -> bool:
+        return backlog_full(self)
+
+
+def backlog_full(record: SocketRecord) -> bool:
+    """A listener whose accept queue is at 90% of its backlog or more."""
+    if record.state != LISTEN or not record.send_q or record.recv_q is None:
+        return False
+    return record.recv_q * 10 >= record.send_q * 9

@@ -1,0 +1,205 @@
+"""A small netlink sock_diag codec: the interface ss uses.
+
+Requests and replies follow linux/netlink.h, sock_diag.h, inet_diag.h and
+unix_diag.h. One dump per (protocol, family); a dump the kernel cannot do
+(a diag module missing) raises Unsupported so the caller can fall back."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+from pysock.inventory import tcpinfo
+from pysock.inventory.model import UNIX_TYPES, SocketRecord
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+
+NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+RTATTR = struct.Struct("=HH")  # len, type
+# inet_diag_req_v2: family, protocol, ext, raw protocol (pad), states, then the
+# sockid (ports, addresses, interface, cookie) left zero for a dump.
+INET_REQ = struct.Struct("=BBBBI48x")
+# inet_diag_msg: family, state, timer, retrans | ports (network order, read
+# apart) | src, dst | if, cookie | expires, rqueue, wqueue, uid, inode
+INET_MSG = struct.Struct("=BBBB4x16s16s12xIIIII")
+INET_PORTS = struct.Struct(">HH")
+# unix_diag_req: family, protocol, pad, states, ino, show, cookie
+UNIX_REQ = struct.Struct("=BBHIII8x")
+UNIX_MSG = struct.Struct("=BBBxI8x")  # family, type, state, pad, ino, cookie
+UNIX_MSG_SIZE = 16
+
+# inet_diag attributes (INET_DIAG_*) and the request bits that ask for them
+INET_DIAG_MEMINFO, INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO = 1, 2, 4, 7
+INET_DIAG_PROTOCOL = 10
+EXT_EXTENDED = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) \
+    | (1 << (INET_DIAG_SKMEMINFO - 1))
+
+UNIX_DIAG_NAME, UNIX_DIAG_PEER, UNIX_DIAG_RQLEN, UNIX_DIAG_MEMINFO, UNIX_DIAG_UID = 0, 2, 4, 5, 7
+UDIAG_SHOW_NAME, UDIAG_SHOW_PEER, UDIAG_SHOW_RQLEN = 0x1, 0x4, 0x10
+UDIAG_SHOW_MEMINFO, UDIAG_SHOW_UID = 0x20, 0x40
+
+PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP, "raw": socket.IPPROTO_RAW}
+FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+TIMERS = {0: None, 1: "on", 2: "keepalive", 3: "timewait", 4: "persist"}
+ALL_STATES = 0xFFFFFFFF
+_RECV_SIZE = 1 << 16
+
+
+class Unsupported(Exception):
+    """The kernel cannot dump this kind of socket over netlink."""
+
+
+class DiagSocket:
+    """One NETLINK_SOCK_DIAG socket for the dumps of one run."""
+
+    def __init__(self):
+        try:
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+        except OSError as exc:
+            raise Unsupported(f"no netlink sock_diag: {os.strerror(exc.errno or 0)}") from None
+        self.seq = 0
+        self.buf = bytearray(_RECV_SIZE)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> DiagSocket:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def dump(self, payload: bytes) -> Iterator[tuple[memoryview, int, int]]:
+        """Send one dump request; yield (buffer, start, end) of each reply's payload."""
+        self.seq += 1
+        header = NLMSG.pack(NLMSG.size + len(payload), SOCK_DIAG_BY_FAMILY,
+                            NLM_F_REQUEST | NLM_F_DUMP, self.seq, 0)
+        self.sock.send(header + payload)
+        view = memoryview(self.buf)
+        while True:
+            size = self.sock.recv_into(self.buf)
+            offset = 0
+            while offset + NLMSG.size <= size:
+                length, kind, _flags, seq, _pid = NLMSG.unpack_from(view, offset)
+                if length < NLMSG.size:
+                    return
+                if seq == self.seq:
+                    if kind in (NLMSG_DONE, NLMSG_ERROR):
+                        # both may carry a negative errno: a dump the kernel cannot do
+                        _check(view, offset, length)
+                        return
+                    yield view, offset + NLMSG.size, offset + length
+                offset += (length + 3) & ~3
+
+
+def _check(view: memoryview, offset: int, length: int) -> None:
+    if length < NLMSG.size + 4:
+        return
+    code = -struct.unpack_from("=i", view, offset + NLMSG.size)[0]
+    if code > 0:
+        raise Unsupported("no diag module for this protocol" if code == errno.ENOENT
+                          else os.strerror(code))
+
+
+def _attrs(view: memoryview, start: int, end: int) -> Iterator[tuple[int, memoryview]]:
+    while start + RTATTR.size <= end:
+        length, kind = RTATTR.unpack_from(view, start)
+        if length < RTATTR.size:
+            return
+        yield kind, view[start + RTATTR.size:start + length]
+        start += (length + 3) & ~3
+
+
+def inet_request(proto: str, family: int, states: int, extended: bool) -> bytes:
+    protocol = PROTOCOLS[proto]
+    ext = EXT_EXTENDED if extended else 0
+    # raw_diag reads the fourth byte as the raw protocol to match; IPPROTO_RAW means any
+    raw_protocol = socket.IPPROTO_RAW if proto == "raw" else 0
+    return INET_REQ.pack(FAMILIES[family], protocol, ext, raw_protocol, states)
+
+
+def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_STATES,
+                 extended: bool = False) -> Iterator[SocketRecord]:
+    af = FAMILIES[family]
+    ntop = socket.inet_ntop
+    addr_len = 4 if family == 4 else 16
+    unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
+    names: dict[bytes, str] = {}  # most sockets share a handful of addresses
+    for view, start, end in diag.dump(inet_request(proto, family, states, extended)):
+        _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
+        sport, dport = ports(view, start + 4)
+        local = names.get(src)
+        if local is None:
+            local = names[src] = ntop(af, src[:addr_len])
+        peer = names.get(dst)
+        if peer is None:
+            peer = names[dst] = ntop(af, dst[:addr_len])
+        record = SocketRecord(proto, family, state, rqueue, wqueue, local, sport, peer, dport,
+                              inode, uid if inode else None)
+        if timer:
+            record.timer, record.timer_ms = TIMERS.get(timer, str(timer)), expires
+        if extended or proto == "raw":
+            _inet_attrs(record, view, start + INET_MSG.size, end)
+        yield record
+
+
+def _inet_attrs(record: SocketRecord, view: memoryview, start: int, end: int) -> None:
+    unpack = RTATTR.unpack_from
+    while start + 4 <= end:  # the rtattr walk of _attrs, inlined: this runs per socket
+        length, kind = unpack(view, start)
+        if length < 4:
+            return
+        if kind == INET_DIAG_INFO and record.proto == "tcp":
+            record.tcp_info = tcpinfo.decode(view[start + 4:start + length])
+        elif kind == INET_DIAG_SKMEMINFO:
+            record.skmem = tcpinfo.decode_skmem(view[start + 4:start + length])
+        elif kind == INET_DIAG_CONG:
+            record.congestion = _congestion(bytes(view[start + 4:start + length]))
+        elif kind == INET_DIAG_PROTOCOL and record.proto == "raw":
+            record.local_port = view[start + 4]  # a raw socket's "port" is its IP protocol
+        start += (length + 3) & ~3
+
+
+@functools.lru_cache(maxsize=64)
+def _congestion(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode(errors="replace")
+
+
+def unix_request(states: int, extended: bool) -> bytes:
+    show = UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID
+    if extended:
+        show |= UDIAG_SHOW_MEMINFO
+    return UNIX_REQ.pack(socket.AF_UNIX, 0, 0, states, 0, show)
+
+
+def unix_sockets(diag: DiagSocket, states: int = ALL_STATES,
+                 extended: bool = False) -> Iterator[SocketRecord]:
+    for view, start, end in diag.dump(unix_request(states, extended)):
+        _, kind, state, inode = UNIX_MSG.unpack_from(view, start)
+        record = SocketRecord("unix", 0, state, 0, 0, None, None, None, None, inode,
+                              unix_type=UNIX_TYPES.get(kind, str(kind)))
+        for attr, data in _attrs(view, start + UNIX_MSG_SIZE, end):
+            if attr == UNIX_DIAG_NAME:
+                record.path = _unix_name(bytes(data))
+            elif attr == UNIX_DIAG_PEER:
+                record.peer_inode = struct.unpack_from("=I", data)[0] or None
+            elif attr == UNIX_DIAG_RQLEN:
+                record.recv_q, record.send_q = struct.unpack_from("=II", data)
+            elif attr == UNIX_DIAG_UID:
+                record.uid = struct.unpack_from("=I", data)[0]
+            elif attr == UNIX_DIAG_MEMINFO:
+                record.skmem = tcpinfo.decode_skmem(data)
+        yield record
+
+
+def _unix_name(raw: bytes) -> str:
+    if raw[:1] == b"\0":
+        return "@" + raw[1:].decode(errors="replace")
+    return raw.split(b"\0", 1)[0].decode(errors="replace")

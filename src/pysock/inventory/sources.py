@@ -1,0 +1,160 @@
+"""One look at every socket: netlink sock_diag (or /proc/net), filtered, with owners.
+
+The source is netlink with a per-table fallback to /proc/net when the kernel
+cannot dump a kind of socket (raw_diag is often left out); `proc` forces the
+fallback everywhere, `netlink` refuses it. PYSOCK_INSPECT_SOURCE sets the default."""
+
+from __future__ import annotations
+
+import os
+import pwd
+from dataclasses import dataclass, field
+
+from pysock.errors import PysockError, UsageError
+from pysock.inventory import procnet, sockdiag
+from pysock.inventory.filter import ALL, Filter
+from pysock.inventory.model import SocketRecord
+from pysock.inventory.processes import ProcessMap, ScanBeside
+
+SOURCES = ("auto", "netlink", "proc")
+SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
+TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0)]
+
+
+@dataclass
+class Inventory:
+    records: list[SocketRecord]
+    used: dict[str, str] = field(default_factory=dict)  # table (tcp6, unix) -> netlink | proc
+    processes: ProcessMap | None = None
+    notes: list[str] = field(default_factory=list)  # for stderr
+
+
+def choose_source(option: str | None) -> str:
+    source = option or os.environ.get(SOURCE_ENV) or "auto"
+    if source not in SOURCES:
+        raise UsageError(f"unknown socket source '{source}' (from "
+                         f"{'--source' if option else SOURCE_ENV}); use one of {', '.join(SOURCES)}")
+    return source
+
+
+def _read_table(diag, proto: str, family: int, states: int, extended: bool, source: str,
+                used: dict[str, str]) -> list[SocketRecord]:
+    table = proto + ("6" if family == 6 else "")
+    if diag is not None:
+        try:
+            if proto == "unix":
+                found = list(sockdiag.unix_sockets(diag, ALL, extended))
+            else:
+                found = list(sockdiag.inet_sockets(diag, proto, family, states, extended))
+            used[table] = "netlink"
+            return found
+        except sockdiag.Unsupported as exc:
+            if source == "netlink":
+                raise PysockError(f"netlink sock_diag cannot list {proto} sockets here ({exc}); "
+                                  "use --source auto or proc") from None
+    used[table] = "proc"
+    if proto == "unix":
+        return list(procnet.unix_sockets())
+    return list(procnet.inet_sockets(proto, family))
+
+
+def _open_diag(source: str):
+    if source == "proc":
+        return None
+    try:
+        return sockdiag.DiagSocket()
+    except sockdiag.Unsupported as exc:
+        if source == "netlink":
+            raise PysockError(f"{exc}; use --source auto or proc") from None
+        return None
+
+
+def read_sockets(flt: Filter, *, source: str = "auto", extended: bool = False
+                 ) -> tuple[list[SocketRecord], dict[str, str]]:
+    """Every socket the filter's tables hold, unfiltered except for the kernel-side
+    state mask; Unix sockets come whole so that peers can be paired."""
+    used: dict[str, str] = {}
+    records: list[SocketRecord] = []
+    diag = _open_diag(source)
+    try:
+        for proto, family in TABLES:
+            if flt.wants(proto, family):
+                records += _read_table(diag, proto, family, flt.states, extended, source, used)
+    finally:
+        if diag is not None:
+            diag.close()
+    return records, used
+
+
+def pair_unix(records: list[SocketRecord]) -> None:
+    """Give each connected Unix socket its peer's name (as lsof +E pairs them)."""
+    by_inode = {r.inode: r for r in records if r.proto == "unix"}
+    for r in by_inode.values():
+        if r.peer_inode:
+            peer = by_inode.get(r.peer_inode)
+            if peer is not None:
+                r.peer_path = peer.path
+
+
+def attach_owners(records: list[SocketRecord], seen: ProcessMap) -> None:
+    users = UserNames()
+    for r in records:
+        pids = seen.by_inode.get(r.inode)
+        if pids:
+            r.pids = pids
+            info = seen.processes[pids[0]]
+            r.process = info.process
+            if r.uid is None:
+                r.uid = info.uid
+        if r.peer_inode:
+            peer_pids = seen.by_inode.get(r.peer_inode)
+            if peer_pids:
+                r.peer_pid = peer_pids[0]
+                r.peer_process = seen.processes[peer_pids[0]].process
+        r.user = users.name(r.uid)
+
+
+class UserNames:
+    def __init__(self):
+        self.cache: dict[int | None, str | None] = {None: None}
+
+    def name(self, uid: int | None) -> str | None:
+        if uid not in self.cache:
+            try:
+                self.cache[uid] = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                self.cache[uid] = str(uid)
+        return self.cache[uid]
+
+
+def uid_of(user: str) -> int:
+    """A user name or number -> uid; an unknown name is a usage error."""
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise UsageError(f"no user named '{user}' on this machine") from None
+
+
+def collect(flt: Filter, *, source: str = "auto", extended: bool = False,
+            all_processes: bool = False) -> Inventory:
+    """The sockets the filter selects, with their owners, in one pass each."""
+    with ScanBeside(all_processes) as pass_over_proc:
+        records, used = read_sockets(flt, source=source, extended=extended)
+        if "unix" in flt.protos:
+            pair_unix(records)
+        records = [r for r in records if r.proto in flt.protos and flt.match_socket(r)]
+        seen = pass_over_proc.result()
+    attach_owners(records, seen)
+    if flt.needs_owners:
+        records = [r for r in records if flt.match_owner(r)]
+    inventory = Inventory(records, used, seen)
+    if seen.hidden:
+        inventory.notes.append(
+            f"{seen.hidden} processes of other users are hidden (their sockets show no "
+            "process); run as root to see them")
+    if extended and "proc" in (used.get("tcp"), used.get("tcp6")):
+        inventory.notes.append("TCP internals and socket memory need netlink sock_diag; "
+                               "sockets read from /proc/net show none")
+    return inventory
