@@ -248,3 +248,31 @@ def test_bad_input_is_one_line_exit_2(args, words):
     err = out.stderr.decode()
     assert out.returncode == 2, err
     assert err.count("\n") == 1 and err.startswith("pysock: ") and words in err, err
+
+
+def test_progress_draws_on_a_terminal_stderr():
+    """--progress shows sent/received with rates when stderr is a terminal, and
+    nothing when it is not."""
+    import pty
+    srv = Server(lambda c: (read_all(c), c.sendall(b"r" * 100000))[0])
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([*PYSOCK, "connect", "--progress", "127.0.0.1", str(srv.port)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=follower,
+                            env={**os.environ, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(follower)
+    out, _ = proc.communicate(b"s" * 300000, timeout=20)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert proc.returncode == 0 and len(out) == 100000
+    assert b"sent" in drawn and b"received" in drawn
+    piped = run_pysock("connect", "--progress", "127.0.0.1", str(Server(read_all).port),
+                       input=b"x")
+    assert piped.stderr == b""
