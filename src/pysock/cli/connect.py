@@ -6,7 +6,7 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.relayopts import policy, relay_options, taps
+from pysock.cli.relayopts import policy, relay_options, run_relay
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -48,25 +48,14 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
 
 
 def _relay(spec, kw) -> int:
-    from pysock.net.endpoints import SocketChannel, StdioChannel
+    from pysock.net.endpoints import SocketChannel
     from pysock.net.endpoints import connect as open_connection
-    from pysock.net.relay import RelayError, relay
     from pysock.render.diagnostics import Diagnostics
 
-    diag = Diagnostics(kw["verbose"])
-    relay_policy = policy(kw)
+    policy(kw)  # option conflicts are usage errors before any connection is made
     channel = SocketChannel(open_connection(spec))
-    diag.verbose(f"connected to {channel.peer} from {channel.local}")
-    try:
-        with taps(kw, settings().stderr_color) as found:
-            result = relay(StdioChannel(), channel, relay_policy, found)
-    except RelayError as exc:
-        diag.verbose(exc.result.summary(channel.peer))
-        raise
-    finally:
-        channel.close()
-    diag.verbose(result.summary(channel.peer))
-    return result.status
+    Diagnostics(kw["verbose"]).verbose(f"connected to {channel.peer} from {channel.local}")
+    return run_relay(channel, kw)
 
 
 def _probe(place, spec, json: bool, verbose: int) -> int:

@@ -8,23 +8,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import PysockError, UsageError
-
-
-class _Checked(click.ParamType):
-    """A value checked by an inventory parser; its UsageError becomes click's."""
-
-    def __init__(self, name: str, parse):
-        self.name = name
-        self.parse = parse
-
-    def convert(self, value, param, ctx):
-        if not isinstance(value, str):
-            return value
-        try:
-            return self.parse(value)
-        except PysockError as exc:
-            self.fail(exc.message, param, ctx)
+from pysock.errors import UsageError
 
 
 def _state(text: str):
@@ -42,9 +26,9 @@ def _uid(text: str) -> int:
     return uid_of(text)
 
 
-STATE = _Checked("state", _state)
-ADDR = _Checked("addr", _net)
-USER = _Checked("user", _uid)
+STATE = options.Parsed("state", _state)
+ADDR = options.Parsed("addr", _net)
+USER = options.Parsed("user", _uid)
 VIEWS = ("summary", "by_process", "limits")
 
 

@@ -8,7 +8,7 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.relayopts import policy, relay_options, taps
+from pysock.cli.relayopts import policy, relay_options, run_relay
 
 MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 
@@ -68,7 +68,7 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
     try:
         _announce(listener, port, diag)
         if mode == "relay" and not keep_open:
-            return _one_client(listener, access, accept_timeout, relay_policy, kw, diag)
+            return _one_client(listener, access, accept_timeout, kw, diag)
         return _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd,
                      sh_exec, relay_policy, diag)
     finally:
@@ -115,25 +115,15 @@ def _announce(listener, port: int, diag) -> None:
         diag.say(text)
 
 
-def _one_client(listener, access, accept_timeout, relay_policy, kw, diag) -> int:
-    from pysock.net.endpoints import SocketChannel, StdioChannel
+def _one_client(listener, access, accept_timeout, kw, diag) -> int:
+    from pysock.net.endpoints import SocketChannel
     from pysock.net.hub import accept_one
-    from pysock.net.relay import RelayError, relay
 
     sock = accept_one(listener, access, accept_timeout, _reporter(diag))
     listener.close()
     channel = SocketChannel(sock)
     diag.verbose(f"connection from {channel.peer}")
-    try:
-        with taps(kw, settings().stderr_color) as found:
-            result = relay(StdioChannel(), channel, relay_policy, found)
-    except RelayError as exc:
-        diag.verbose(exc.result.summary(channel.peer))
-        raise
-    finally:
-        channel.close()
-    diag.verbose(result.summary(channel.peer))
-    return result.status
+    return run_relay(channel, kw)
 
 
 def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,

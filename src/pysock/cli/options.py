@@ -9,7 +9,7 @@ from pysock.net import address, sockopt
 
 
 class _ParsedType(click.ParamType):
-    """A click type that defers to a net/ parser; its PysockError becomes a usage error."""
+    """A click type that defers to a core parser; its PysockError becomes a usage error."""
 
     parse = staticmethod(lambda text: text)
 
@@ -20,6 +20,14 @@ class _ParsedType(click.ParamType):
             return self.parse(value)
         except PysockError as exc:
             self.fail(exc.message, param, ctx)
+
+
+class Parsed(_ParsedType):
+    """Any parser as a click type: Parsed('state', parse_state)."""
+
+    def __init__(self, name: str, parse):
+        self.name = name
+        self.parse = parse
 
 
 class PortType(_ParsedType):
@@ -53,17 +61,22 @@ class SockOptType(_ParsedType):
 
 
 class Seconds(click.ParamType):
-    """A positive duration in seconds (fractions allowed)."""
+    """A duration in seconds (fractions allowed): positive, or with allow_zero >= 0."""
 
     name = "secs"
+
+    def __init__(self, allow_zero: bool = False):
+        self.allow_zero = allow_zero
 
     def convert(self, value, param, ctx):
         try:
             secs = float(value)
         except (TypeError, ValueError):
             self.fail(f"'{value}' is not a number of seconds", param, ctx)
-        if not 0 < secs < 1e9:
-            self.fail(f"{value} must be a positive number of seconds", param, ctx)
+        low_ok = secs >= 0 if self.allow_zero else secs > 0
+        if not (low_ok and secs < 1e9):
+            kind = "non-negative" if self.allow_zero else "positive"
+            self.fail(f"{value} must be a {kind} number of seconds", param, ctx)
         return secs
 
 

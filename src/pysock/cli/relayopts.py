@@ -8,26 +8,10 @@ import sys
 
 import click
 
-from pysock.cli.options import SECONDS
-
-
-class QuitSeconds(click.ParamType):
-    """-q SECS: 0 allowed (quit at once after end of input)."""
-
-    name = "secs"
-
-    def convert(self, value, param, ctx):
-        try:
-            secs = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"'{value}' is not a number of seconds", param, ctx)
-        if secs < 0:
-            self.fail(f"{value} must not be negative", param, ctx)
-        return secs
-
+from pysock.cli import options as opt
 
 RELAY_OPTIONS = [
-    click.option("-q", "--quit-after", "quit_after", type=QuitSeconds(), default=None,
+    click.option("-q", "--quit-after", "quit_after", type=opt.Seconds(allow_zero=True), default=None,
                  help="After end of input, quit SECS later even if the peer has not closed."),
     click.option("--no-shutdown", is_flag=True,
                  help="Do not send FIN at end of input (OpenBSD nc without -N)."),
@@ -36,7 +20,7 @@ RELAY_OPTIONS = [
                  help="Never write stdout; exit once stdin is sent."),
     click.option("--exit-on-peer-close", is_flag=True,
                  help="Exit as soon as the peer closes, even if input remains."),
-    click.option("-i", "--idle-timeout", type=SECONDS, default=None,
+    click.option("-i", "--idle-timeout", type=opt.SECONDS, default=None,
                  help="Close after SECS with no data either way."),
     click.option("--crlf", is_flag=True, help="Send LF line endings as CRLF."),
     click.option("--hexdump", "hexdump", metavar="FILE|-", default=None,
@@ -84,3 +68,24 @@ def taps(kw: dict, color: bool):
             from pysock.render.progress import TransferProgress
             found.append(stack.enter_context(TransferProgress(color)))
         yield found
+
+
+def run_relay(channel, kw: dict) -> int:
+    """Relay stdio with a connected channel as the options say; -v reports the totals."""
+    from pysock.cli.context import settings
+    from pysock.net.endpoints import StdioChannel
+    from pysock.net.relay import RelayError, relay
+    from pysock.render.diagnostics import Diagnostics
+
+    diag = Diagnostics(kw["verbose"])
+    relay_policy = policy(kw)
+    try:
+        with taps(kw, settings().stderr_color) as found:
+            result = relay(StdioChannel(), channel, relay_policy, found)
+    except RelayError as exc:
+        diag.verbose(exc.result.summary(channel.peer))
+        raise
+    finally:
+        channel.close()
+    diag.verbose(result.summary(channel.peer))
+    return result.status
