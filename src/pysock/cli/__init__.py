@@ -18,6 +18,7 @@ from pysock.errors import ExitStatus, PysockError
 # so `pysock --help` and completion never import what they do not run.
 COMMANDS: dict[str, tuple[str, str]] = {
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts"),
+    "trace": ("pysock.cli.trace", "the hops to a host, like traceroute (ICMP, UDP or TCP)"),
 }
 
 

@@ -64,6 +64,7 @@ class EchoSocket:
             self.sock.close()
             raise
         self.fileno = self.sock.fileno()
+        self.sendto = self.sock.sendto
 
     # ---- set-up --------------------------------------------------------------
 
@@ -103,9 +104,6 @@ class EchoSocket:
         self.sock.close()
 
     # ---- traffic -------------------------------------------------------------
-
-    def send(self, packet: bytes, sockaddr: tuple) -> None:
-        self.sock.sendto(packet, sockaddr)
 
     def read(self, error_queue: bool) -> list[Incoming]:
         """Everything waiting now: the error queue (when poll said POLLERR), then data."""

@@ -294,8 +294,9 @@ class EchoProber:
         sock = self.sockets[target.family]
         packet = icmp.echo_request(target.family, sock.ident, seq,
                                    icmp.stamped(self.payload, time.time_ns()))
-        sent = time.time_ns()
-        sock.send(packet, target.sockaddr)
+        sendto, sockaddr, clock = sock.sendto, target.sockaddr, time.time_ns
+        sent = clock()  # the last thing before the system call
+        sendto(packet, sockaddr)
         return sent
 
     def ready(self, fd: int, mask: int) -> list[Answer]:
