@@ -4,6 +4,7 @@ here, TCP/UDP ports in portping.py). The session yields events; it never prints.
 
 from __future__ import annotations
 
+import errno
 import select
 import time
 from collections.abc import Iterator
@@ -375,6 +376,8 @@ def route_source(target: Target, device: str | None = None) -> str:
         sock.connect((target.sockaddr[0], 1025, *target.sockaddr[2:]))
         return bare(sock.getsockname()[0])
     except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            raise PysockError(f"no such interface: {device}", ExitStatus.USAGE) from None
         raise PysockError(f"cannot ping {target.name}: {(exc.strerror or str(exc)).lower()}",
                           ExitStatus.USAGE) from None
     finally:

@@ -116,8 +116,7 @@ def statistics(target, *, interval: float, flood: bool) -> str:
     if s.received and (interval == 0 or flood) and s.transmitted > 1:
         ipg = target.elapsed_us // (s.transmitted - 1)
         parts.append(f"ipg/ewma {fixed_ms(ipg)}/{s.ewma8 // 8000}.{(s.ewma8 // 8) % 1000:03d} ms")
-    if parts:
-        out.append(", ".join(parts))
+    out.append(", ".join(parts))  # iputils ends the block with this line, empty or not
     return "\n".join(out)
 
 
