@@ -584,3 +584,71 @@ def test_loss_percent_prints_like_c_float():
     s = Stats(transmitted=7, received=1)
     assert f"{s.loss_pct:g}" == "85.7143"
 
+
+
+def test_checksum_matches_the_rfc_1071_loop():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from pysock.probes.icmp import checksum
+
+    def reference(data: bytes) -> int:
+        if len(data) % 2:
+            data += b"\0"
+        total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+        while total >> 16:
+            total = (total & 0xFFFF) + (total >> 16)
+        return ~total & 0xFFFF
+
+    @given(st.binary(max_size=300))
+    def check(data):
+        assert checksum(data) == reference(data)
+
+    check()
+    for data in (b"", b"\0\0", b"\xff\xff", b"\xff\xff\xff\xff"):
+        assert checksum(data) == reference(data)
+
+
+def test_receive_time_is_the_kernel_stamp_not_the_read():
+    """An echo reply left unread for 300 ms still measures its real round trip."""
+    need_root()
+    import select as sel
+
+    from pysock.probes import icmp
+    from pysock.probes.icmpsock import EchoSocket
+    sock = EchoSocket(4)
+    try:
+        packet = icmp.echo_request(4, sock.ident, 1, icmp.fill_payload(56, None))
+        sent = time.time_ns()
+        sock.sendto(packet, ("127.0.0.1", 0))
+        time.sleep(0.3)
+        poller = sel.poll()
+        poller.register(sock.fileno, sel.POLLIN)
+        assert poller.poll(2000)
+        replies = [i for i in sock.read(False) if i.echo is not None and i.seq == 1]
+        assert replies
+        assert replies[0].recv_ns - sent < 50_000_000  # well under the 300 ms it waited
+        assert replies[0].echo.ttl == 64 and replies[0].echo.checksum_ok
+    finally:
+        sock.close()
+
+
+def test_interrupt_prints_statistics_and_exits_by_replies(procs):
+    need_root()
+    import signal
+    proc = procs.pysock("ping", "-i", "0.1", "127.0.0.1")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    text = out.decode()
+    assert "--- 127.0.0.1 ping statistics ---" in text and RTT.search(text)
+    assert err == b""
+
+
+def test_closed_stdout_ends_quietly():
+    need_root()
+    proc = subprocess.run(f"{' '.join(PYSOCK)} ping -i 0.05 127.0.0.1 | head -n 2", shell=True,
+                          capture_output=True, timeout=20)
+    assert proc.stdout.decode().count("\n") == 2
+    assert proc.stderr == b""

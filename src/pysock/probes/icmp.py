@@ -4,7 +4,6 @@ the words iputils uses for ICMP errors."""
 from __future__ import annotations
 
 import struct
-import sys
 from dataclasses import dataclass
 
 ECHO_REQUEST = {4: 8, 6: 128}
@@ -15,14 +14,16 @@ IPV4_MIN_HEADER = 20
 
 
 def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of data."""
+    """The Internet checksum (RFC 1071) of data. The ones'-complement sum of 16-bit
+    words is the number the bytes spell, modulo 0xFFFF (2**16 = 1 there): one C-level
+    operation instead of a loop over words."""
     if len(data) % 2:
         data += b"\0"
-    total = sum(memoryview(data).cast("H"))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    # the sum ran over native-order words; read back in network order
-    return int.from_bytes((~total & 0xFFFF).to_bytes(2, sys.byteorder), "big")
+    number = int.from_bytes(data, "big")
+    total = number % 0xFFFF
+    if total == 0 and number:
+        total = 0xFFFF  # a ones'-complement sum is never zero unless every word is
+    return ~total & 0xFFFF
 
 
 def fill_payload(size: int, pattern: bytes | None) -> bytes:

@@ -10,6 +10,7 @@ import time
 from pysock.render.records import Column, RecordWriter
 
 SPARKS = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 20
 
 
 def ms_text(us: int) -> str:
@@ -169,7 +170,7 @@ def sparkline(values) -> str:
     values = list(values)
     if not values:
         return ""
-    low, high = min(values), max(values)
+    low, high = 0, max(values)  # heights from zero: noise does not look like a cliff
     span = (high - low) or 1
     return "".join(SPARKS[min(len(SPARKS) - 1, int((v - low) * len(SPARKS) / span))]
                    for v in values)
@@ -211,20 +212,25 @@ class LiveTable:
         from rich.table import Table
         table = Table(box=box.SIMPLE_HEAD, title=self.title, pad_edge=False,
                       header_style="bold" if self.color else "")
-        for title, justify in (("HOST", "left"), ("ADDRESS", "left"), ("SENT", "right"),
-                               ("RECV", "right"), ("LOSS%", "right"), ("LAST", "right"),
-                               ("MIN", "right"), ("AVG", "right"), ("MAX", "right"),
-                               ("RECENT", "left")):
-            table.add_column(title, justify=justify)
+        both = any(t.name != t.addr for t in self.targets)  # an ADDRESS column only for names
+        table.add_column("HOST", no_wrap=True, min_width=max(len(t.name) for t in self.targets))
+        if both:
+            table.add_column("ADDRESS", no_wrap=True,
+                             min_width=max(len(t.addr) for t in self.targets))
+        for title in ("SENT", "RECV", "LOSS%", "LAST", "MIN", "AVG", "MAX"):
+            table.add_column(title, justify="right", no_wrap=True)
+        table.add_column("RECENT", no_wrap=True, max_width=SPARK_WIDTH)
         for target in self.targets:
             s = target.stats
             rtt = s.rtt_us()
             low, avg, high = (fixed_ms(v) for v in rtt[:3]) if rtt else ("-", "-", "-")
             loss = f"{s.loss_pct:g}" if s.transmitted else "-"
             style = "red" if self.color and s.transmitted and not s.received else None
-            table.add_row(target.name, target.addr, str(s.transmitted), str(s.received), loss,
-                          ms_text(s.last_us) if s.last_us is not None else "-", low, avg, high,
-                          sparkline(s.recent), style=style)
+            row = [target.name] + ([target.addr] if both else [])
+            row += [str(s.transmitted), str(s.received), loss,
+                    ms_text(s.last_us) if s.last_us is not None else "-", low, avg, high,
+                    sparkline(list(s.recent)[-SPARK_WIDTH:])]
+            table.add_row(*row, style=style)
         return table
 
 
