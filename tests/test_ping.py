@@ -375,13 +375,17 @@ def test_damaged_reply_is_reported(lab):
             icmp type echo-reply @th,224,8 set 0x77
         }
     }""")
-    ours = a.run(*PYSOCK, "ping", "-c", "1", b.addr, check=False)
-    theirs = a.run("ping", "-c", "1", b.addr, check=False)
+    ours = a.run(*PYSOCK, "ping", "-c", "1", "-W", "1", b.addr, check=False)
+    theirs = a.run("ping", "-c", "1", "-W", "1", b.addr, check=False)
     damaged = ("wrong data byte #20 should be 0x14 but was 0x77", "(BAD CHECKSUM!)")
     judged = [d for d in damaged if d in theirs.stdout]
     assert judged, theirs.stdout
     for words in judged:
         assert words in ours.stdout, ours.stdout
+    dump = "#16\t10 11 12 13 77 15 16 17 18 19 1a 1b 1c 1d 1e 1f 20 21 22 23 24 25 26 27 28 29 2a "
+    assert dump in theirs.stdout and dump in ours.stdout
+    # the checksum no longer adds up either: pysock says so and does not count the reply
+    assert "(BAD CHECKSUM!)" in ours.stdout and "+1 corrupted" in ours.stdout
 
 
 def test_many_hosts_one_down(lab):

@@ -99,6 +99,7 @@ class Reply:
     truncated: bool = False
     wrong_byte: tuple[int, int, int] | None = None  # (index, expected, got)
     state: str | None = None
+    data: bytes = b""  # the echoed data, kept only when it came back wrong
 
 
 @dataclass(slots=True)
@@ -238,8 +239,10 @@ class Session:
             target.answered.add(seq)
         if self.rapid and stats.acked == stats.transmitted & 0xFFFF:
             target.next_at = time.monotonic()
+        wrong = self._wrong_byte(answer)
         return Reply(target, seq, answer.addr, answer.ttl, answer.size, rtt_us, rtt_ns, duplicate,
-                     corrupt, self._truncated(answer), self._wrong_byte(answer), answer.state)
+                     corrupt, self._truncated(answer), wrong, answer.state,
+                     answer.data if wrong else b"")
 
     def _truncated(self, answer: Answer) -> bool:
         return answer.size is not None and answer.state is None and \

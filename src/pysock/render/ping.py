@@ -74,6 +74,17 @@ def reply_line(event, *, numeric: bool, port: tuple[str, int] | None = None) -> 
     if event.wrong_byte is not None:
         index, want, got = event.wrong_byte
         text += f"\nwrong data byte #{index} should be 0x{want:x} but was 0x{got:x}"
+        text += _dump(event.data)
+    return text
+
+
+def _dump(data: bytes, skip: int = 16) -> str:
+    """iputils' dump of the data that came back, 32 bytes a line from byte 16 on."""
+    text = ""
+    for i in range(skip, len(data)):
+        if i % 32 == skip:
+            text += f"\n#{i}\t"
+        text += f"{data[i]:x} "
     return text
 
 
