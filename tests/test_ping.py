@@ -568,7 +568,7 @@ def test_statistics_formulas_match_iputils():
         s.reply(seq, us, duplicate=False, corrupt=False)
     s.reply(4, 70, duplicate=True, corrupt=False)
     s.sent()  # lost
-    target.started_at, target.ended_at = 0.0, 4.0004
+    target.started_at, target.last_activity = 0.0, 4.0004
     text = statistics(target, interval=1.0, flood=False)
     # iputils: total = 4 + 1 dup; tsum=1431 -> avg 286; tsum2=1460559 -> var=(1460559-409552)//5
     assert text.splitlines() == [

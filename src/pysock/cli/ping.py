@@ -104,7 +104,6 @@ def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, int
                 view.event(event)
         except KeyboardInterrupt:
             events.close()
-            _end_interrupted(targets)
         view.finish()
     return _status(targets, spec)
 
@@ -155,14 +154,6 @@ def _header(targets, spec, port, interface, pattern, json) -> str | None:
     if pattern and port is None:
         text = f"PATTERN: 0x{pattern.hex()}\n" + text
     return text
-
-
-def _end_interrupted(targets) -> None:
-    import time
-    now = time.monotonic()
-    for target in targets:
-        if target.ended_at is None:
-            target.ended_at = now
 
 
 def _status(targets, spec) -> int:

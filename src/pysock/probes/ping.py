@@ -47,14 +47,16 @@ class Target:
     last_sent_at: float | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    last_activity: float | None = None  # the last probe sent or answer read
     done: bool = False
 
     @property
     def elapsed_us(self) -> int:
-        """From the first probe to the end (or to now)."""
+        """iputils' span: from the first probe to the last thing that happened (the
+        waiting for late replies at the end is not counted)."""
         if self.started_at is None:
             return 0
-        end = self.ended_at if self.ended_at is not None else time.monotonic()
+        end = self.last_activity if self.last_activity is not None else time.monotonic()
         return int((end - self.started_at) * 1e6)
 
     @property
@@ -176,7 +178,7 @@ class Session:
         stats.sent()
         if target.started_at is None:
             target.started_at = now
-        target.last_sent_at = now
+        target.last_sent_at = target.last_activity = now
         if self.rapid:
             target.next_at = now + FLOOD_GAP
         else:
@@ -227,6 +229,7 @@ class Session:
         if sent_ns is None or target.done:
             return None  # not a probe of ours that is still wanted
         stats = target.stats
+        target.last_activity = time.monotonic()
         if answer.error is not None:
             stats.error(seq)
             return Failure(target, seq, answer.addr, answer.error)
