@@ -209,3 +209,12 @@ def test_loopback_is_one_hop():
     out = run_pysock("trace", "-n", "127.0.0.1")
     assert out.returncode == 0
     assert out.stdout.decode().splitlines()[1].startswith(" 1  127.0.0.1  ")
+
+
+def test_no_route_is_one_line_before_any_probe(lab):
+    a = lab.host("a")
+    out = a.run(*PYSOCK, "trace", "-n", "10.99.0.1", check=False)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "pysock: cannot trace 10.99.0.1: network is unreachable\n"
+    out = run_pysock("trace", "-n", "-i", "no-such-if0", "127.0.0.1")
+    assert out.returncode == 2 and b"no such interface: no-such-if0" in out.stderr

@@ -39,6 +39,7 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range.
 
     Exit status: 0 the destination answered, 1 it did not, 2 an error."""
+    from pysock.probes.ping import route_source
     from pysock.probes.trace import Tracer, TraceSpec, name_of
     from pysock.render.trace import TraceView, header
 
@@ -57,8 +58,10 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     view = TraceView(settings().output_mode(json), numeric=numeric,
                      names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
     reached = False
+    tracer = Tracer(addr, fam, spec)
+    route_source(host, tracer.sockaddr, fam, interface, action="trace")  # no route: say so now
     try:
-        with Tracer(addr, fam, spec) as tracer:
+        with tracer:
             view.start(header(host, addr, fam, max_hops, spec.packet_size))
             for hop in tracer.hops():
                 view.hop(hop)

@@ -369,22 +369,22 @@ def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list
     return targets
 
 
-def route_source(target: Target, device: str | None = None) -> str:
+def route_source(name: str, sockaddr: tuple, family: int, device: str | None = None,
+                 action: str = "ping") -> str:
     """The address this machine would send from (iputils' connect() probe); a target
     with no route at all is an error before anything is sent, as in iputils."""
     import socket
 
-    sock = socket.socket(socket.AF_INET6 if target.family == 6 else socket.AF_INET,
-                         socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
     try:
         if device:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
-        sock.connect((target.sockaddr[0], 1025, *target.sockaddr[2:]))
+        sock.connect((sockaddr[0], 1025, *sockaddr[2:]))
         return bare(sock.getsockname()[0])
     except OSError as exc:
         if exc.errno == errno.ENODEV:
             raise PysockError(f"no such interface: {device}", ExitStatus.USAGE) from None
-        raise PysockError(f"cannot ping {target.name}: {(exc.strerror or str(exc)).lower()}",
+        raise PysockError(f"cannot {action} {name}: {(exc.strerror or str(exc)).lower()}",
                           ExitStatus.USAGE) from None
     finally:
         sock.close()
