@@ -40,9 +40,9 @@ class Target:
     addr: str
     family: int  # 4 or 6
     sockaddr: tuple
-    stats: Stats = field(default_factory=Stats)
-    sent_ns: dict[int, int] = field(default_factory=dict)  # seq -> send time (CLOCK_REALTIME)
-    answered: set[int] = field(default_factory=set)
+    stats: Stats = field(default_factory=Stats, repr=False)
+    sent_ns: dict[int, int] = field(default_factory=dict, repr=False)  # seq -> CLOCK_REALTIME ns
+    answered: set[int] = field(default_factory=set, repr=False)
     next_at: float = 0.0  # monotonic time of the next probe
     last_sent_at: float | None = None
     started_at: float | None = None

@@ -5,6 +5,7 @@ probe is its own non-blocking socket, so answers match probes by socket."""
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import struct
@@ -166,5 +167,4 @@ def _sockaddr(target: Target, port: int) -> tuple:
 
 
 def _strerror(code: int) -> str:
-    import os
     return os.strerror(code)

@@ -324,10 +324,8 @@ class _TcpMethod(_SocketPerProbe):
             code = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if code in (0, errno.ECONNREFUSED):  # SYN-ACK or RST: the destination itself
                 result = self.tracer.answer(probe, self.tracer.addr, now, reached=True)
-            elif code:  # failed here, with no ICMP to say where
+            else:  # failed here, with no ICMP to say where
                 result = ProbeResult(probe.hop, probe.index, note=_send_note(OSError(code, "")))
-            else:
-                return []
         return [(probe, result)]
 
 
