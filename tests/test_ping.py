@@ -546,8 +546,11 @@ def test_udp_ping_echo_server_and_closed_port(procs, port):
                 break
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    code, out, err = pysock("ping", "--udp", str(port), "-s", "20", "-c", "2", "-i", "0.2",
-                            "127.0.0.1")
+    need_tool("setpriv")
+    unprivileged = subprocess.run([*NO_RAW, *PYSOCK, "ping", "--udp", str(port), "-s", "20", "-c",
+                                   "2", "-i", "0.2", "127.0.0.1"], capture_output=True, text=True,
+                                  timeout=30)
+    code, out, err = unprivileged.returncode, unprivileged.stdout, unprivileged.stderr
     assert code == 0, err
     assert f"20 bytes from 127.0.0.1 udp/{port}: seq=2 time=" in out
     code, out, _ = pysock("ping", "--udp", str(port + 1), "-c", "2", "-i", "0.1", "127.0.0.1")
