@@ -120,6 +120,16 @@ def _cpu(tool: str, argv: list[str], count: int):
     return go
 
 
+def _cpu_marginal(argv: list[str], count: int):
+    """The same run less a one-probe run: what each further packet costs, start-up aside."""
+    def go(pair: Pair) -> float:
+        out, cpu = _run(pair, [*argv, "-q", "-c", str(count), "-i", "0.01", pair.addr])
+        _received(out, int(count * 0.95), "pysock")
+        _, once = _run(pair, [*argv, "-q", "-c", "1", pair.addr])
+        return max(0.0, cpu - once) / (count - 1) * 1e6
+    return go
+
+
 # ---- flood ------------------------------------------------------------------------------
 
 
@@ -172,9 +182,11 @@ def scenarios(quick: bool):
     yield Scenario(
         f"ping: CPU per packet, -i 0.01 x {packets}", "µs", "lower",
         [Contender("pysock", _cpu("pysock", pysock, packets), peer=False),
+         Contender("pysock, start-up excluded", _cpu_marginal(pysock, packets), peer=False),
          Contender("iputils", _cpu("iputils", ["ping"], packets))],
         setup=veth_pair, rounds=rounds,
-        note="user+sys of the child (wait4 rusage, start-up included) / packets")
+        note="user+sys of the child (wait4 rusage) / packets; start-up included except in "
+             "the second row, which subtracts a one-probe run")
     seconds = 1 if quick else 5
     yield Scenario(
         f"ping: flood rate, -f for {seconds} s", "pkt/s", "higher",
