@@ -89,6 +89,7 @@ class EchoSocket:
             self.ident = sock.getsockname()[1]  # the kernel rewrites the id to the "port"
         if ttl is not None:
             self.set_ttl(ttl)
+        stamps_ready()
 
     def set_ttl(self, ttl: int) -> None:
         if self.family == 6:
@@ -170,6 +171,39 @@ class EchoSocket:
 
 
 # ---- helpers ---------------------------------------------------------------------
+
+_stamps_checked = False
+
+
+def stamps_ready(limit: float = 0.05) -> None:
+    """Wait (briefly, once per process) until the kernel stamps packets on arrival.
+
+    The first SO_TIMESTAMPNS socket on a quiet machine turns arrival stamping on
+    through deferred work; a reply that comes before that is stamped only when it
+    is read, which would add the reading delay to the first RTT. A datagram to
+    ourselves on loopback, read a little late, tells which case we are in."""
+    global _stamps_checked
+    if _stamps_checked:
+        return
+    _stamps_checked = True
+    try:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError:
+        return
+    with probe:
+        try:
+            probe.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            probe.bind(("127.0.0.1", 0))
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                probe.sendto(b"t", probe.getsockname())
+                time.sleep(0.0003)
+                _, anc, _, _ = probe.recvmsg(16, ANCILLARY)
+                stamp, _ = ancillary(anc)
+                if time.time_ns() - stamp > 200_000:  # stamped on arrival, not on reading
+                    return
+        except OSError:
+            return  # no loopback here: nothing to learn from
 
 
 def _open(family: int, privileged: bool | None) -> tuple[socket.socket, bool]:

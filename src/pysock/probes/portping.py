@@ -24,6 +24,7 @@ from pysock.probes.icmpsock import (
     SOL_IPV6,
     ancillary,
     extended_error,
+    stamps_ready,
 )
 from pysock.probes.ping import Answer, PingSpec, Target
 
@@ -51,6 +52,8 @@ class PortProber:
         self.payload = payload
         # a probe is given up after -W, but never outlives its successor by much
         self.wait = min(spec.timeout, max(spec.interval, 1.0)) if spec.count != 1 else spec.timeout
+        if self.proto == "udp":
+            stamps_ready()
 
     def kind(self) -> str:
         return self.proto

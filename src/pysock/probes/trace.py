@@ -27,6 +27,7 @@ from pysock.probes.icmpsock import (
     SOL_IPV6,
     ancillary,
     extended_error,
+    stamps_ready,
 )
 
 UDP_BASE_PORT = 33434  # traceroute's default base port
@@ -88,6 +89,7 @@ class Tracer:
         method = {"icmp": _IcmpMethod, "udp": _UdpMethod, "tcp": _TcpMethod}[self.spec.method]
         self.poller = select.poll()
         self.method = method(self, self.poller)
+        stamps_ready()
         return self
 
     def __exit__(self, *exc) -> None:
