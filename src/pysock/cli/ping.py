@@ -1,0 +1,164 @@
+"""pysock ping: ICMP/ICMPv6 echo (or TCP/UDP port probes) to one or many hosts,
+with iputils' options, lines, statistics and exit status."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import click
+
+from pysock.cli import options
+from pysock.cli.context import settings
+from pysock.errors import ExitStatus, PysockError
+
+MAX_PAYLOAD = 65507  # 65535 minus the IPv4 and ICMP headers
+USER_MIN_INTERVAL = 0.002  # iputils: below this only root may go
+
+
+class Interval(click.ParamType):
+    name = "secs"
+
+    def convert(self, value, param, ctx):
+        try:
+            secs = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"'{value}' is not a number of seconds", param, ctx)
+        if not 0 <= secs < 1e7:
+            self.fail(f"bad timing interval: {value}", param, ctx)
+        return secs
+
+
+class Pattern(click.ParamType):
+    """-p: up to 16 bytes of hex, read two digits at a time as iputils does."""
+
+    name = "hex"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, bytes):
+            return value
+        text = value[2:] if value.lower().startswith("0x") else value
+        if not text or len(text) > 32 or any(c not in "0123456789abcdefABCDEF" for c in text):
+            self.fail(f"'{value}': patterns must be 1 to 32 hex digits", param, ctx)
+        return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("hosts", nargs=-1, required=True, metavar="HOST...")
+@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after COUNT probes per host.")
+@click.option("-i", "--interval", type=Interval(), default=None,
+              help="Seconds between probes [default: 1; 0 with -f].")
+@click.option("-W", "--timeout", type=options.SECONDS, default=10.0, show_default=True,
+              help="Seconds to wait after the last probe when nothing came back.")
+@click.option("-w", "--deadline", type=options.SECONDS, help="Stop after this many seconds.")
+@click.option("-s", "--size", type=click.IntRange(0, MAX_PAYLOAD), default=56, show_default=True,
+              help="Data bytes per probe.")
+@click.option("-t", "--ttl", type=click.IntRange(1, 255), help="IP time to live / hop limit.")
+@click.option("-q", "--quiet", is_flag=True, help="Only the header and the statistics.")
+@click.option("-f", "--flood", is_flag=True,
+              help="Flood: a probe per reply or 100 a second, '.' per probe (needs privilege).")
+@click.option("-I", "--interface", "interface", metavar="IFACE|ADDR",
+              help="Send from this interface or source address.")
+@options.family
+@click.option("-p", "--pattern", type=Pattern(), help="Fill the data with this hex pattern.")
+@click.option("-D", "--timestamps", is_flag=True, help="Prefix lines with a Unix time stamp.")
+@options.numeric
+@click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
+              help="Probe with TCP connects to PORT (no privilege, for hosts that drop ICMP).")
+@click.option("--udp", "udp_port", type=options.PORT, metavar="PORT",
+              help="Probe with UDP datagrams to PORT (answer or port unreachable).")
+@options.json_output
+def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, interface, family,
+         pattern, timestamps, numeric, tcp_port, udp_port, json) -> int:
+    """Send echo requests to HOST... (addresses, names, CIDR blocks), like ping and
+    fping: one host gives iputils' lines and statistics; many are probed at once,
+    with a live table on a terminal and one summary row per host.
+
+    Exit status: 0 every host answered, 1 some host did not (or fewer than -c
+    replies by the -w deadline), 2 an error."""
+    from pysock.probes.ping import PingSpec, Session, make_targets
+
+    if tcp_port and udp_port:
+        raise click.UsageError("--tcp and --udp cannot be used together")
+    port = ("tcp", tcp_port) if tcp_port else ("udp", udp_port) if udp_port else None
+    source, device = _interface(interface)
+    if interval is None:
+        interval = 0.0 if flood else 1.0
+    spec = PingSpec(count=count, interval=interval, timeout=timeout, deadline=deadline, size=size,
+                    ttl=ttl, pattern=pattern, flood=flood, source=source, device=device)
+    targets = make_targets(list(hosts), family=family, numeric=numeric)
+    if not targets:
+        raise PysockError("no hosts to ping", ExitStatus.USAGE)
+    prober = _prober(port, spec)
+    session = Session(targets, spec, prober)
+    view = _view(targets, spec, port, quiet=quiet, numeric=numeric, timestamps=timestamps,
+                 json=json)
+    header = _header(targets, spec, port, interface, pattern, json)
+    events = session.events()
+    with view:
+        try:
+            first = next(events, None)  # opens the sockets: errors come before the header
+            view.start(header)
+            if first is not None:
+                view.event(first)
+            for event in events:
+                view.event(event)
+        except KeyboardInterrupt:
+            events.close()
+        view.finish()
+    return _status(targets, spec)
+
+
+def _interface(value: str | None) -> tuple[str | None, str | None]:
+    """-I: an address is a source to bind to, anything else an interface name."""
+    if value is None:
+        return None, None
+    try:
+        ipaddress.ip_address(value.split("%", 1)[0])
+        return value, None
+    except ValueError:
+        return None, value
+
+
+def _prober(port, spec):
+    if port is not None:
+        from pysock.probes.portping import PortProber
+        return PortProber(*port)
+    from pysock.probes.ping import EchoProber
+    return EchoProber(min_interval=USER_MIN_INTERVAL)
+
+
+def _view(targets, spec, port, *, quiet, numeric, timestamps, json):
+    from pysock.render import ping as render
+    mode = settings().output_mode(json)
+    kw = dict(numeric=numeric, quiet=quiet, flood=spec.flood, timestamps=timestamps,
+              interval=spec.interval, port=port, color=settings().color)
+    if mode == "json":
+        return render.JsonView(targets, **kw)
+    if mode == "table" and len(targets) > 1:
+        return render.LiveView(targets, **kw)
+    return render.LinesView(targets, **kw)
+
+
+def _header(targets, spec, port, interface, pattern, json) -> str | None:
+    """iputils' first line(s), for one host and plain output only."""
+    if json or len(targets) > 1:
+        return None
+    from pysock.probes.ping import route_source
+    from pysock.render import ping as render
+    target = targets[0]
+    source = None
+    if port is None:
+        source = route_source(target.name, target.sockaddr, target.family, spec.device)
+    text = render.header(target, spec.size, source=source if interface else None,
+                         device=spec.device, port=port)
+    if pattern and port is None:
+        text = f"PATTERN: 0x{pattern.hex()}\n" + text
+    return text
+
+
+def _status(targets, spec) -> int:
+    for target in targets:
+        got = target.stats.received
+        if not got or (spec.deadline and spec.count and got < spec.count):
+            return ExitStatus.FAILURE
+    return ExitStatus.OK

@@ -1,0 +1,81 @@
+"""pysock trace: the hops to a host (traceroute), by ICMP echo, UDP or TCP SYN."""
+
+from __future__ import annotations
+
+import click
+
+from pysock.cli import options
+from pysock.cli.context import settings
+from pysock.errors import ExitStatus, PysockError
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("host", type=options.HOST)
+@click.option("--udp", "udp", is_flag=True, help="Probe with UDP datagrams to high ports.")
+@click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
+              help="Probe with TCP SYNs (connects) to PORT.")
+@click.option("--icmp", "icmp", is_flag=True, help="Probe with ICMP echo requests (the default).")
+@click.option("-p", "--port", type=options.PORT,
+              help="UDP: the destination port (default: 33434 and up, one per probe).")
+@click.option("-q", "--queries", type=click.IntRange(1, 10), default=3, show_default=True,
+              help="Probes per hop.")
+@click.option("-m", "--max-hops", type=click.IntRange(1, 255), default=30, show_default=True,
+              help="The largest TTL tried.")
+@click.option("-f", "--first-hop", type=click.IntRange(1, 255), default=1, show_default=True,
+              help="The TTL to start at.")
+@click.option("-w", "--wait", type=options.SECONDS, default=5.0, show_default=True,
+              help="Seconds to wait for each probe's answer.")
+@click.option("-N", "--sim-queries", type=click.IntRange(1, 64), default=16, show_default=True,
+              help="Probes in flight at once.")
+@click.option("-s", "--source", help="Send from this address.")
+@click.option("-i", "--interface", help="Send through this interface.")
+@options.family
+@options.numeric
+@options.json_output
+def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, sim_queries,
+          source, interface, family, numeric, json) -> int:
+    """Show the path to HOST hop by hop, like traceroute: per hop the address (and
+    name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
+    ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range.
+
+    Exit status: 0 the destination answered, 1 it did not, 2 an error."""
+    from pysock.probes.ping import route_source
+    from pysock.probes.trace import Tracer, TraceSpec, name_of
+    from pysock.render.trace import TraceView, header
+
+    if sum(map(bool, (udp, tcp_port, icmp))) > 1:
+        raise click.UsageError("choose one of --icmp, --udp and --tcp")
+    if first_hop > max_hops:
+        raise click.UsageError(f"first hop {first_hop} is beyond max hops {max_hops}")
+    method = "udp" if udp else "tcp" if tcp_port else "icmp"
+    if port and method != "udp":
+        raise click.UsageError("-p/--port is for --udp (use --tcp PORT for TCP)")
+    spec = TraceSpec(method=method, port=tcp_port or port, queries=queries, max_hops=max_hops,
+                     first_hop=first_hop, wait=wait, window=sim_queries, source=source,
+                     device=interface)
+    addr, fam = _resolve(host, family, numeric)
+    cache: dict = {}
+    view = TraceView(settings().output_mode(json), numeric=numeric,
+                     names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
+    reached = False
+    tracer = Tracer(addr, fam, spec)
+    route_source(host, tracer.sockaddr, fam, interface, action="trace")  # no route: say so now
+    try:
+        with tracer:
+            view.start(header(host, addr, fam, max_hops, spec.packet_size))
+            for hop in tracer.hops():
+                view.hop(hop)
+                reached = reached or any(r.reached for r in hop.results)
+    except OSError as exc:
+        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+    finally:
+        view.finish()
+    return ExitStatus.OK if reached else ExitStatus.FAILURE
+
+
+def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
+    import socket
+
+    from pysock.net.address import resolve
+    found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+    return found.host, 6 if found.family == socket.AF_INET6 else 4

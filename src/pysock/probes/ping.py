@@ -1,0 +1,390 @@
+"""The ping session: one schedule for any number of hosts, iputils' rules for
+when to send and when to stop, and one prober that does the packets (ICMP echo
+here, TCP/UDP ports in portping.py). The session yields events; it never prints."""
+
+from __future__ import annotations
+
+import errno
+import select
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from pysock.errors import ExitStatus, PysockError
+from pysock.probes import icmp
+from pysock.probes.stats import Stats
+
+FLOOD_GAP = 0.01  # flood: send on each reply, or at least a hundred times a second
+CAP_WAIT = 1.0  # never sleep longer than this between checks
+
+
+@dataclass(frozen=True)
+class PingSpec:
+    count: int | None = None
+    interval: float = 1.0
+    timeout: float = 10.0  # -W: how long to wait after the last probe when nothing came back
+    deadline: float | None = None  # -w
+    size: int = 56
+    ttl: int | None = None
+    pattern: bytes | None = None
+    flood: bool = False
+    source: str | None = None
+    device: str | None = None
+    privileged: bool | None = None  # None: raw if allowed, else a ping socket
+    stagger: float = 0.01  # between the first probes of successive hosts
+
+
+@dataclass(eq=False)
+class Target:
+    name: str  # as the user typed it
+    addr: str
+    family: int  # 4 or 6
+    sockaddr: tuple
+    stats: Stats = field(default_factory=Stats, repr=False)
+    sent_ns: dict[int, int] = field(default_factory=dict, repr=False)  # seq -> CLOCK_REALTIME ns
+    answered: set[int] = field(default_factory=set, repr=False)
+    next_at: float = 0.0  # monotonic time of the next probe
+    last_sent_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    last_activity: float | None = None  # the last probe sent or answer read
+    done: bool = False
+
+    @property
+    def elapsed_us(self) -> int:
+        """iputils' span: from the first probe to the last thing that happened (the
+        waiting for late replies at the end is not counted)."""
+        if self.started_at is None:
+            return 0
+        end = self.last_activity if self.last_activity is not None else time.monotonic()
+        return int((end - self.started_at) * 1e6)
+
+    @property
+    def elapsed_ms(self) -> int:
+        """iputils' 'time Nms'."""
+        return (self.elapsed_us + 500) // 1000
+
+
+@dataclass(slots=True)
+class Answer:
+    """What a prober read, matched to a target and a sequence number."""
+
+    target: Target
+    seq: int
+    recv_ns: int
+    addr: str
+    error: str | None = None
+    ttl: int | None = None
+    size: int | None = None
+    data: bytes = b""
+    checksum_ok: bool = True
+    state: str | None = None  # port pings: open / closed
+
+
+@dataclass(slots=True)
+class Sent:
+    target: Target
+    seq: int
+
+
+@dataclass(slots=True)
+class Reply:
+    target: Target
+    seq: int
+    addr: str
+    ttl: int | None
+    size: int | None
+    rtt_us: int
+    rtt_ns: int
+    duplicate: bool = False
+    corrupt: bool = False
+    truncated: bool = False
+    wrong_byte: tuple[int, int, int] | None = None  # (index, expected, got)
+    state: str | None = None
+    data: bytes = b""  # the echoed data, kept only when it came back wrong
+
+
+@dataclass(slots=True)
+class Failure:
+    """An ICMP error about one of our probes, or a probe that could not be sent."""
+
+    target: Target
+    seq: int
+    addr: str | None  # who reported it (a router, this host); None: sending failed here
+    text: str
+
+
+@dataclass(slots=True)
+class Finished:
+    target: Target
+
+
+Event = Sent | Reply | Failure | Finished
+
+
+class Session:
+    def __init__(self, targets: list[Target], spec: PingSpec, prober):
+        self.targets = targets
+        self.spec = spec
+        self.prober = prober
+        self.payload = icmp.fill_payload(spec.size, spec.pattern)
+        self.rapid = spec.interval == 0  # -f without -i, or -i 0: paced by the replies
+
+    def events(self) -> Iterator[Event]:
+        poller = select.poll()
+        self.prober.open(self.targets, poller, self.spec, self.payload)
+        try:
+            yield from self._loop(poller)
+        finally:
+            self.prober.close()
+
+    # ---- the loop ------------------------------------------------------------
+
+    def _loop(self, poller) -> Iterator[Event]:
+        start = time.monotonic()
+        deadline_at = start + self.spec.deadline if self.spec.deadline else None
+        for i, target in enumerate(self.targets):
+            target.next_at = start + i * self.spec.stagger
+        active = list(self.targets)
+        while active:
+            now = time.monotonic()
+            for target in active:
+                if target.next_at <= now and self._may_send(target, now, deadline_at):
+                    yield from self._send(target, now)
+            for target in [t for t in active if self._over(t, time.monotonic(), deadline_at)]:
+                active.remove(target)
+                target.done, target.ended_at = True, time.monotonic()
+                yield Finished(target)
+            if not active:
+                return
+            wait = self._next_wake(active, time.monotonic(), deadline_at)
+            for fd, mask in poller.poll(wait * 1000):
+                for answer in self.prober.ready(fd, mask):
+                    event = self._account(answer)
+                    if event is not None:
+                        yield event
+            self.prober.expire(time.monotonic())
+
+    def _may_send(self, target: Target, now: float, deadline_at: float | None) -> bool:
+        spec = self.spec
+        if spec.count and target.stats.transmitted >= spec.count and not spec.deadline:
+            return False
+        return deadline_at is None or now < deadline_at
+
+    def _send(self, target: Target, now: float) -> Iterator[Event]:
+        stats = target.stats
+        seq = (stats.transmitted + 1) & 0xFFFF
+        target.answered.discard(seq)
+        stats.sent()
+        if target.started_at is None:
+            target.started_at = now
+        target.last_sent_at = target.last_activity = now
+        if self.rapid:
+            target.next_at = now + FLOOD_GAP
+        else:
+            target.next_at = max(target.next_at + self.spec.interval, now)
+        yield Sent(target, seq)
+        try:
+            target.sent_ns[seq] = self.prober.send(target, seq)
+        except OSError as exc:
+            stats.error(seq)
+            yield Failure(target, seq, None, exc.strerror or str(exc))
+
+    def _over(self, target: Target, now: float, deadline_at: float | None) -> bool:
+        spec, stats = self.spec, target.stats
+        if deadline_at is not None and now >= deadline_at:
+            return True
+        if spec.count and stats.received + stats.errors >= spec.count:
+            return True
+        if spec.deadline and stats.errors:
+            return True
+        if spec.count and stats.transmitted >= spec.count and not spec.deadline:
+            return now >= target.last_sent_at + self._linger(stats)
+        return False
+
+    def _linger(self, stats: Stats) -> float:
+        """iputils' schedule_exit(): twice the longest RTT (at least one interval) once
+        something came back, else -W."""
+        if stats.received:
+            return max(2 * stats.tmax / 1e6, self.spec.interval)
+        return self.spec.timeout
+
+    def _next_wake(self, active: list[Target], now: float, deadline_at: float | None) -> float:
+        wake = now + CAP_WAIT
+        for target in active:
+            if self._may_send(target, now, deadline_at):
+                wake = min(wake, target.next_at)
+            elif target.last_sent_at is not None:
+                wake = min(wake, target.last_sent_at + self._linger(target.stats))
+        if deadline_at is not None:
+            wake = min(wake, deadline_at)
+        wake = min(wake, self.prober.next_expiry())
+        return max(0.0, wake - now)
+
+    # ---- answers -------------------------------------------------------------
+
+    def _account(self, answer: Answer) -> Event | None:
+        target, seq = answer.target, answer.seq
+        sent_ns = target.sent_ns.get(seq)
+        if sent_ns is None or target.done:
+            return None  # not a probe of ours that is still wanted
+        stats = target.stats
+        target.last_activity = time.monotonic()
+        if answer.error is not None:
+            stats.error(seq)
+            return Failure(target, seq, answer.addr, answer.error)
+        rtt_ns = answer.recv_ns - sent_ns
+        rtt_us = max(0, rtt_ns // 1000)
+        duplicate = seq in target.answered
+        corrupt = not answer.checksum_ok
+        stats.reply(seq, rtt_us, duplicate=duplicate, corrupt=corrupt)
+        if not corrupt:
+            target.answered.add(seq)
+        if self.rapid and stats.acked == stats.transmitted & 0xFFFF:
+            target.next_at = time.monotonic()
+        wrong = self._wrong_byte(answer)
+        return Reply(target, seq, answer.addr, answer.ttl, answer.size, rtt_us, rtt_ns, duplicate,
+                     corrupt, self._truncated(answer), wrong, answer.state,
+                     answer.data if wrong else b"")
+
+    def _truncated(self, answer: Answer) -> bool:
+        return answer.size is not None and answer.state is None and \
+            answer.size < self.spec.size + icmp.HEADER.size
+
+    def _wrong_byte(self, answer: Answer) -> tuple[int, int, int] | None:
+        if answer.state is not None:
+            return None
+        skip = icmp.STAMP.size if self.spec.size >= icmp.STAMP.size else 0
+        where = icmp.first_wrong_byte(answer.data, self.payload, skip)
+        if where is None:
+            return None
+        return where, self.payload[where], answer.data[where]
+
+
+# ---- ICMP echo ----------------------------------------------------------------
+
+
+class EchoProber:
+    """Echo requests on one EchoSocket per address family in use."""
+
+    def __init__(self, min_interval: float = 0.0):
+        self.min_interval = min_interval  # for unprivileged (datagram) sockets
+        self.sockets: dict[int, object] = {}  # family -> EchoSocket
+        self.by_fd: dict[int, object] = {}
+        self.by_addr: dict[tuple[int, str], Target] = {}
+        self.only: dict[int, Target] = {}  # the one target of a family, if there is one
+
+    def open(self, targets: list[Target], poller, spec: PingSpec, payload: bytes) -> None:
+        from pysock.probes.icmpsock import EchoSocket
+        self.payload = payload
+        for family in sorted({t.family for t in targets}):
+            sock = EchoSocket(family, privileged=spec.privileged, source=spec.source,
+                              device=spec.device, ttl=spec.ttl)
+            self.sockets[family] = sock
+            self.by_fd[sock.fileno] = sock
+            if not sock.raw and spec.interval < self.min_interval:
+                self.close()
+                raise PysockError(f"cannot flood; minimal interval allowed for user is "
+                                  f"{self.min_interval * 1000:g}ms", ExitStatus.USAGE)
+            poller.register(sock.fileno, select.POLLIN | select.POLLERR)
+        for target in targets:
+            self.by_addr[(target.family, bare(target.addr))] = target
+        for family in self.sockets:
+            mine = [t for t in targets if t.family == family]
+            if len(mine) == 1:
+                self.only[family] = mine[0]
+
+    def kind(self) -> str:
+        return next(iter(self.sockets.values())).kind if self.sockets else "raw"
+
+    def send(self, target: Target, seq: int) -> int:
+        sock = self.sockets[target.family]
+        packet = icmp.echo_request(target.family, sock.ident, seq,
+                                   icmp.stamped(self.payload, time.time_ns()))
+        sendto, sockaddr, clock = sock.sendto, target.sockaddr, time.time_ns
+        sent = clock()  # the last thing before the system call
+        sendto(packet, sockaddr)
+        return sent
+
+    def ready(self, fd: int, mask: int) -> list[Answer]:
+        sock = self.by_fd[fd]
+        answers = []
+        for item in sock.read(bool(mask & select.POLLERR)):
+            target = self._target(sock.family, item.dest if item.error else item.addr)
+            if target is None:
+                continue
+            if item.error is not None:
+                answers.append(Answer(target, item.seq, item.recv_ns, item.addr, item.error))
+            else:
+                echo = item.echo
+                answers.append(Answer(target, item.seq, item.recv_ns, item.addr, None, echo.ttl,
+                                      echo.size, echo.data, echo.checksum_ok))
+        return answers
+
+    def _target(self, family: int, addr: str | None) -> Target | None:
+        if addr is not None:
+            found = self.by_addr.get((family, bare(addr)))
+            if found is not None:
+                return found
+        return self.only.get(family)  # one host pinged: answers from elsewhere are its too
+
+    def expire(self, now: float) -> None:
+        pass
+
+    def next_expiry(self) -> float:
+        return float("inf")
+
+    def close(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+
+
+def bare(addr: str) -> str:
+    """An address without its %scope, for matching."""
+    return addr.split("%", 1)[0]
+
+
+# ---- targets --------------------------------------------------------------------
+
+
+def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list[Target]:
+    """Hosts as typed (addresses, names, CIDR blocks) -> one Target per distinct address."""
+    import socket
+
+    from pysock.net.address import parse_targets, resolve
+
+    targets: list[Target] = []
+    seen: set[str] = set()
+    for text in hosts:
+        for host in parse_targets(text):
+            try:
+                addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+            except PysockError as exc:  # ping's errors all end with status 2, as iputils'
+                raise PysockError(exc.message, ExitStatus.USAGE) from None
+            fam = 6 if addr.family == socket.AF_INET6 else 4
+            sockaddr = (addr.sockaddr[0], 0, *addr.sockaddr[2:])
+            if bare(addr.host) not in seen:
+                seen.add(bare(addr.host))
+                targets.append(Target(host, bare(addr.host), fam, sockaddr))
+    return targets
+
+
+def route_source(name: str, sockaddr: tuple, family: int, device: str | None = None,
+                 action: str = "ping") -> str:
+    """The address this machine would send from (iputils' connect() probe); a target
+    with no route at all is an error before anything is sent, as in iputils."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        if device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
+        sock.connect((sockaddr[0], 1025, *sockaddr[2:]))
+        return bare(sock.getsockname()[0])
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            raise PysockError(f"no such interface: {device}", ExitStatus.USAGE) from None
+        raise PysockError(f"cannot {action} {name}: {(exc.strerror or str(exc)).lower()}",
+                          ExitStatus.USAGE) from None
+    finally:
+        sock.close()

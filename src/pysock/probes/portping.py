@@ -1,0 +1,173 @@
+"""TCP and UDP "ping" for hosts that drop ICMP: the time to a SYN-ACK (or a RST),
+or to a datagram back (or an ICMP port unreachable). No privilege needed. Each
+probe is its own non-blocking socket, so answers match probes by socket."""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from pysock.probes.icmpsock import (
+    ANCILLARY,
+    IP_RECVERR,
+    IPV6_RECVERR,
+    MSG_ERRQUEUE,
+    SO_EE_ORIGIN_ICMP,
+    SO_EE_ORIGIN_ICMP6,
+    SO_TIMESTAMPNS,
+    SOL_IP,
+    SOL_IPV6,
+    ancillary,
+    extended_error,
+    stamps_ready,
+)
+from pysock.probes.ping import Answer, PingSpec, Target
+
+PORT_UNREACH = {4: (3, 3), 6: (1, 4)}  # (type, code) of "port unreachable"
+
+
+@dataclass(eq=False)
+class Probe:
+    target: Target
+    seq: int
+    sock: socket.socket
+    sent_ns: int
+    expires_at: float
+
+
+class PortProber:
+    def __init__(self, proto: str, port: int):
+        self.proto = proto
+        self.port = port
+        self.inflight: dict[int, Probe] = {}  # fd -> probe
+
+    def open(self, targets: list[Target], poller, spec: PingSpec, payload: bytes) -> None:
+        self.poller = poller
+        self.spec = spec
+        self.payload = payload
+        # a probe is given up after -W, but never outlives its successor by much
+        self.wait = min(spec.timeout, max(spec.interval, 1.0)) if spec.count != 1 else spec.timeout
+        if self.proto == "udp":
+            stamps_ready()
+
+    def kind(self) -> str:
+        return self.proto
+
+    def send(self, target: Target, seq: int) -> int:
+        family = socket.AF_INET6 if target.family == 6 else socket.AF_INET
+        kind = socket.SOCK_STREAM if self.proto == "tcp" else socket.SOCK_DGRAM
+        sock = socket.socket(family, kind)
+        try:
+            self._prepare(sock, target.family)
+            sent = time.time_ns()
+            if self.proto == "tcp":
+                code = sock.connect_ex(_sockaddr(target, self.port))
+                if code not in (0, errno.EINPROGRESS):
+                    raise OSError(code, _strerror(code))
+                events = select.POLLOUT
+            else:
+                sock.connect(_sockaddr(target, self.port))
+                sent = time.time_ns()
+                sock.send(self.payload)
+                events = select.POLLIN | select.POLLERR
+        except BaseException:
+            sock.close()
+            raise
+        self.inflight[sock.fileno()] = Probe(target, seq, sock, sent, time.monotonic() + self.wait)
+        self.poller.register(sock.fileno(), events)
+        return sent
+
+    def _prepare(self, sock: socket.socket, family: int) -> None:
+        sock.setblocking(False)
+        if self.proto == "tcp":
+            # end each probe with a RST: no TIME_WAIT left behind for every probe
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP,
+                            IPV6_RECVERR if family == 6 else IP_RECVERR, 1)
+        if self.spec.ttl is not None:
+            sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP,
+                            socket.IPV6_UNICAST_HOPS if family == 6 else socket.IP_TTL,
+                            self.spec.ttl)
+        if self.spec.device:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                            self.spec.device.encode() + b"\0")
+        if self.spec.source:
+            sock.bind((self.spec.source, 0))
+
+    def ready(self, fd: int, mask: int) -> list[Answer]:
+        probe = self.inflight.pop(fd, None)
+        if probe is None:
+            return []
+        self.poller.unregister(fd)
+        try:
+            return [self._tcp(probe) if self.proto == "tcp" else self._udp(probe, mask)]
+        finally:
+            probe.sock.close()
+
+    def _tcp(self, probe: Probe) -> Answer:
+        now = time.time_ns()
+        code = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        addr = probe.target.addr
+        if code == 0:
+            return Answer(probe.target, probe.seq, now, addr, state="open")
+        if code == errno.ECONNREFUSED:
+            return Answer(probe.target, probe.seq, now, addr, state="closed")
+        return Answer(probe.target, probe.seq, now, addr, error=_strerror(code))
+
+    def _udp(self, probe: Probe, mask: int) -> Answer:
+        sock, target = probe.sock, probe.target
+        if not mask & select.POLLERR:
+            try:
+                data, anc, _, addr = sock.recvmsg(65535, ANCILLARY)
+                recv_ns, _ = ancillary(anc)
+                return Answer(target, probe.seq, recv_ns, addr[0], size=len(data), state="open")
+            except OSError:
+                pass  # an ICMP error is pending: read it from the error queue
+        try:
+            data, anc, _, addr = sock.recvmsg(65535, ANCILLARY, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+        except OSError as exc:
+            return Answer(target, probe.seq, time.time_ns(), target.addr, error=_strerror(exc.errno))
+        recv_ns, _ = ancillary(anc)
+        err = extended_error(anc)
+        if err is None:
+            return Answer(target, probe.seq, recv_ns, target.addr, error="unknown error")
+        origin, etype, ecode, info, offender, errnum = err
+        if origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) and \
+                (etype, ecode) == PORT_UNREACH[target.family] and offender == target.addr:
+            return Answer(target, probe.seq, recv_ns, offender, state="closed")
+        if origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+            from pysock.probes.icmp import describe
+            return Answer(target, probe.seq, recv_ns, offender or target.addr,
+                          error=describe(target.family, etype, ecode, info))
+        return Answer(target, probe.seq, recv_ns, target.addr, error=_strerror(errnum))
+
+    def expire(self, now: float) -> None:
+        """Probes past their wait: closed and forgotten (a loss, not an error)."""
+        for fd, probe in list(self.inflight.items()):
+            if probe.expires_at <= now:
+                del self.inflight[fd]
+                self.poller.unregister(fd)
+                probe.sock.close()
+
+    def next_expiry(self) -> float:
+        return min((p.expires_at for p in self.inflight.values()), default=float("inf"))
+
+    def close(self) -> None:
+        for probe in self.inflight.values():
+            probe.sock.close()
+        self.inflight.clear()
+
+
+def _sockaddr(target: Target, port: int) -> tuple:
+    return (target.sockaddr[0], port, *target.sockaddr[2:])
+
+
+def _strerror(code: int) -> str:
+    return os.strerror(code)

@@ -1,0 +1,220 @@
+"""pysock trace on a three-host namespace chain (client, forwarding router,
+server), judged by the system traceroute on the same chain."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+
+import pytest
+
+import netns
+from conftest import PYSOCK, need_tool, run_pysock
+
+NO_RAW = ["setpriv", "--bounding-set", "-net_raw", "--inh-caps", "-net_raw"]
+METHODS = {"icmp": [], "udp": ["--udp"], "tcp": ["--tcp", "80"]}
+TRACEROUTE = {"icmp": ["-I"], "udp": [], "tcp": ["-T", "-p", "80"]}
+
+
+@pytest.fixture
+def chain(lab):
+    client, router, server = netns.chain(lab)
+    for host in (router, server):  # no ICMP rate limit: every probe gets its answer
+        host.run("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
+        host.run("sysctl", "-qw", "net.ipv6.icmp.ratelimit=0")
+    client.run(*PYSOCK, "ping", "-c", "1", "-W", "2", server.addr, check=False)  # warm neighbours
+    client.run(*PYSOCK, "ping", "-c", "1", "-W", "2", server.addr6, check=False)
+    return client, router, server
+
+
+def hop_addrs(stdout: str) -> list[list[str]]:
+    """Per hop line of traceroute-style output: the addresses in it."""
+    hops = []
+    for line in stdout.splitlines()[1:]:
+        if re.match(r"^\s*\d+ ", line):
+            hops.append(re.findall(r"(?<![\d.:])(\d+\.\d+\.\d+\.\d+|[0-9a-f]*:[0-9a-f:]+)(?= )", line + " "))
+    return hops
+
+
+def trace(host, *args, timeout=60):
+    return host.run(*PYSOCK, "trace", *args, check=False, timeout=timeout)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_router_then_server_like_traceroute(chain, method):
+    need_tool("traceroute")
+    client, router, server = chain
+    hop1 = next(iter(router.addrs.values()))
+    ours = trace(client, "-n", "-w", "2", *METHODS[method], server.addr)
+    assert ours.returncode == 0, ours.stderr
+    lines = ours.stdout.splitlines()
+    assert lines[0] == f"traceroute to {server.addr} ({server.addr}), 30 hops max, 60 byte packets"
+    assert re.match(rf"^ 1  {re.escape(hop1)}  \d+\.\d{{3}} ms  \d+\.\d{{3}} ms  \d+\.\d{{3}} ms$",
+                    lines[1]), lines
+    assert re.match(rf"^ 2  {re.escape(server.addr)}  \d+\.\d{{3}} ms", lines[2]), lines
+    assert len(lines) == 3
+    theirs = client.run("traceroute", "-n", "-w", "2", *TRACEROUTE[method], server.addr,
+                        check=False, timeout=60)
+    assert [set(h) for h in hop_addrs(ours.stdout)] == [set(h) for h in hop_addrs(theirs.stdout)]
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_ipv6_path(chain, method):
+    client, router, server = chain
+    ours = trace(client, "-n", "-w", "2", *METHODS[method], server.addr6)
+    assert ours.returncode == 0, ours.stderr
+    assert hop_addrs(ours.stdout) == [[next(iter(router.addrs6.values()))], [server.addr6]]
+    assert ours.stdout.splitlines()[0].endswith("30 hops max, 80 byte packets")
+
+
+@pytest.mark.parametrize("method", ["udp", "tcp"])
+def test_udp_and_tcp_need_no_privilege(chain, method):
+    need_tool("setpriv")
+    client, router, server = chain
+    out = client.run(*NO_RAW, *PYSOCK, "trace", "-n", "-w", "2", *METHODS[method], server.addr,
+                     check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert hop_addrs(out.stdout) == [[next(iter(router.addrs.values()))], [server.addr]]
+
+
+def test_icmp_without_privilege_uses_ping_sockets(chain):
+    need_tool("setpriv")
+    client, router, server = chain
+    client.run("sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647")
+    out = client.run(*NO_RAW, *PYSOCK, "trace", "-n", "-w", "2", server.addr, check=False,
+                     timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert hop_addrs(out.stdout) == [[next(iter(router.addrs.values()))], [server.addr]]
+    client.run("sysctl", "-qw", "net.ipv4.ping_group_range=1 0")
+    out = client.run(*NO_RAW, *PYSOCK, "trace", "-n", server.addr, check=False)
+    assert out.returncode == 2 and "ping_group_range" in out.stderr
+
+
+def test_tcp_to_an_open_port(chain, port):
+    client, router, server = chain
+    listener = server.popen("python3", "-c", f"""
+import socket
+s = socket.create_server(('0.0.0.0', {port}))
+while True:
+    c, _ = s.accept(); c.close()
+""")
+    try:
+        deadline = time.monotonic() + 10
+        while f":{port:04X}" not in server.run("cat", "/proc/net/tcp").stdout:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        out = trace(client, "-n", "-w", "2", "--tcp", str(port), server.addr)
+        assert out.returncode == 0, out.stderr
+        assert hop_addrs(out.stdout)[-1] == [server.addr]
+    finally:
+        listener.kill()
+        listener.communicate()
+
+
+def test_json_records_and_silent_hop(chain):
+    need_tool("nft")
+    client, router, server = chain
+    router.nft("""table ip t {
+        chain out {
+            type filter hook output priority 0;
+            icmp type time-exceeded drop
+        }
+    }""")
+    started = time.monotonic()
+    out = trace(client, "-n", "--json", "-w", "1", "-q", "2", server.addr)
+    took = time.monotonic() - started
+    assert out.returncode == 0, out.stderr
+    recs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [(r["hop"], r["probe"]) for r in recs] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    for r in recs[:2]:
+        assert r["addr"] is None and r["rtt_ms"] is None and r["reached"] is False
+    for r in recs[2:]:
+        assert r["addr"] == server.addr and r["rtt_ms"] > 0 and r["reached"] is True
+    assert took < 6  # -w 1 for the silent hop, not 5 s
+    plain = trace(client, "-n", "-w", "1", server.addr)
+    assert plain.stdout.splitlines()[1] == " 1  * * *"
+
+
+def test_queries_and_max_hops(chain):
+    client, router, server = chain
+    out = trace(client, "-n", "-w", "1", "-q", "1", server.addr)
+    assert out.returncode == 0
+    assert re.match(r"^ 1  \S+  \d+\.\d{3} ms$", out.stdout.splitlines()[1])
+    out = trace(client, "-n", "-w", "1", "-m", "1", server.addr)
+    assert out.returncode == 1  # the destination was not reached within one hop
+    assert out.stdout.splitlines()[0].endswith("1 hops max, 60 byte packets")
+    assert len(out.stdout.splitlines()) == 2
+    out = trace(client, "-n", "-w", "1", "-f", "2", server.addr)
+    assert out.returncode == 0 and out.stdout.splitlines()[1].startswith(" 2  " + server.addr)
+
+
+def test_unreachable_marks(chain):
+    need_tool("nft")
+    client, router, server = chain
+    hop1 = next(iter(router.addrs.values()))
+    router.nft("""table ip t {
+        chain through {
+            type filter hook forward priority 0;
+            reject with icmp type host-unreachable
+        }
+    }""")
+    out = trace(client, "-n", "-w", "1", server.addr)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3  # hop 2 is the dead end: the router says the host is unreachable
+    assert re.match(rf"^ 2  {re.escape(hop1)}  \d+\.\d{{3}} ms !H  \d+\.\d{{3}} ms !H", lines[2])
+
+
+def test_names_from_the_hosts_file(chain):
+    """Names without DNS: ip netns exec binds /etc/netns/NAME/hosts over /etc/hosts
+    and an empty resolv.conf, so nothing is asked of a name server."""
+    client, router, server = chain
+    hop1 = next(iter(router.addrs.values()))
+    etc = f"/etc/netns/{client.name}"
+    os.makedirs(etc, exist_ok=True)
+    try:
+        with open(f"{etc}/hosts", "w") as f:
+            f.write(f"127.0.0.1 localhost\n{hop1} router.lab\n{server.addr} server.lab\n")
+        with open(f"{etc}/resolv.conf", "w") as f:
+            f.write("")
+        out = trace(client, "-w", "1", "server.lab")
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert lines[0].startswith(f"traceroute to server.lab ({server.addr})")
+        assert lines[1].startswith(f" 1  router.lab ({hop1})  ")
+        assert lines[2].startswith(f" 2  server.lab ({server.addr})  ")
+        out = trace(client, "-w", "1", "--json", "server.lab")
+        assert [json.loads(x)["name"] for x in out.stdout.splitlines()][::3] == ["router.lab",
+                                                                               "server.lab"]
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+
+
+def test_bad_input():
+    for args, words in ((["--udp", "--tcp", "80", "127.0.0.1"], "one of"),
+                        (["-q", "0", "127.0.0.1"], "queries"),
+                        (["-f", "5", "-m", "3", "127.0.0.1"], "first hop"),
+                        (["-n", "localhost"], "numeric"),
+                        (["-p", "80", "127.0.0.1"], "--udp")):
+        out = run_pysock("trace", *args)
+        assert out.returncode == 2, (args, out.stderr)
+        err = out.stderr.decode().strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("pysock: ") and words in err[0], err
+
+
+def test_loopback_is_one_hop():
+    out = run_pysock("trace", "-n", "127.0.0.1")
+    assert out.returncode == 0
+    assert out.stdout.decode().splitlines()[1].startswith(" 1  127.0.0.1  ")
+
+
+def test_no_route_is_one_line_before_any_probe(lab):
+    a = lab.host("a")
+    out = a.run(*PYSOCK, "trace", "-n", "10.99.0.1", check=False)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == "pysock: cannot trace 10.99.0.1: network is unreachable\n"
+    out = run_pysock("trace", "-n", "-i", "no-such-if0", "127.0.0.1")
+    assert out.returncode == 2 and b"no such interface: no-such-if0" in out.stderr
