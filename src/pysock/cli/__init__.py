@@ -20,6 +20,7 @@ from pysock.errors import ExitStatus, PysockError
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
     "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
+    "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
 }
 
 
@@ -30,8 +31,9 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
+        from pysock.cli.helpview import teach
         module = importlib.import_module(COMMANDS[name][0])
-        return getattr(module, name)
+        return teach(getattr(module, name))
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]
@@ -39,19 +41,21 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from pysock.cli.helpview import format_group_options
+        format_group_options(self, ctx, formatter)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="pysock",
                       message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
-              default="auto", show_default=True, help="Color in tables and diagnostics.")
+              default="auto", show_default=True, help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-    """Sockets on Linux, one tool: talk through them (listen, connect, udp, unix),
-    probe with them (scan, ping, trace) and look at them (inspect).
-
-    stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    """Sockets on Linux, one tool: talk through them, probe with them, look at
+    them. stdout carries data, stderr diagnostics; --json gives JSON Lines."""
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 
