@@ -123,16 +123,36 @@ def test_fish_loads_the_script_and_completes():
     assert words == ["listen", "--keep-open"]
 
 
-def test_completion_imports_nothing_heavy():
-    env = dict(os.environ, _PYSOCK_COMPLETE="bash_complete", COMP_WORDS="pysock listen -p ht",
-               COMP_CWORD="3")
-    out = subprocess.run([*PYSOCK[:1], "-X", "importtime", *PYSOCK[1:]], capture_output=True,
+MODULES_AT_EXIT = """
+import atexit, sys
+atexit.register(lambda: print("modules:" + " ".join(sorted(sys.modules)), file=sys.stderr))
+from pysock.cli import main
+main()
+"""
+
+
+def imports_of_a_tab(line: str, cword: int) -> tuple[str, set[str]]:
+    """What a Tab prints, and every module loaded (importlib.import_module included,
+    which -X importtime does not show)."""
+    env = dict(os.environ, _PYSOCK_COMPLETE="bash_complete", COMP_WORDS=line,
+               COMP_CWORD=str(cword))
+    out = subprocess.run([sys.executable, "-c", MODULES_AT_EXIT], capture_output=True,
                          text=True, timeout=30, env=env)
-    assert "plain,http" in out.stdout
-    modules = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in out.stderr.splitlines()
-               if line.startswith("import time:") and "|" in line}
-    assert "pysock" in modules
-    assert modules.isdisjoint({"scapy", "psutil", "rich"})
+    listed = [x for x in out.stderr.splitlines() if x.startswith("modules:")]
+    assert listed, out.stderr
+    return out.stdout, set(listed[0][len("modules:"):].split())
+
+
+def test_completion_imports_nothing_heavy():
+    offered, modules = imports_of_a_tab("pysock listen -p ht", 3)
+    assert "plain,http" in offered and "pysock.cli.listen" in modules
+    assert {m.split(".")[0] for m in modules}.isdisjoint({"scapy", "psutil", "rich"})
+
+
+def test_completing_a_command_name_imports_no_command():
+    offered, modules = imports_of_a_tab("pysock li", 1)
+    assert offered.split() == ["plain,listen"]
+    assert not {f"pysock.cli.{name}" for name in COMMANDS} & modules
 
 
 # ---- the option types, through click's completion machinery --------------------------

@@ -35,6 +35,14 @@ class LazyGroup(click.Group):
         module = importlib.import_module(COMMANDS[name][0])
         return teach(getattr(module, name))
 
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        """Command names with their summaries from the registry: a Tab after 'pysock'
+        imports no command module."""
+        from click.shell_completion import CompletionItem
+        names = [CompletionItem(name, help=summary) for name, (_, summary) in COMMANDS.items()
+                 if name.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]
         if rows:
