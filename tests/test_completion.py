@@ -16,7 +16,7 @@ from click.shell_completion import ShellComplete
 
 from pysock.cli import COMMANDS, options
 
-from conftest import PYSOCK, need_tool, run_pysock
+from conftest import need_tool, run_pysock
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = {"bash": ROOT / "completions/pysock", "zsh": ROOT / "completions/_pysock",

@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pysock.cli import COMMANDS, cli, gendocs, manpage, prose
+from pysock.cli import COMMANDS, cli, gendocs, helpview, manpage, prose
 
 from conftest import need_tool, run_pysock
 
@@ -178,9 +178,11 @@ def help_of(*args: str) -> str:
 def test_help_groups_every_option_once_and_shows_examples(name):
     text = help_of(name)
     cmd = command(name)
+    ctx = click.Context(cmd)
     for param in cmd.params:
         if isinstance(param, click.Option):
-            row = re.compile(rf"^  {re.escape(', '.join(param.opts))}(\s|$)", re.M)
+            term = helpview.help_row(param, ctx)[0]
+            row = re.compile(rf"^  {re.escape(term)}(\s{{2,}}|$)", re.M)
             assert len(row.findall(text)) == 1, param.opts
     examples = prose.load(name).help_examples()
     for example in examples:
@@ -196,8 +198,8 @@ def test_help_groups_every_option_once_and_shows_examples(name):
 
 def test_top_level_help_fits_a_80x24_terminal_with_every_command(monkeypatch):
     summaries = {  # as long as the summaries the other commands register
-        "udp": "Datagrams to and from a peer, or received on a port (nc -u, nc -u -l).",
-        "unix": "Unix domain client or server; PATH or @abstract (nc -U).",
+        "udp": "UDP datagrams to/from a peer (nc -u); -l receives, --measure.",
+        "unix": "Unix domain sockets (nc -U): stream, dgram, seqpacket, @abstract.",
         "scan": "Scan TCP/UDP ports (connect, SYN, UDP) of hosts and CIDR blocks.",
         "ping": "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts",
         "trace": "the hops to a host, like traceroute (ICMP, UDP or TCP)",

@@ -87,12 +87,14 @@ def _named(param: click.Parameter, names: list[str]) -> bool:
 
 
 def write_examples(formatter: click.HelpFormatter, commands: list[str]) -> None:
+    """Commands with their '# note' lined up; a note that would overflow the line is
+    left to the man page."""
     from pysock.cli.prose import split_comment
     indent = " " * formatter.current_indent
+    room = (formatter.width or 80) - formatter.current_indent
     for command in commands:
         text, note = split_comment(command)
-        if note and len(text) < COMMENT_COLUMN:
-            text = f"{text:<{COMMENT_COLUMN}}# {note}"
-        elif note:
-            text = f"{text}  # {note}"
-        formatter.write(f"{indent}{text}\n")
+        for candidate in (f"{text:<{COMMENT_COLUMN}}# {note}", f"{text}  # {note}", text):
+            if len(candidate) <= room or candidate == text:
+                break
+        formatter.write(f"{indent}{candidate if note else text}\n")

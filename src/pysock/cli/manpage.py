@@ -157,6 +157,11 @@ def synopsis_line(text: str) -> str:
     return line("".join(out))
 
 
+def _unset(default) -> bool:
+    """None, or click's UNSET sentinel (click 8.3+) for an option given no default."""
+    return default is None or getattr(default, "name", None) == "UNSET"
+
+
 def option_tag(param: click.Option, ctx: click.Context) -> str:
     names = ", ".join(f"\\fB{literal(n)}\\fR" for n in (*param.opts, *param.secondary_opts))
     metavar = _metavar(param, ctx)
@@ -181,7 +186,7 @@ def option_text(param: click.Option) -> str:
 
 
 def _default(param: click.Option) -> str | None:
-    if param.is_flag or param.count or param.multiple or param.default is None:
+    if param.is_flag or param.count or param.multiple or _unset(param.default):
         return None
     if callable(param.default) or param.default is False:
         return None
