@@ -162,6 +162,14 @@ def _unset(default) -> bool:
     return default is None or getattr(default, "name", None) == "UNSET"
 
 
+def synopsis(roff: Roff, forms: list[str]) -> None:
+    """One line per form of the command, no blank lines between."""
+    roff.paragraph(synopsis_line(forms[0]))
+    for form in forms[1:]:
+        roff.request(".br")
+        roff.request(synopsis_line(form))
+
+
 def option_tag(param: click.Option, ctx: click.Context) -> str:
     names = ", ".join(f"\\fB{literal(n)}\\fR" for n in (*param.opts, *param.secondary_opts))
     metavar = _metavar(param, ctx)
@@ -285,10 +293,7 @@ def command_page(group: click.Group, name: str, summary: str, date: str) -> str:
     forms = [x.strip() for x in prose.sections.get("SYNOPSIS", []) if x.strip()]
     if not forms:
         forms = [" ".join(["pysock", name, *command.collect_usage_pieces(ctx)])]
-    for i, form in enumerate(forms):
-        if i:
-            roff.request(".br")
-        roff.paragraph(synopsis_line(form))
+    synopsis(roff, forms)
     roff.heading("DESCRIPTION")
     roff.prose(description(command) + [""] + prose.sections.get("DESCRIPTION", []))
     options_section(roff, command, ctx, prose.groups)
@@ -308,10 +313,7 @@ def overview_page(group: click.Group, commands: dict[str, tuple[str, str]]) -> s
     roff.heading("NAME")
     roff.paragraph(f"pysock \\- {escape(prose.meta['summary'])}")
     roff.heading("SYNOPSIS")
-    for i, form in enumerate(x.strip() for x in prose.sections.get("SYNOPSIS", []) if x.strip()):
-        if i:
-            roff.request(".br")
-        roff.paragraph(synopsis_line(form))
+    synopsis(roff, [x.strip() for x in prose.sections.get("SYNOPSIS", []) if x.strip()])
     roff.heading("DESCRIPTION")
     roff.prose(description(group) + [""] + prose.sections.get("DESCRIPTION", []))
     for name in prose.sections:
