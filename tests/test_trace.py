@@ -217,4 +217,4 @@ def test_no_route_is_one_line_before_any_probe(lab):
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == "pysock: cannot trace 10.99.0.1: network is unreachable\n"
     out = run_pysock("trace", "-n", "-i", "no-such-if0", "127.0.0.1")
-    assert out.returncode == 2 and b"no such interface: no-such-if0" in out.stderr
+    assert out.returncode == 2 and b"no network interface 'no-such-if0'" in out.stderr

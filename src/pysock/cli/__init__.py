@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
+    "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
 }
 
 
@@ -33,8 +34,17 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
+        from pysock.cli.helpview import teach
         module = importlib.import_module(COMMANDS[name][0])
-        return getattr(module, name)
+        return teach(getattr(module, name))
+
+    def shell_complete(self, ctx: click.Context, incomplete: str):
+        """Command names with their summaries from the registry: a Tab after 'pysock'
+        imports no command module."""
+        from click.shell_completion import CompletionItem
+        names = [CompletionItem(name, help=summary) for name, (_, summary) in COMMANDS.items()
+                 if name.startswith(incomplete)]
+        return names + click.Command.shell_complete(self, ctx, incomplete)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, summary) for name, (_, summary) in COMMANDS.items()]
@@ -42,19 +52,21 @@ class LazyGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from pysock.cli.helpview import format_group_options
+        format_group_options(self, ctx, formatter)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="pysock",
                       message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
-              default="auto", show_default=True, help="Color in tables and diagnostics.")
+              default="auto", show_default=True, help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-    """Sockets on Linux, one tool: talk through them (listen, connect, udp, unix),
-    probe with them (scan, ping, trace) and look at them (inspect).
-
-    stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    """Sockets on Linux, one tool: talk through them, probe with them, look at
+    them. stdout carries data, stderr diagnostics; --json gives JSON Lines."""
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 

@@ -29,12 +29,6 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
     (-q SECS bounds that wait, --no-shutdown never sends FIN). When the peer
     closes first, input from a pipe or file is still sent to the end; from a
     terminal pysock exits.
-
-    \b
-    Examples:
-      printf 'GET / HTTP/1.0\\r\\n\\r\\n' | pysock connect example.org 80
-      pysock connect -v [::1]:8080 < upload.bin
-      pysock connect -z -v 127.0.0.1 20-25,80
     """
     from pysock.net.endpoints import ClientSpec
 

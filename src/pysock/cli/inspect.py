@@ -26,7 +26,7 @@ def _uid(text: str) -> int:
     return uid_of(text)
 
 
-STATE = options.Parsed("state", _state)
+STATE = options.TcpStateType(_state)
 ADDR = options.Parsed("addr", _net)
 USER = options.Parsed("user", _uid)
 VIEWS = ("summary", "by_process", "limits")

@@ -45,14 +45,6 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
            **kw):
     """Listen on [ADDRESS] PORT (every interface, IPv4 and IPv6, by default) and relay
     the client to stdin/stdout. Port 0 picks a free port and prints it.
-
-    \b
-    Examples:
-      pysock listen 8080 > upload.bin          # nc -l 8080 > upload.bin
-      pysock listen -k 8080                    # nc -lk 8080
-      pysock listen -k --echo 127.0.0.1 7      # an echo server
-      pysock listen -k --exec 'cat -n' 9000    # ncat -lk --exec
-      pysock listen -k --broker --allow 10.0.0.0/8 5000
     """
     from pysock.net.address import bind_place
     from pysock.net.endpoints import listen as open_listener

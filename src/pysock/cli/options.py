@@ -1,11 +1,17 @@
-"""Options and value types shared by commands: one spelling, one parser each."""
+"""Options and value types shared by commands: one spelling, one parser each, and
+for Tab the values worth offering (service names, interfaces, states, socket paths)."""
 
 from __future__ import annotations
 
 import click
 
-from pysock.errors import PysockError
-from pysock.net import address, sockopt
+from pysock.errors import PysockError, UsageError
+from pysock.net import address, names, sockopt
+
+
+def _items(words, incomplete: str, prefix: str = ""):
+    from click.shell_completion import CompletionItem
+    return [CompletionItem(prefix + w) for w in words if w.startswith(incomplete)]
 
 
 class _ParsedType(click.ParamType):
@@ -39,6 +45,16 @@ class PortType(_ParsedType):
     def parse(self, text):
         return address.parse_port(text, allow_zero=self.allow_zero)
 
+    def shell_complete(self, ctx, param, incomplete):
+        return _service_items(incomplete)
+
+
+def _service_items(incomplete: str, prefix: str = ""):
+    """Service names, once a name is begun: a bare Tab offers no 300-word list."""
+    if not incomplete[:1].isalpha():
+        return []
+    return _items(sorted(names.services("tcp")), incomplete, prefix)
+
 
 class HostType(_ParsedType):
     name = "host"
@@ -49,10 +65,82 @@ class PortListType(_ParsedType):
     name = "ports"
     parse = staticmethod(address.parse_port_list)
 
+    def shell_complete(self, ctx, param, incomplete):
+        head, comma, last = incomplete.rpartition(",")
+        last_range_start, dash, last = last.rpartition("-") if "-" in last[1:] else ("", "", last)
+        return _service_items(last, head + comma + last_range_start + dash)
+
 
 class UnixPathType(_ParsedType):
+    """A Unix socket path or @abstract name; Tab offers bound sockets (the kernel's list,
+    and socket files in the directory typed so far), else ordinary file completion."""
+
     name = "path"
     parse = staticmethod(address.parse_unix)
+
+    def shell_complete(self, ctx, param, incomplete):
+        import os
+
+        from click.shell_completion import CompletionItem
+        bound = [p for p in names.unix_sockets() if p.startswith(incomplete)]
+        local = names.socket_files(os.path.dirname(incomplete))
+        found = list(dict.fromkeys(bound + [p for p in local if p.startswith(incomplete)]))
+        if found:
+            return [CompletionItem(p) for p in found]
+        return [CompletionItem(incomplete, type="file")]
+
+
+class InterfaceType(_ParsedType):
+    """A network interface name (-I/--iface); with addresses=True an IP address is
+    taken too (ping -I ADDR binds to it). Tab offers /sys/class/net."""
+
+    name = "iface"
+
+    def __init__(self, addresses: bool = False):
+        self.addresses = addresses
+
+    def parse(self, text):
+        have = names.interfaces()
+        if text in have or (not have and text):
+            return text
+        if self.addresses:
+            import ipaddress
+            try:
+                return str(ipaddress.ip_address(text))
+            except ValueError:
+                pass
+        raise UsageError(f"no network interface '{text}' (there are: {', '.join(have)})")
+
+    def shell_complete(self, ctx, param, incomplete):
+        return _items(names.interfaces(), incomplete)
+
+
+# What users type for --state: ss's state names and groups.
+TCP_STATES = ("established", "syn-sent", "syn-recv", "fin-wait-1", "fin-wait-2", "time-wait",
+              "close-wait", "last-ack", "closing", "listen", "unconn")
+STATE_GROUPS = ("all", "connected", "synchronized", "bucket", "big")
+
+
+class TcpStateType(_ParsedType):
+    """A socket state or state group (--state); parse turns it into what the command
+    needs (by default the word itself, checked). Tab offers the states and groups."""
+
+    name = "state"
+
+    def __init__(self, parse=None):
+        if parse is not None:
+            self.parse = parse
+
+    @staticmethod
+    def parse(text):
+        word = text.strip().lower().replace("_", "-")
+        if word not in TCP_STATES + STATE_GROUPS:
+            raise UsageError(f"unknown socket state '{text}' (states: {', '.join(TCP_STATES)}; "
+                              f"groups: {', '.join(STATE_GROUPS)})")
+        return word
+
+    def shell_complete(self, ctx, param, incomplete):
+        return _items(TCP_STATES + STATE_GROUPS, incomplete.lower())
 
 
 class SockOptType(_ParsedType):
@@ -83,6 +171,9 @@ class Seconds(click.ParamType):
 PORT = PortType()
 HOST = HostType()
 SECONDS = Seconds()
+IFACE = InterfaceType()
+TCP_STATE = TcpStateType()
+UNIX_PATH = UnixPathType()
 
 
 def family(f):

@@ -57,6 +57,7 @@ class Pattern(click.ParamType):
 @click.option("-f", "--flood", is_flag=True,
               help="Flood: a probe per reply or 100 a second, '.' per probe (needs privilege).")
 @click.option("-I", "--interface", "interface", metavar="IFACE|ADDR",
+              type=options.InterfaceType(addresses=True),
               help="Send from this interface or source address.")
 @options.family
 @click.option("-p", "--pattern", type=Pattern(), help="Fill the data with this hex pattern.")
@@ -71,10 +72,7 @@ def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, int
          pattern, timestamps, numeric, tcp_port, udp_port, json) -> int:
     """Send echo requests to HOST... (addresses, names, CIDR blocks), like ping and
     fping: one host gives iputils' lines and statistics; many are probed at once,
-    with a live table on a terminal and one summary row per host.
-
-    Exit status: 0 every host answered, 1 some host did not (or fewer than -c
-    replies by the -w deadline), 2 an error."""
+    with a live table on a terminal and one summary row per host."""
     from pysock.probes.ping import PingSpec, Session, make_targets
 
     if tcp_port and udp_port:

@@ -28,7 +28,7 @@ from pysock.errors import ExitStatus, PysockError
 @click.option("-N", "--sim-queries", type=click.IntRange(1, 64), default=16, show_default=True,
               help="Probes in flight at once.")
 @click.option("-s", "--source", help="Send from this address.")
-@click.option("-i", "--interface", help="Send through this interface.")
+@click.option("-i", "--interface", type=options.IFACE, help="Send through this interface.")
 @options.family
 @options.numeric
 @options.json_output
@@ -36,9 +36,7 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
           source, interface, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
-    ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range.
-
-    Exit status: 0 the destination answered, 1 it did not, 2 an error."""
+    ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
     from pysock.probes.ping import route_source
     from pysock.probes.trace import Tracer, TraceSpec, name_of
     from pysock.render.trace import TraceView, header
