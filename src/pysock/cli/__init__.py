@@ -17,6 +17,7 @@ from pysock.errors import ExitStatus, PysockError
 # name -> (module, one-line summary). Commands register here; modules load on use,
 # so `pysock --help` and completion never import what they do not run.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("pysock.cli.scan", "Scan TCP/UDP ports (connect, SYN, UDP) of hosts and CIDR blocks."),
 }
 
 

@@ -53,3 +53,5 @@ class HostResult:
     seconds: float = 0.0
     up: bool = True
     note: str = ""  # why a host was not scanned
+    local: bool = False  # the target is this machine
+    labels: dict = field(default_factory=dict)  # (proto, port) -> labels.Label of the owner
