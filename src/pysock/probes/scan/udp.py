@@ -9,10 +9,10 @@ the datagram was sent to; so no raw socket and no privilege are needed.
 
 Hosts limit how many ICMP errors they send (Linux: a burst of 6, then one a
 second per peer), so silence from a port can be rate limiting, not a firewall.
-Ports are probed in rounds; while a host keeps answering with ICMP and ports
-remain unanswered, each round is paced slower (as nmap does) and the retries
-are not used up; after `retries` rounds that bring nothing new, what is left is
-open|filtered."""
+Ports are probed in rounds. Once a host has sent ICMP errors, each next round
+waits until the host can send another one and is paced slower (as nmap slows
+down); a round that brings answers does not use up a retry; after `retries`
+rounds that bring nothing new, what is left is open|filtered."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ PORT_UNREACH = {socket.AF_INET: (3, 3), socket.AF_INET6: (1, 4)}  # (type, code)
 UNREACH_TYPE = {socket.AF_INET: 3, socket.AF_INET6: 1}
 DEFAULT_WINDOW = 256
 MIN_DELAY, MAX_DELAY = 0.05, 1.0  # pacing between probes to one host once ICMP is scarce
+REFILL = 1.0  # Linux's net.ipv4.icmp_ratelimit: one ICMP error a second per peer after the burst
 RECV_BUFFER = 4 << 20
 
 
@@ -54,6 +55,7 @@ class _Host:
         self.quiet = 0  # rounds in a row that brought no answer
         self.new = 0  # answers this round
         self.icmp_seen = False
+        self.last_icmp = 0.0
         self.finished = False
 
 
@@ -189,6 +191,7 @@ class UdpScan:
         if icmp_type != UNREACH_TYPE[family]:
             return
         self.hosts[host].icmp_seen = True
+        self.hosts[host].last_icmp = monotonic()
         if (icmp_type, code) == PORT_UNREACH[family]:
             self._settle(host, dest[1], CLOSED, "port-unreach")
         else:
@@ -231,6 +234,10 @@ class UdpScan:
             host.todo.clear()
             host.finished = True
             return
-        if host.icmp_seen:  # the host does send ICMP errors: silence may be its rate limit
+        if host.icmp_seen:
+            # The host does send ICMP errors, so silence may be its rate limit (Linux: a
+            # burst of 6, then one a second). Start the next round once it has earned a
+            # token again, and space the probes out more each round.
             host.delay = min(MAX_DELAY, max(MIN_DELAY, host.delay * 2))
+            host.next_at = max(host.next_at, host.last_icmp + REFILL)
         host.pending.extend(sorted(host.todo))
