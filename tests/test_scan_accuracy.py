@@ -7,8 +7,9 @@ import socket
 
 import pytest
 
-import netns
 import scanlab as sl
+
+import netns
 from conftest import free_port, need_root, need_tool, wait_listening
 
 pytestmark = pytest.mark.timeout(300)
