@@ -4,11 +4,12 @@ process labels added. Returns one HostResult per target; never prints."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pysock.errors import NetworkError, PysockError
+from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net import address
 from pysock.probes.scan import banner as banners
 from pysock.probes.scan import labels
@@ -49,6 +50,10 @@ def plan_targets(texts: list[str], *, family: int | None = None,
 
 
 def _resolve(host: str, family: int | None, numeric: bool, from_cidr: bool) -> Target:
+    if family and address.is_numeric_host(host):
+        version = ipaddress.ip_address(host.split("%", 1)[0]).version
+        if version != family:
+            raise UsageError(f"'{host}' is an IPv{version} address, but -{family} asks for IPv{family}")
     found = address.resolve(host, 0, family=family, numeric=numeric)
     # like nmap: one address per name, IPv4 first unless -6 asked for IPv6
     found.sort(key=lambda r: r.family != socket.AF_INET)
