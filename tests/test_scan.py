@@ -138,10 +138,27 @@ def test_json_fields_and_summary(listener):
     assert summary["type"] == "summary" and summary["open"] == 1 and summary["closed"] == 1
 
 
-def test_plain_output_hides_a_crowded_state_and_summarises(listener):
-    port, _ = listener
+@pytest.fixture
+def private_listener(lab):
+    """A host of its own (a namespace: nobody else's ports on its loopback) with one
+    listening port; returns (host, port)."""
+    host = lab.host("solo")
+    port = 20400
+    code = (f"import socket,time\ns=socket.socket();s.bind(('127.0.0.1',{port}));s.listen(64)\n"
+            "print('ready',flush=True)\ntime.sleep(600)\n")
+    proc = host.popen(sys.executable, "-c", code, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return host, port
+
+
+def in_ns(host, *args, **kw):
+    return subprocess.run(host.argv(*PYSOCK, "scan", *args), capture_output=True, timeout=60, **kw)
+
+
+def test_plain_output_hides_a_crowded_state_and_summarises(private_listener):
+    host, port = private_listener
     low = port - 40
-    out = run_pysock("scan", "-p", f"{low}-{port}", "127.0.0.1")
+    out = in_ns(host, "-p", f"{low}-{port}", "127.0.0.1")
     assert out.returncode == 0
     lines = out.stdout.decode().splitlines()
     assert lines[0].split("\t")[:6] == ["HOST", "PORT", "PROTO", "STATE", "SERVICE", "RTT_MS"]
@@ -149,13 +166,13 @@ def test_plain_output_hides_a_crowded_state_and_summarises(listener):
     assert [r[1] for r in rows] == [str(port)] and rows[0][3] == "open"
     err = out.stderr.decode()
     assert "127.0.0.1: 1 open, 40 closed, 0 filtered in" in err and "not shown: 40 closed" in err
-    everything = run_pysock("scan", "--all", "-p", f"{low}-{port}", "127.0.0.1")
+    everything = in_ns(host, "--all", "-p", f"{low}-{port}", "127.0.0.1")
     assert len(everything.stdout.decode().splitlines()) == 1 + 41
 
 
-def test_open_shows_only_open(listener):
-    port, _ = listener
-    out = run_pysock("scan", "--json", "--open", "-p", f"{port - 3}-{port}", "127.0.0.1")
+def test_open_shows_only_open(private_listener):
+    host, port = private_listener
+    out = in_ns(host, "--json", "--open", "-p", f"{port - 3}-{port + 3}", "127.0.0.1")
     assert ports_of(records(out)) == [port]
 
 
@@ -266,16 +283,16 @@ def test_no_phantom_open_ports_in_the_ephemeral_range(lab):
         assert ports_of(records(out)) == []
 
 
-def test_backs_off_when_out_of_descriptors(listener):
+def test_backs_off_when_out_of_descriptors(private_listener):
     """An open-file limit far below --concurrency: EMFILE shrinks the window, the scan
     completes with the right answer."""
-    port, _ = listener
+    host, port = private_listener
 
     def tiny_limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
     for extra in (["-c", "2000"], []):
-        out = subprocess.run([*PYSOCK, "scan", "--json", *extra, "-p", f"{port - 1500}-{port}",
-                              "127.0.0.1"], capture_output=True, timeout=60, preexec_fn=tiny_limit)
+        out = in_ns(host, "--json", *extra, "-p", f"{port - 1500}-{port}", "127.0.0.1",
+                    preexec_fn=tiny_limit)
         assert out.returncode == 0, out.stderr
         assert ports_of(records(out), "open") == [port]
         assert records(out)[-1]["closed"] == 1500

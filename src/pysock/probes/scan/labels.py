@@ -51,9 +51,13 @@ def owners(target: Target, ports: list[tuple[str, int]]) -> dict[tuple[str, int]
     """(proto, port) -> the process listening there for target's address."""
     addr = ipaddress.ip_address(target.addr.split("%", 1)[0])
     inodes: dict[tuple[str, int], list[int]] = {}
-    for proto, port in ports:
-        inodes[(proto, port)] = [inode for hex_addr, inode in procnet.listening_inodes(port, proto)
-                                 if _serves(hex_addr, addr)]
+    for proto in {proto for proto, _ in ports}:
+        wanted = {port for p, port in ports if p == proto}
+        for port, hex_addr, inode in _listening(proto):
+            if port in wanted and _serves(hex_addr, addr):
+                inodes.setdefault((proto, port), []).append(inode)
+    if not inodes:
+        return {}
     holders = socket_owners({i for found in inodes.values() for i in found})
     labels = {}
     for key, found in inodes.items():
@@ -64,6 +68,23 @@ def owners(target: Target, ports: list[tuple[str, int]]) -> dict[tuple[str, int]
             if key in labels:
                 break
     return labels
+
+
+def _listening(proto: str):
+    """(port, local address in /proc hex, inode) of every listening (TCP) or bound
+    unconnected (UDP) socket, in one read of each table."""
+    state = procnet.TCP_LISTEN if proto == "tcp" else procnet.UDP_UNCONNECTED
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        try:
+            with open(table) as f:
+                next(f, None)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) > 9 and cols[3] == state:
+                        hex_addr, _, hex_port = cols[1].rpartition(":")
+                        yield int(hex_port, 16), hex_addr, int(cols[9])
+        except OSError:
+            continue
 
 
 def _user(uid: int | None) -> str | None:
