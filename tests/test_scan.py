@@ -415,3 +415,45 @@ def test_all_hosts_down_is_exit_1(lab):
                          timeout=120)
     assert out.returncode == 1
     assert "down" in out.stderr.decode() and "-Pn" in out.stderr.decode()
+
+
+def test_ipv6_cidr_up_check(lab):
+    client, server = netns.two_hosts(lab)
+    block = server.addr6.rsplit(":", 1)[0] + ":0/126"  # ::0-::3; ::1 client, ::2 server
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-p", "22", block),
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    up = {r["host"] for r in records(out) if r.get("type") == "summary" and r["up"]}
+    assert server.addr6 in up and client.addr6 in up and len(up) == 2
+
+
+def test_syn_scan_reads_banners_too(listener):
+    need_root()
+    port, _ = listener
+    out = run_pysock("scan", "--syn", "--json", "--banner", "-p", str(port), "127.0.0.1")
+    rec = records(out)[0]
+    assert rec["state"] == "open" and rec["banner"].startswith("220 hello")
+
+
+def test_reason_column_in_plain_output(listener):
+    port, _ = listener
+    lines = run_pysock("scan", "--reason", "-p", str(port), "127.0.0.1").stdout.decode().splitlines()
+    header = lines[0].split("\t")
+    assert lines[1].split("\t")[header.index("REASON")] == "syn-ack"
+
+
+def test_interrupt_ends_quietly_with_130(counted):
+    client, server = counted
+    server.nft("""table inet slow {
+        chain in {
+            type filter hook input priority 0;
+            tcp dport 10000-20000 drop
+        }
+    }""")
+    proc = subprocess.Popen(client.argv(*PYSOCK, "scan", "-w", "2", "-p", "10000-20000", server.addr),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(2)  # SIGINT reaches `ip netns exec`, which execs pysock: same process
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
