@@ -116,19 +116,15 @@ class _View:
             self.plain_writer.close()
 
     def _records(self, result):
-        from pysock.probes.scan.scanner import verdict_counts
-
-        counts = verdict_counts(result.verdicts)
+        counts = result.counts()
         hidden = None
         if not self.show_all and not self.only_open:
             state, n = max(counts.items(), key=lambda kv: kv[1])
             hidden = state if n > HIDE_OVER else None
-        records = []
-        for (proto, port), v in sorted(result.verdicts.items(), key=lambda kv: (kv[0][1], kv[0][0])):
-            if (self.only_open and v.state != "open") or v.state == hidden:
-                continue
-            records.append(self._record(result, proto, port, v))
-        return records, counts, hidden
+        shown = [(port, proto, v) for (proto, port), v in result.items()
+                 if v.state != hidden and (v.state == "open" or not self.only_open)]
+        shown.sort(key=lambda row: row[:2])
+        return [self._record(result, proto, port, v) for port, proto, v in shown], counts, hidden
 
     def _record(self, result, proto, port, v) -> dict:
         from pysock.probes.scan.ports import service

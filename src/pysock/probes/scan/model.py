@@ -49,7 +49,20 @@ class Timing:
 @dataclass
 class HostResult:
     target: Target
-    verdicts: dict[tuple[str, int], Verdict] = field(default_factory=dict)  # (proto, port)
+    verdicts: dict[str, dict[int, Verdict]] = field(default_factory=dict)  # proto -> port ->
+
+    def items(self):
+        """((proto, port), Verdict) for every port probed."""
+        for proto, ports in self.verdicts.items():
+            for port, verdict in ports.items():
+                yield (proto, port), verdict
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATES, 0)
+        for ports in self.verdicts.values():
+            for verdict in ports.values():
+                counts[verdict.state] += 1
+        return counts
     seconds: float = 0.0
     up: bool = True
     note: str = ""  # why a host was not scanned

@@ -13,7 +13,7 @@ from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net import address
 from pysock.probes.scan import banner as banners
 from pysock.probes.scan import labels
-from pysock.probes.scan.model import OPEN, HostResult, Target, Timing, Verdict
+from pysock.probes.scan.model import OPEN, HostResult, Target, Timing
 
 CONNECT, SYN = "connect", "syn"
 
@@ -94,7 +94,7 @@ def run(spec: ScanSpec, targets: list[Target],
         engine = _engine(spec, proto)(live, ports, spec.timing, on_progress)
         for target, verdicts in zip(live, engine.run()):
             result = results[targets.index(target)]
-            result.verdicts.update(((proto, port), v) for port, v in verdicts.items())
+            result.verdicts[proto] = verdicts
     elapsed = monotonic() - started
     scanned = [r for r in results if r.up]
     if spec.banner:
@@ -131,31 +131,22 @@ def _engine(spec: ScanSpec, proto: str):
 
 
 def _add_banners(results: list[HostResult]) -> None:
-    jobs = [(r.target, port) for r in results for (proto, port), v in r.verdicts.items()
-            if proto == "tcp" and v.state == OPEN]
+    jobs = [(r.target, port) for r in results for port, v in r.verdicts.get("tcp", {}).items()
+            if v.state == OPEN]
     if not jobs:
         return
     found = banners.grab(jobs)
     for r in results:
-        for (proto, port), v in r.verdicts.items():
-            if proto == "tcp":
-                v.banner = found.get((r.target.addr, port))
+        for port, v in r.verdicts.get("tcp", {}).items():
+            v.banner = found.get((r.target.addr, port))
 
 
 def _add_labels(result: HostResult) -> None:
     if not labels.is_local(result.target):
         return
     result.local = True
-    open_ports = [key for key, v in result.verdicts.items() if v.state == OPEN]
+    open_ports = [key for key, v in result.items() if v.state == OPEN]
     try:
         result.labels = labels.owners(result.target, open_ports)
     except (OSError, PysockError):
         result.labels = {}
-
-
-def verdict_counts(verdicts: dict[tuple[str, int], Verdict]) -> dict[str, int]:
-    from pysock.probes.scan.model import STATES
-    counts = dict.fromkeys(STATES, 0)
-    for v in verdicts.values():
-        counts[v.state] += 1
-    return counts
