@@ -80,7 +80,7 @@ def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, re
     mode = env.output_mode(json)
     from pysock.render.progress import progress
     with progress("scanning", scanner.total_probes(spec, hosts), enabled=True,
-                  color=env.stderr_color) as bar:
+                  color=env.stderr_color, unit="probes") as bar:
         results = scanner.run(spec, hosts, on_progress=bar.advance) if hosts else []
 
     view = _View(mode, env.color, only_open, show_all, reason, banner,
@@ -175,7 +175,7 @@ class _View:
         with RecordWriter(self._columns(table=True), "table", color=self.color,
                           title=result.target.label) as writer:
             for r in records:
-                writer.write({**r, "owner": _owner(r)})
+                writer.write({**r, "owner": _literal(_owner(r)), "banner": _literal(r.get("banner"))})
 
     def _summary(self, result, counts, hidden) -> None:
         label = result.target.label
@@ -205,6 +205,11 @@ class _View:
 
 def _ms(value) -> str:
     return "-" if value is None else f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def _literal(text: str | None) -> str | None:
+    """Keep rich from reading '[...]' in what a remote service said as markup."""
+    return text.replace("[", "\\[") if text else text
 
 
 def _owner(record) -> str | None:

@@ -11,7 +11,8 @@ INITIAL_TIMEOUT = 1.0  # before any answer is measured (nmap: 1 s)
 MIN_TIMEOUT = 0.1  # never give up sooner than this, however fast the host answers (nmap -T4)
 MAX_TIMEOUT = 2.0
 RESERVED_FDS = 64  # left for stdio, the epoll fd, /proc reads, rich
-MAX_CONNECT_CONCURRENCY = 4096  # beyond this the loop, not the network, is the limit
+MAX_CONNECT_CONCURRENCY = 4096
+BURST_SECONDS = 0.01  # beyond this the loop, not the network, is the limit
 
 
 class RttEstimator:
@@ -36,19 +37,34 @@ class RttEstimator:
 
 
 class RateLimit:
-    """At most `rate` sends per second (None: no ceiling)."""
+    """A token bucket: on average at most `rate` sends a second (None: no ceiling).
+
+    The bucket holds up to BURST_SECONDS' worth, because the loop sleeps in epoll,
+    whose timer ticks in milliseconds: a sender allowed one probe at a time would
+    never go faster than about a thousand a second."""
 
     def __init__(self, rate: float | None):
         self.interval = 1.0 / rate if rate else 0.0
-        self.next_at = 0.0
+        self.capacity = max(1.0, rate * BURST_SECONDS) if rate else 0.0
+        self.tokens = 1.0
+        self.stamp: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.stamp is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) / self.interval)
+        self.stamp = now
 
     def wait(self, now: float) -> float:
         """Seconds until the next send is allowed (0: now)."""
-        return max(0.0, self.next_at - now) if self.interval else 0.0
+        if not self.interval:
+            return 0.0
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) * self.interval
 
     def sent(self, now: float) -> None:
         if self.interval:
-            self.next_at = max(self.next_at, now - self.interval) + self.interval
+            self._refill(now)
+            self.tokens -= 1
 
 
 def raise_fd_limit() -> int:
