@@ -121,7 +121,8 @@ class _View:
         if not self.show_all and not self.only_open:
             state, n = max(counts.items(), key=lambda kv: kv[1])
             hidden = state if n > HIDE_OVER else None
-        shown = [(port, proto, v) for (proto, port), v in result.items()
+        shown = [(port, proto, v) for proto, verdicts in result.verdicts.items()
+                 for port, v in verdicts.items()
                  if v.state != hidden and (v.state == "open" or not self.only_open)]
         shown.sort(key=lambda row: row[:2])
         return [self._record(result, proto, port, v) for port, proto, v in shown], counts, hidden

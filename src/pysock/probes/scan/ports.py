@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import socket
-from importlib import resources
 
 from pysock.errors import UsageError
 from pysock.net import address
@@ -16,6 +15,8 @@ DEFAULT_TOP = 1000
 
 @functools.cache
 def ranked(proto: str) -> tuple[int, ...]:
+    from importlib import resources  # 7 ms of imports, only when a ranked list is used
+
     text = resources.files("pysock.probes.scan").joinpath("data", f"top-{proto}.txt").read_text()
     return tuple(int(line) for line in text.splitlines() if line and not line.startswith("#"))
 

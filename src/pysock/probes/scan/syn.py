@@ -25,6 +25,8 @@ from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Ver
 from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
 
 DEFAULT_WINDOW = 2048  # SYNs in flight; answers queue in the raw socket's buffer meanwhile
+BATCH = 64  # SYNs sent to one host in a row, sharing one expiry entry
+SEND_BETWEEN_READS = 256
 RECV_BUFFER = 8 << 20
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per packet
 SO_RCVBUFFORCE = 33  # not in the socket module: <asm-generic/socket.h>
@@ -56,23 +58,25 @@ def source_address(target: Target) -> str:
 
 
 class SynScan:
-    """run() returns {target index: {port: Verdict}}, like ConnectScan."""
+    """run() returns {target index: {port: Verdict}}, like ConnectScan.
+
+    Probes go out in batches of up to BATCH ports to one host; a batch is one entry
+    in that host's expiry queue, so the per-packet work is a send and a dict store."""
 
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
         self.targets = targets
-        self.ports = ports
         self.timing = timing
         self.limit = timing.concurrency or DEFAULT_WINDOW
         self.on_progress = on_progress or (lambda n: None)
         self.rtt = [RttEstimator(timing.timeout) for _ in targets]
         self.rate = RateLimit(timing.rate)
         self.results: list[dict[int, Verdict]] = [{} for _ in targets]
-        self.sent: list[dict[int, tuple[float, int]]] = [{} for _ in targets]  # port -> (at, try)
-        self.by_host: list[deque[tuple[float, int, int]]] = [deque() for _ in targets]
-        self.retry: deque[tuple[int, int, int]] = deque()
-        self.fresh = ((h, p, 0) for h in range(len(targets)) for p in ports)
-        self.fresh_left = len(targets) * len(ports)
+        self.sent: list[dict[int, float]] = [{} for _ in targets]  # in flight: port -> sent at
+        self.tries: list[dict[int, int]] = [{} for _ in targets]  # port -> attempt, once retried
+        self.expiry: list[deque[tuple[float, list[int], int]]] = [deque() for _ in targets]
+        # work: [host, ports, next position, attempt]; fresh ports first, retries after
+        self.jobs: deque[list] = deque([h, ports, 0, 0] for h in range(len(targets)))
         self.inflight = 0
         self.done = 0
         self.answers = 0
@@ -101,11 +105,14 @@ class SynScan:
             packets.only_to_port(self.sockets[family], family, self.sport[family])
         self.templates = []
         self.index: dict[str, int] = {}  # target address -> target index
+        self.index_v4: dict[bytes, int] = {}  # the same, as the bytes in an IPv4 header
         for i, target in enumerate(self.targets):
             src = source_address(target)
             self.templates.append(packets.SynTemplate(
                 target.family, src, target.addr, self.sport[target.family], self.seq))
             self.index[target.addr] = i
+            if target.family == socket.AF_INET:
+                self.index_v4[socket.inet_aton(target.addr)] = i
 
     def _hold_port(self, family: int) -> int:
         """A source port no local socket will be given while we use it."""
@@ -132,7 +139,7 @@ class SynScan:
             poller.register(sock.fileno(), select.EPOLLIN)
             handlers[sock.fileno()] = (self._read_icmp, sock, family)
         try:
-            while self.fresh_left or self.retry or self.inflight:
+            while self.jobs or self.inflight:
                 self._send()
                 for fd, _ in poller.poll(self._poll_wait()):
                     read, sock, family = handlers[fd]
@@ -146,74 +153,114 @@ class SynScan:
 
     def _poll_wait(self) -> float:
         now = monotonic()
-        waits = []
-        for host, queue in enumerate(self.by_host):
-            self._drop_answered(host, queue)
-            if queue:
-                waits.append(self.rtt[host].timeout - (now - queue[0][0]))
-        if (self.fresh_left or self.retry) and self.inflight < self.limit:
+        waits = [self.rtt[host].timeout - (now - queue[0][0])
+                 for host, queue in enumerate(self.expiry) if queue]
+        if self.jobs and self.inflight < self.limit:
             waits.append(self.rate.wait(now))
         return max(0.0, min(waits)) if waits else 0.0
 
-    def _drop_answered(self, host: int, queue) -> None:
-        sent = self.sent[host]
-        while queue and sent.get(queue[0][1], (0, -1))[1] != queue[0][2]:
-            queue.popleft()
+    # ---- sending ------------------------------------------------------------
 
     def _send(self) -> None:
-        burst = 0
-        now = monotonic()
-        while self.inflight < self.limit and burst < 256:  # read answers between bursts
+        sent_now = 0
+        while self.jobs and self.inflight < self.limit and sent_now < SEND_BETWEEN_READS:
+            room = min(self.limit - self.inflight, BATCH)
             if self.rate.interval:
-                now = monotonic()
-                if self.rate.wait(now) > 0:
+                if self.rate.wait(monotonic()) > 0:
                     return
-            if self.retry:
-                host, port, attempt = self.retry.popleft()
-            elif self.fresh_left:
-                self.fresh_left -= 1
-                host, port, attempt = next(self.fresh)
-            else:
+                room = 1
+            job = self.jobs[0]
+            host, ports, start, attempt = job
+            batch = ports[start:start + room]
+            job[2] = start + len(batch)
+            if job[2] >= len(ports):
+                self.jobs.popleft()
+            count = self._send_batch(host, batch, attempt)
+            sent_now += count
+            if count < len(batch):  # the kernel's queue is full: the rest waits a turn
+                self.jobs.appendleft([host, batch[count:], 0, attempt])
                 return
-            target = self.targets[host]
+
+    def _send_batch(self, host: int, batch: list[int], attempt: int) -> int:
+        target = self.targets[host]
+        sendto = self.sockets[target.family].sendto
+        template = self.templates[host]
+        head, middle, tail, base = template.head, template.middle, template.tail, ~template.base_sum & 0xFFFF
+        dest = (target.addr, 0)
+        sent = self.sent[host]
+        clock = monotonic
+        first = clock()
+        count = 0
+        for port in batch:
+            total = base + port  # SynTemplate.for_port, inlined: this loop is the hot path
+            total = (total & 0xFFFF) + (total >> 16)
             try:
-                self.sockets[target.family].sendto(self.templates[host].for_port(port),
-                                                   (target.addr, 0))
+                sendto(b"".join((head, port.to_bytes(2, "big"), middle,
+                                 (~total & 0xFFFF).to_bytes(2, "big"), tail)), dest)
             except OSError as exc:
                 if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
-                    self.retry.appendleft((host, port, attempt))
-                    return
+                    break
                 raise NetworkError(f"cannot send to {target.label}: {exc.strerror.lower()}") from None
-            self.sent[host][port] = (now, attempt)
-            self.by_host[host].append((now, port, attempt))
-            self.inflight += 1
-            self.rate.sent(now)
-            burst += 1
+            sent[port] = clock()
+            count += 1
+        if count:
+            done = batch[:count]
+            self.expiry[host].append((first, done, attempt))
+            if attempt:
+                self.tries[host].update(dict.fromkeys(done, attempt))
+            self.inflight += count
+            if self.rate.interval:
+                self.rate.sent(first)
+        return count
 
     # ---- answers ------------------------------------------------------------
 
     def _read_tcp(self, sock: socket.socket, family: int) -> None:
         expect_ack = (self.seq + 1) & 0xFFFFFFFF
+        unpack = packets.TCP_HEADER.unpack_from
+        rst, synack = packets.TCP_RST, packets.TCP_SYN | packets.TCP_ACK
         v4 = family == socket.AF_INET
-        unpack, index, settle = packets.TCP_HEADER.unpack_from, self.index, self._settle
+        recv, recvfrom = sock.recv, sock.recvfrom
+        index, index_v4 = self.index, self.index_v4
+        sent, results, estimators, clock = self.sent, self.results, self.rtt, monotonic
+        answers, settled = self.answers, 0
         while True:
             try:
-                packet, peer = sock.recvfrom(128)
+                if v4:  # the source address is in the IP header: no address tuple needed
+                    packet = recv(128)
+                    offset = (packet[0] & 0x0F) * 4
+                    host = index_v4.get(packet[12:16])
+                else:
+                    packet, peer = recvfrom(128)
+                    offset = 0
+                    host = index.get(peer[0])
             except BlockingIOError:
-                return
-            offset = (packet[0] & 0x0F) * 4 if v4 else 0
-            if len(packet) < offset + 14:
+                break
+            if host is None or len(packet) < offset + 14:
                 continue
-            sport, dport, _, ack, _, flags = unpack(packet, offset)
+            sport, _, _, ack, _, flags = unpack(packet, offset)
             if ack != expect_ack:
                 continue
-            host = index.get(peer[0])
-            if host is None:
+            if flags & rst:
+                state, reason = CLOSED, "reset"
+            elif flags & synack == synack:
+                state, reason = OPEN, "syn-ack"
+            else:
                 continue
-            if flags & packets.TCP_RST:
-                settle(host, sport, CLOSED, "reset")
-            elif flags & packets.TCP_SYN and flags & packets.TCP_ACK:
-                settle(host, sport, OPEN, "syn-ack")
+            at = sent[host].pop(sport, None)
+            if at is None:
+                self._late(host, sport, state, reason)
+                continue
+            rtt = clock() - at  # _settle, inlined for the common case
+            answers += 1
+            if answers % RTT_SAMPLING == 1:
+                estimators[host].sample(rtt)
+            results[host][sport] = Verdict(state, reason, rtt)
+            settled += 1
+
+        self.answers = answers
+        self.inflight -= settled
+        self.done += settled
 
     def _read_icmp(self, sock: socket.socket, family: int) -> None:
         while True:
@@ -230,15 +277,18 @@ class SynScan:
                 reason = packets.ICMP_REASONS.get((family, code), f"icmp-code-{code}")
                 self._settle(host, dport, FILTERED, reason)
 
+    def _late(self, host: int, port: int, state: str, reason: str) -> None:
+        """An answer after the port was given up on still tells the truth."""
+        earlier = self.results[host].get(port)
+        if earlier is not None and earlier.reason == "no-response":
+            self.results[host][port] = Verdict(state, reason)
+
     def _settle(self, host: int, port: int, state: str, reason: str) -> None:
-        sent = self.sent[host].pop(port, None)
-        if sent is None:
-            # a late answer after the port was given up on still tells the truth
-            earlier = self.results[host].get(port)
-            if earlier is not None and earlier.reason == "no-response":
-                self.results[host][port] = Verdict(state, reason)
+        at = self.sent[host].pop(port, None)
+        if at is None:
+            self._late(host, port, state, reason)
             return
-        rtt = monotonic() - sent[0]
+        rtt = monotonic() - at
         self.answers += 1
         if self.answers % RTT_SAMPLING == 1:
             self.rtt[host].sample(rtt)
@@ -247,17 +297,20 @@ class SynScan:
         self.done += 1
 
     def _expire(self, now: float) -> None:
-        for host, queue in enumerate(self.by_host):
+        for host, queue in enumerate(self.expiry):
             timeout = self.rtt[host].timeout
-            sent = self.sent[host]
             while queue and now - queue[0][0] >= timeout:
-                _, port, attempt = queue.popleft()
-                if sent.get(port, (0, -1))[1] != attempt:
+                _, batch, attempt = queue.popleft()
+                sent, tries = self.sent[host], self.tries[host]
+                lost = [p for p in batch if p in sent and tries.get(p, 0) == attempt]
+                if not lost:
                     continue
-                del sent[port]
-                self.inflight -= 1
+                for port in lost:
+                    del sent[port]
+                self.inflight -= len(lost)
                 if attempt < self.timing.retries:
-                    self.retry.append((host, port, attempt + 1))
+                    self.jobs.append([host, lost, 0, attempt + 1])
                 else:
-                    self.results[host][port] = Verdict(FILTERED, "no-response")
-                    self.done += 1
+                    for port in lost:
+                        self.results[host][port] = Verdict(FILTERED, "no-response")
+                    self.done += len(lost)

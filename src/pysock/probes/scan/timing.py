@@ -86,5 +86,4 @@ def default_connect_concurrency() -> int:
     return max(8, min(MAX_CONNECT_CONCURRENCY, soft - RESERVED_FDS))
 
 
-def monotonic() -> float:
-    return time.monotonic()
+monotonic = time.monotonic
