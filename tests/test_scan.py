@@ -343,6 +343,28 @@ def test_timeout_bounds_the_wait(counted):
 
 
 @pytest.mark.parametrize("syn", [False, True])
+def test_timeout_adapts_to_a_fast_host(counted, syn):
+    """Silence is judged against the measured round trip, not a fixed second: on a
+    fast link 50 dropped ports (each tried twice) are given up on in well under the
+    1 s a probe gets before anything is measured."""
+    client, server = counted
+    server.nft("""table inet many {
+        chain in {
+            type filter hook input priority 0;
+            tcp dport 7100-7149 drop
+        }
+    }""")
+    extra = ["--syn"] if syn else []
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "--all", *extra, "-p", "7100-7169",
+                                     server.addr), capture_output=True, timeout=60)
+    recs = records(out)
+    states = {r["port"]: r["state"] for r in recs if "port" in r}
+    assert [states[p] for p in range(7100, 7150)] == ["filtered"] * 50
+    assert [states[p] for p in range(7150, 7170)] == ["closed"] * 20
+    assert recs[-1]["elapsed_ms"] < 900
+
+
+@pytest.mark.parametrize("syn", [False, True])
 def test_source_port(counted, syn):
     client, server = counted
     extra = ["--syn"] if syn else []
