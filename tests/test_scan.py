@@ -17,7 +17,7 @@ import pytest
 import scanlab as sl
 
 import netns
-from conftest import PYSOCK, free_port, need_root, need_tool, run_pysock, wait_listening
+from conftest import PYSOCK, free_port, need, need_root, need_tool, run_pysock, wait_listening
 
 pytestmark = pytest.mark.timeout(180)
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -488,3 +488,16 @@ def test_interrupt_ends_quietly_with_130(counted):
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert b"Traceback" not in err
+
+
+def test_udp_paces_for_icmp_rate_limits(lab):
+    """Linux answers a burst of 6 closed UDP ports, then one a second: pysock slows
+    down and tries again until each closed port has had its chance to say so, instead
+    of calling the silent ones open|filtered."""
+    client, server = netns.two_hosts(lab)
+    limit = server.run("sysctl", "-n", "net.ipv4.icmp_ratelimit").stdout.strip()
+    need("the target limits ICMP errors (net.ipv4.icmp_ratelimit > 0)", limit != "0")
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "--all", "--udp", "-p", "40001-40012",
+                                     server.addr), capture_output=True, timeout=120)
+    states = [r["state"] for r in records(out) if "port" in r]
+    assert states == ["closed"] * 12, states
