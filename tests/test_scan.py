@@ -501,3 +501,17 @@ def test_udp_paces_for_icmp_rate_limits(lab):
                                      server.addr), capture_output=True, timeout=120)
     states = [r["state"] for r in records(out) if "port" in r]
     assert states == ["closed"] * 12, states
+
+
+def test_local_labels_for_tcp_and_udp_on_an_interface_address(lab):
+    """Not only loopback: any address of this machine is local, and UDP owners count too."""
+    need_tool("nft")
+    _, server = netns.two_hosts(lab)
+    proc = sl.serve(server)
+    pid = proc.pid  # `ip netns exec` execs the server: the same process
+    out = subprocess.run(server.argv(*PYSOCK, "scan", "--json", "-p", "T:22,U:53", server.addr),
+                         capture_output=True, timeout=60)
+    recs = {(r["proto"], r["port"]): r for r in records(out) if "port" in r}
+    for key in (("tcp", 22), ("udp", 53)):
+        assert recs[key]["state"] == "open" and recs[key]["pid"] == pid, recs[key]
+    assert proc.poll() is None
