@@ -23,7 +23,8 @@ HIDE_OVER = 25  # like nmap: a state holding more ports than this is summarised,
               help="The N most commonly open ports (nmap's ranking).")
 @click.option("--syn", "-S", "syn", is_flag=True,
               help="SYN (half-open) scan on raw sockets; needs root or CAP_NET_RAW.")
-@click.option("-u", "--udp", is_flag=True, help="UDP scan (alone, or with --tcp/--syn for both).")
+@click.option("-u", "--udp", is_flag=True,
+              help="UDP scan (alone, or with --tcp/--syn for both); needs no privilege.")
 @click.option("-t", "--tcp", is_flag=True, help="Also scan TCP when --udp is given (connect scan).")
 @click.option("--open", "only_open", is_flag=True, help="Show only open ports.")
 @click.option("-a", "--all", "show_all", is_flag=True,
@@ -38,7 +39,7 @@ HIDE_OVER = 25  # like nmap: a state holding more ports than this is summarised,
 @click.option("-w", "--timeout", type=options.SECONDS,
               help="Most to wait for one probe's answer (default: adapted to the measured "
                    "round trip, at most 2 s).")
-@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
               help="Probes resent to a silent port before calling it filtered.")
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PPS",
               help="At most this many probes per second.")
