@@ -515,3 +515,24 @@ def test_local_labels_for_tcp_and_udp_on_an_interface_address(lab):
     for key in (("tcp", 22), ("udp", 53)):
         assert recs[key]["state"] == "open" and recs[key]["pid"] == pid, recs[key]
     assert proc.poll() is None
+
+
+@pytest.mark.parametrize("kind", [[], ["--udp"], ["--syn"]])
+def test_local_firewall_refusal_is_filtered_not_a_crash(lab, kind):
+    """This host's own output chain dropping probes: those ports are filtered, the
+    scan goes on to the others."""
+    need_tool("nft")
+    client, server = netns.two_hosts(lab)
+    client.nft("""table inet out {
+        chain out {
+            type filter hook output priority 0;
+            tcp dport 6000 drop
+            udp dport 6000 drop
+        }
+    }""")
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "--all", *kind, "-w", "0.3", "-p",
+                                     "5999-6001", server.addr), capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    states = {r["port"]: r["state"] for r in records(out) if "port" in r}
+    closed = "closed"
+    assert states == {5999: closed, 6000: "filtered", 6001: closed}

@@ -28,6 +28,7 @@ DEFAULT_WINDOW = 2048  # SYNs in flight; answers queue in the raw socket's buffe
 BATCH = 64  # SYNs sent to one host in a row, sharing one expiry entry
 SEND_BETWEEN_READS = 256
 RECV_BUFFER = 8 << 20
+LOCAL_REFUSALS = (errno.EPERM, errno.EACCES, errno.EHOSTUNREACH, errno.ENETUNREACH)
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per packet
 SO_RCVBUFFORCE = 33  # not in the socket module: <asm-generic/socket.h>
 ICMP_PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
@@ -176,12 +177,14 @@ class SynScan:
             if job[2] >= len(ports):
                 self.jobs.popleft()
             count = self._send_batch(host, batch, attempt)
-            sent_now += count
+            sent_now += count or 1
             if count < len(batch):  # the kernel's queue is full: the rest waits a turn
                 self.jobs.appendleft([host, batch[count:], 0, attempt])
                 return
 
     def _send_batch(self, host: int, batch: list[int], attempt: int) -> int:
+        """Send SYNs to the batch's ports; return how many were dealt with (the rest
+        waits: the kernel's queue is full)."""
         target = self.targets[host]
         sendto = self.sockets[target.family].sendto
         template = self.templates[host]
@@ -190,7 +193,7 @@ class SynScan:
         sent = self.sent[host]
         clock = monotonic
         first = clock()
-        count = 0
+        count, refused = 0, []
         for port in batch:
             total = base + port  # SynTemplate.for_port, inlined: this loop is the hot path
             total = (total & 0xFFFF) + (total >> 16)
@@ -200,15 +203,21 @@ class SynScan:
             except OSError as exc:
                 if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                     break
-                raise NetworkError(f"cannot send to {target.label}: {exc.strerror.lower()}") from None
-            sent[port] = clock()
+                if exc.errno not in LOCAL_REFUSALS:
+                    raise NetworkError(f"cannot send to {target.label}: {exc.strerror.lower()}") from None
+                refused.append((port, exc.errno))  # this host's firewall or routing said no
+            else:
+                sent[port] = clock()
             count += 1
-        if count:
-            done = batch[:count]
-            self.expiry[host].append((first, done, attempt))
+        for port, code in refused:
+            self.results[host][port] = Verdict(FILTERED, "local-" + errno.errorcode[code].lower())
+        self.done += len(refused)
+        flying = [p for p in batch[:count] if p in sent] if refused else batch[:count]
+        if flying:
+            self.expiry[host].append((first, flying, attempt))
             if attempt:
-                self.tries[host].update(dict.fromkeys(done, attempt))
-            self.inflight += count
+                self.tries[host].update(dict.fromkeys(flying, attempt))
+            self.inflight += len(flying)
             if self.rate.interval:
                 self.rate.sent(first)
         return count

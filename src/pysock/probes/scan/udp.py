@@ -141,16 +141,14 @@ class UdpScan:
                 if now < host.next_at or self.rate.wait(now) > 0:
                     break
                 port = host.pending.popleft()
-                try:
-                    self.sockets[target.family].sendto(payload(port), (target.addr, port))
-                except BlockingIOError:
+                failure = self._send_one(self.sockets[target.family], target, port)
+                if failure == errno.EAGAIN:
                     host.pending.appendleft(port)
                     return
-                except OSError as exc:
-                    if exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
-                        host.pending.appendleft(port)  # an earlier ICMP error surfacing here
-                        continue
-                    raise NetworkError(f"cannot send to {target.label}: {exc.strerror.lower()}") from None
+                if failure:  # this host refuses to let it out: say so for the port
+                    reason = "local-" + errno.errorcode.get(failure, str(failure)).lower()
+                    self._settle(i, port, FILTERED, reason)
+                    continue
                 host.sent[port] = now
                 host.expiry.append((now, port))
                 self.inflight += 1
@@ -158,6 +156,29 @@ class UdpScan:
                 if host.delay:
                     host.next_at = now + host.delay
                     break
+
+    @staticmethod
+    def _send_one(sock: socket.socket, target: Target, port: int) -> int:
+        """Send one probe; 0, EAGAIN (try later) or the errno of a local refusal.
+
+        A socket with IP_RECVERR keeps the last ICMP error pending, and the next send
+        fails with it without sending anything. So on failure the pending error is
+        cleared (SO_ERROR) and the send tried once more; failing again, the error is
+        this host's own (a firewall's output chain, no route)."""
+        for attempt in (1, 2):
+            try:
+                sock.sendto(payload(port), (target.addr, port))
+                return 0
+            except BlockingIOError:
+                return errno.EAGAIN
+            except OSError as exc:
+                if attempt == 2:
+                    if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EACCES,
+                                     errno.EPERM, errno.ECONNREFUSED):
+                        return exc.errno
+                    raise NetworkError(f"cannot send to {target.label}: {exc.strerror.lower()}") from None
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        return 0
 
     # ---- answers ------------------------------------------------------------
 
