@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 from pysock.errors import NetworkError
 from pysock.probes.scan import packets
+from pysock.probes.scan.labels import is_local
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, OPEN_FILTERED, Target, Timing, Verdict
 from pysock.probes.scan.payloads import payload
 from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
@@ -77,6 +78,7 @@ class UdpScan:
 
     def run(self) -> list[dict[int, Verdict]]:
         self.sockets = {family: self._socket(family) for family in {t.family for t in self.targets}}
+        self.own_port = {family: sock.getsockname()[1] for family, sock in self.sockets.items()}
         poller = select.epoll()
         try:
             for sock in self.sockets.values():
@@ -192,7 +194,12 @@ class UdpScan:
             except OSError:
                 continue  # the pending ICMP error, reported once here; read from the queue below
             host = self.index.get(peer[0])
-            if host is not None:
+            if host is None:
+                continue
+            if peer[1] == self.own_port[family] and is_local(self.targets[host]):
+                # our own probe, sent to our own port on this machine: nobody else is there
+                self._settle(host, peer[1], CLOSED, "self")
+            else:
                 self._settle(host, peer[1], OPEN, "udp-response")
         while True:
             try:
