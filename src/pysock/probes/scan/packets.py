@@ -56,12 +56,12 @@ class SynTemplate:
         self.head = segment[:2]
         self.middle = segment[4:16]
         self.tail = segment[18:]
+        self.layout = struct.Struct(f"!2sH12sH{len(self.tail)}s")  # head, dport, middle, csum, tail
 
     def for_port(self, port: int) -> bytes:
         total = (~self.base_sum & 0xFFFF) + port
         total = (total & 0xFFFF) + (total >> 16)
-        return b"".join((self.head, port.to_bytes(2, "big"), self.middle,
-                         (~total & 0xFFFF).to_bytes(2, "big"), self.tail))
+        return self.layout.pack(self.head, port, self.middle, ~total & 0xFFFF, self.tail)
 
 
 TCP_HEADER = struct.Struct("!HHIIBB")  # sport dport seq ack data-offset flags

@@ -188,7 +188,8 @@ class SynScan:
         target = self.targets[host]
         sendto = self.sockets[target.family].sendto
         template = self.templates[host]
-        head, middle, tail, base = template.head, template.middle, template.tail, ~template.base_sum & 0xFFFF
+        head, middle, tail = template.head, template.middle, template.tail
+        pack, base = template.layout.pack, ~template.base_sum & 0xFFFF
         dest = (target.addr, 0)
         sent = self.sent[host]
         clock = monotonic
@@ -198,8 +199,7 @@ class SynScan:
             total = base + port  # SynTemplate.for_port, inlined: this loop is the hot path
             total = (total & 0xFFFF) + (total >> 16)
             try:
-                sendto(b"".join((head, port.to_bytes(2, "big"), middle,
-                                 (~total & 0xFFFF).to_bytes(2, "big"), tail)), dest)
+                sendto(pack(head, port, middle, ~total & 0xFFFF, tail), dest)
             except OSError as exc:
                 if exc.errno in (errno.ENOBUFS, errno.EAGAIN):
                     break
