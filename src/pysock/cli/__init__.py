@@ -20,6 +20,7 @@ from pysock.errors import ExitStatus, PysockError
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
     "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
+    "scan": ("pysock.cli.scan", "Scan TCP/UDP ports (connect, SYN, UDP) of hosts and CIDR blocks."),
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),

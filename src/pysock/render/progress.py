@@ -32,6 +32,8 @@ class Progress(NullProgress):
             columns += [rp.DownloadColumn(), rp.TransferSpeedColumn()]
         else:
             columns += [rp.MofNCompleteColumn(), rp.TaskProgressColumn()]
+        if unit not in ("bytes", "items"):  # a named unit also shows its rate: "1,234 probes/s"
+            columns.append(_rate_column(rp, unit))
         columns += [rp.TimeElapsedColumn(), rp.TimeRemainingColumn()]
         self._progress = rp.Progress(*columns, console=console(sys.stderr, color), transient=True)
         self._task = self._progress.add_task(description, total=total)
@@ -48,6 +50,16 @@ class Progress(NullProgress):
 
     def __exit__(self, *exc) -> None:
         self._progress.stop()
+
+
+def _rate_column(rp, unit: str):
+    from rich.text import Text
+
+    class Rate(rp.ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} {unit}/s" if speed else f"- {unit}/s", style="progress.data.speed")
+    return Rate()
 
 
 def progress(description: str, total: int | None, *, enabled: bool, color: bool,

@@ -1,0 +1,233 @@
+"""The connect scan: many non-blocking connects in flight on one epoll loop.
+
+A plain loop rather than asyncio: all 65535 ports of loopback take about 0.6 s this
+way, against 7 to 14 s with a coroutine per port. Each probe is one socket; its fate is
+read from SO_ERROR when epoll says it is writable. SO_LINGER 0 makes close() send
+RST, so open ports leave no TIME_WAIT behind and services see a reset, not a
+half-finished conversation."""
+
+from __future__ import annotations
+
+import _socket  # the C socket type: no Python-level __init__ per probe (~1.5 µs each)
+import errno
+import select
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+
+from pysock.errors import NetworkError
+from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
+from pysock.probes.scan.timing import RateLimit, RttEstimator, default_connect_concurrency, monotonic
+
+LINGER_RESET = struct.pack("ii", 1, 0)
+MIN_CONCURRENCY = 8
+BURST = 32
+RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per probe
+
+# errno after a failed connect -> (state, reason); reasons are nmap's --reason words
+OUTCOMES = {
+    0: (OPEN, "syn-ack"),
+    errno.ECONNREFUSED: (CLOSED, "conn-refused"),
+    errno.EHOSTUNREACH: (FILTERED, "host-unreach"),
+    errno.ENETUNREACH: (FILTERED, "net-unreach"),
+    errno.EACCES: (FILTERED, "admin-prohibited"),
+    errno.EPERM: (FILTERED, "admin-prohibited"),
+    errno.ETIMEDOUT: (FILTERED, "no-response"),
+    errno.EHOSTDOWN: (FILTERED, "host-down"),
+}
+# no socket or no local port to spare right now: wait for some in flight to finish
+SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL,
+             errno.EAGAIN)
+
+
+class _Probe:
+    __slots__ = ("sock", "fd", "host", "port", "attempt", "sent_at", "live")
+
+    def __init__(self, sock, host, port, attempt, sent_at):
+        self.sock, self.fd, self.host, self.port = sock, sock.fileno(), host, port
+        self.attempt, self.sent_at, self.live = attempt, sent_at, True
+
+
+class ConnectScan:
+    """Scan ports on targets; run() returns {target index: {port: Verdict}}."""
+
+    def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
+                 on_progress: Callable[[int], None] | None = None):
+        self.targets = targets
+        self.timing = timing
+        self.limit = timing.concurrency or default_connect_concurrency()
+        self.on_progress = on_progress or (lambda n: None)
+        self.rtt = [RttEstimator(timing.timeout) for _ in targets]
+        self.rate = RateLimit(timing.rate)
+        self.results: list[dict[int, Verdict]] = [{} for _ in targets]
+        self.inflight: dict[int, _Probe] = {}
+        self.by_host: list[deque[_Probe]] = [deque() for _ in targets]
+        self.retry: deque[tuple[int, int, int]] = deque()
+        self.fresh = ((h, p, 0) for h in range(len(targets)) for p in ports)
+        self.fresh_left = len(targets) * len(ports)
+        self.done = 0
+        self.answers = 0
+
+    # ---- the loop -----------------------------------------------------------
+
+    def run(self) -> list[dict[int, Verdict]]:
+        self.epoll = select.epoll()
+        try:
+            while self.fresh_left or self.retry or self.inflight:
+                self._send()
+                wait = self._poll_wait()
+                most = max(64, len(self.inflight))
+                events = self.epoll.poll(wait, most)
+                for fd, _ in events:
+                    self._answered(self.inflight.pop(fd))
+                if len(events) < most:  # every answer that arrived is read: now expire
+                    self._expire(monotonic())
+                self._report()
+        finally:
+            for probe in self.inflight.values():
+                probe.sock.close()
+            self.inflight.clear()
+            self.epoll.close()
+        return self.results
+
+    def _poll_wait(self) -> float:
+        now = monotonic()
+        waits = []
+        for host, queue in enumerate(self.by_host):
+            while queue and not queue[0].live:
+                queue.popleft()
+            if queue:
+                waits.append(self.rtt[host].timeout - (now - queue[0].sent_at))
+        if (self.fresh_left or self.retry) and len(self.inflight) < self.limit:
+            waits.append(self.rate.wait(now))
+        return max(0.0, min(waits)) if waits else 0.0
+
+    def _report(self) -> None:
+        if self.done:
+            self.on_progress(self.done)
+            self.done = 0
+
+    # ---- sending ------------------------------------------------------------
+
+    def _next(self) -> tuple[int, int, int] | None:
+        if self.retry:
+            return self.retry.popleft()
+        if self.fresh_left:
+            self.fresh_left -= 1
+            return next(self.fresh)
+        return None
+
+    def _send(self) -> None:
+        # Small bursts between polls: answers are read while they are fresh (on loopback
+        # they are there at once), and thousands of half-open sockets never pile up
+        # unless the network is slow enough to need them.
+        now = monotonic()
+        for _ in range(BURST):
+            if len(self.inflight) >= self.limit:
+                return
+            if self.rate.interval:
+                now = monotonic()
+                if self.rate.wait(now) > 0:
+                    return
+            job = self._next()
+            if job is None:
+                return
+            if not self._start(*job, now):
+                self.retry.appendleft(job)
+                return
+            self.rate.sent(now)
+
+    def _start(self, host: int, port: int, attempt: int, now: float) -> bool:
+        """Open and connect one probe socket; False when out of descriptors or ports."""
+        target = self.targets[host]
+        try:
+            sock = _socket.socket(target.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        except OSError as exc:
+            return self._shortage(exc)
+        if self.timing.source_port:
+            self._bind_source(sock, target)
+        code = sock.connect_ex((target.addr, port))
+        if code == errno.EINPROGRESS:
+            probe = _Probe(sock, host, port, attempt, now)
+            self.inflight[probe.fd] = probe
+            self.by_host[host].append(probe)
+            self.epoll.register(probe.fd, select.EPOLLOUT)
+            return True
+        sock.close()
+        if code in SHORTAGES:
+            return self._shortage(OSError(code, ""))
+        if code == errno.ENETUNREACH:
+            raise NetworkError(f"network is unreachable for {target.label}: no route to it")
+        self._settle(host, port, code, None)
+        return True
+
+    def _bind_source(self, sock: socket.socket, target: Target) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        wildcard = "::" if target.family == socket.AF_INET6 else "0.0.0.0"
+        try:
+            sock.bind((wildcard, self.timing.source_port))
+        except OSError as exc:
+            sock.close()
+            raise NetworkError(f"cannot send from source port {self.timing.source_port}: "
+                               f"{exc.strerror.lower()}") from None
+
+    def _shortage(self, exc: OSError) -> bool:
+        """Out of descriptors (EMFILE) or local ports: shrink the window and wait."""
+        if exc.errno not in SHORTAGES:
+            raise exc
+        if not self.inflight:
+            raise NetworkError(f"cannot open a socket to scan with: {exc.strerror or exc}")
+        self.limit = max(MIN_CONCURRENCY, len(self.inflight) - MIN_CONCURRENCY)
+        return False
+
+    # ---- answers ------------------------------------------------------------
+
+    def _answered(self, probe: _Probe) -> None:
+        sock = probe.sock
+        probe.live = False
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        rtt = monotonic() - probe.sent_at
+        if code == 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            if _self_connected(sock):
+                code = -1
+        self._settle(probe.host, probe.port, code, rtt)
+        sock.close()
+
+    def _settle(self, host: int, port: int, code: int, rtt: float | None) -> None:
+        if code == -1:
+            state, reason = CLOSED, "self-connect"
+        else:
+            state, reason = OUTCOMES.get(code, (FILTERED, errno.errorcode.get(code, str(code)).lower()))
+        if rtt is not None and code != errno.ETIMEDOUT:
+            self.answers += 1
+            if self.answers % RTT_SAMPLING == 1:
+                self.rtt[host].sample(rtt)
+        self.results[host][port] = Verdict(state, reason, rtt)
+        self.done += 1
+
+    def _expire(self, now: float) -> None:
+        for host, queue in enumerate(self.by_host):
+            timeout = self.rtt[host].timeout
+            while queue and now - queue[0].sent_at >= timeout:
+                probe = queue.popleft()
+                if not probe.live:
+                    continue  # answered already
+                probe.live = False
+                del self.inflight[probe.fd]
+                probe.sock.close()
+                if probe.attempt < self.timing.retries:
+                    self.retry.append((host, probe.port, probe.attempt + 1))
+                else:
+                    self.results[host][probe.port] = Verdict(FILTERED, "no-response")
+                    self.done += 1
+
+
+def _self_connected(sock: socket.socket) -> bool:
+    """A connect to a loopback port in the ephemeral range can meet itself (TCP
+    simultaneous open): local == peer means nobody was listening."""
+    try:
+        return sock.getsockname()[:2] == sock.getpeername()[:2]
+    except OSError:
+        return False

@@ -1,0 +1,89 @@
+"""How long to wait for an answer and how fast to send: an RTT estimator per
+host (RFC 6298, as TCP and nmap do), a send-rate ceiling, and a default for
+the number of probes in flight derived from the open-file limit."""
+
+from __future__ import annotations
+
+import resource
+import time
+
+INITIAL_TIMEOUT = 1.0  # before any answer is measured (nmap: 1 s)
+MIN_TIMEOUT = 0.1  # never give up sooner than this, however fast the host answers (nmap -T4)
+MAX_TIMEOUT = 2.0
+RESERVED_FDS = 64  # left for stdio, the epoll fd, /proc reads, rich
+MAX_CONNECT_CONCURRENCY = 4096
+BURST_SECONDS = 0.01  # beyond this the loop, not the network, is the limit
+
+
+class RttEstimator:
+    """Smoothed round trip and its variance; the timeout is srtt + 4 * rttvar,
+    kept between a floor and the user's ceiling."""
+
+    def __init__(self, ceiling: float | None = None):
+        self.fixed = ceiling
+        self.ceiling = ceiling or MAX_TIMEOUT
+        self.floor = min(MIN_TIMEOUT, self.ceiling)
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.timeout = min(INITIAL_TIMEOUT, self.ceiling)
+
+    def sample(self, rtt: float) -> None:
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - rtt)
+            self.srtt = 0.875 * self.srtt + 0.125 * rtt
+        self.timeout = min(self.ceiling, max(self.floor, self.srtt + 4 * self.rttvar))
+
+
+class RateLimit:
+    """A token bucket: on average at most `rate` sends a second (None: no ceiling).
+
+    The bucket holds up to BURST_SECONDS' worth, because the loop sleeps in epoll,
+    whose timer ticks in milliseconds: a sender allowed one probe at a time would
+    never go faster than about a thousand a second."""
+
+    def __init__(self, rate: float | None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.capacity = max(1.0, rate * BURST_SECONDS) if rate else 0.0
+        self.tokens = 1.0
+        self.stamp: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.stamp is not None:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) / self.interval)
+        self.stamp = now
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next send is allowed (0: now)."""
+        if not self.interval:
+            return 0.0
+        self._refill(now)
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) * self.interval
+
+    def sent(self, now: float) -> None:
+        if self.interval:
+            self._refill(now)
+            self.tokens -= 1
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft open-file limit to the hard one; return the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def default_connect_concurrency() -> int:
+    """Sockets in flight for a connect scan: what the descriptor limit allows."""
+    soft = raise_fd_limit()
+    return max(8, min(MAX_CONNECT_CONCURRENCY, soft - RESERVED_FDS))
+
+
+monotonic = time.monotonic
