@@ -7,6 +7,9 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, taps
+from pysock.cli.tlsopts import describe, tls_client, tls_options
+
+PROXY_TYPES = ("socks5", "socks4", "http")
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -21,8 +24,17 @@ from pysock.cli.relayopts import policy, relay_options, taps
 @click.option("-z", "--zero-io", "probe", is_flag=True,
               help="Only report which of the ports (HOST PORTS, e.g. 20-25,80) accept.")
 @opt.json_output
+@tls_options("client")
+@click.option("--proxy", metavar="HOST[:PORT]", default=None,
+              help="Connect through this proxy (port 1080 for SOCKS, 3128 for HTTP by default).")
+@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
+              show_default=True,
+              help="socks5 (names resolved by the proxy unless -n), socks4 or http (CONNECT).")
+@click.option("--proxy-auth", metavar="USER:PASS", default=None,
+              help="Log in to the proxy (socks4: USER is the user id).")
 @relay_options
-def connect(place, family, numeric, timeout, source, source_port, sockopts, probe, json, **kw):
+def connect(place, family, numeric, timeout, source, source_port, sockopts, probe, json,
+            proxy, proxy_type, proxy_auth, **kw):
     """Connect to HOST PORT and relay stdin to it and it to stdout, binary-clean.
 
     At end of stdin pysock sends FIN and keeps reading until the peer closes
@@ -35,28 +47,70 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
       printf 'GET / HTTP/1.0\\r\\n\\r\\n' | pysock connect example.org 80
       pysock connect -v [::1]:8080 < upload.bin
       pysock connect -z -v 127.0.0.1 20-25,80
+      pysock connect --tls -v example.org 443
+      pysock connect --proxy 127.0.0.1:1080 example.org 80
     """
     from pysock.net.endpoints import ClientSpec
 
     spec = dict(family=family, numeric=numeric, timeout=timeout, source=source,
                 source_port=source_port, sockopts=tuple(sockopts))
+    from pysock.render.diagnostics import Diagnostics
+    diag = Diagnostics(kw["verbose"])
+    tls = tls_client(kw, diag)
+    proxy_spec = _proxy(proxy, proxy_type, proxy_auth)
     if probe:
+        if tls is not None or proxy_spec is not None:
+            raise click.UsageError("-z only checks that ports accept TCP; drop --tls/--proxy")
         return _probe(place, spec, json, kw["verbose"])
     from pysock.net.address import host_port
     target = host_port(place)
-    return _relay(ClientSpec(target.host, target.port, **spec), kw)
+    return _relay(ClientSpec(target.host, target.port, **spec), tls, proxy_spec, kw, diag)
 
 
-def _relay(spec, kw) -> int:
-    from pysock.net.endpoints import SocketChannel, StdioChannel
-    from pysock.net.endpoints import connect as open_connection
-    from pysock.net.relay import RelayError, relay
-    from pysock.render.diagnostics import Diagnostics
+def _proxy(proxy, proxy_type, proxy_auth):
+    if proxy is None:
+        if proxy_auth is not None:
+            raise click.UsageError("--proxy-auth needs --proxy")
+        return None
+    from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
+    host, port = parse_proxy(proxy, proxy_type)
+    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
+    return ProxySpec(host, port, proxy_type, user, password)
 
-    diag = Diagnostics(kw["verbose"])
-    relay_policy = policy(kw)
-    channel = SocketChannel(open_connection(spec))
+
+def _open(spec, tls, proxy_spec, diag):
+    """The connected Channel: through the proxy if asked, then TLS if asked."""
+    from pysock.net.address import format_sockaddr
+    from pysock.net.endpoints import SocketChannel
+    target = format_sockaddr((spec.host, spec.port))
+    if proxy_spec is None:
+        from pysock.net.endpoints import connect as open_connection
+        sock = open_connection(spec)
+    else:
+        from pysock.net.proxy import open_tunnel
+        tunnel = open_tunnel(proxy_spec, spec)
+        sock = tunnel.sock
+        bound = f" (its end: {tunnel.bound})" if tunnel.bound else ""
+        diag.verbose(f"{proxy_spec.kind} proxy {tunnel.via} opened a tunnel to {target}{bound}")
+    peer = None if proxy_spec is None else f"{target} (via the {proxy_spec.kind} proxy)"
+    if tls is None:
+        channel = SocketChannel(sock)
+        channel.peer = peer or channel.peer
+    else:
+        from pysock.net.tls import start_client
+        channel = start_client(sock, tls, spec.host, spec.timeout, peer=peer)
     diag.verbose(f"connected to {channel.peer} from {channel.local}")
+    if tls is not None:
+        describe(channel, diag)
+    return channel
+
+
+def _relay(spec, tls, proxy_spec, kw, diag) -> int:
+    from pysock.net.endpoints import StdioChannel
+    from pysock.net.relay import RelayError, relay
+
+    relay_policy = policy(kw)
+    channel = _open(spec, tls, proxy_spec, diag)
     try:
         with taps(kw, settings().stderr_color) as found:
             result = relay(StdioChannel(), channel, relay_policy, found)
