@@ -9,6 +9,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, taps
+from pysock.cli.tlsopts import describe, tls_options, tls_server
 
 MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 
@@ -39,6 +40,7 @@ MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 @click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
               help="Length of the accept queue.")
 @opt.sockopts
+@tls_options("server")
 @relay_options
 def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, allowfile,
            denyfile, broker, chat, echo, exec_cmd, sh_exec, accept_timeout, backlog, sockopts,
@@ -53,6 +55,8 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
       pysock listen -k --echo 127.0.0.1 7      # an echo server
       pysock listen -k --exec 'cat -n' 9000    # ncat -lk --exec
       pysock listen -k --broker --allow 10.0.0.0/8 5000
+      pysock listen --tls 8443                 # ncat --ssl -l 8443
+      pysock listen -k --tls --cert srv.pem --key srv.key --verify-client ca.pem 8443
     """
     from pysock.net.address import bind_place
     from pysock.net.endpoints import listen as open_listener
@@ -63,14 +67,15 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
     access = _access(allow, deny, allowfile, denyfile)
     relay_policy = policy(kw)
     diag = Diagnostics(kw["verbose"])
+    tls = tls_server(kw, diag)
     listener = open_listener(host, port, family=family, numeric=numeric, backlog=backlog,
                              sockopts=tuple(sockopts))
     try:
         _announce(listener, port, diag)
         if mode == "relay" and not keep_open:
-            return _one_client(listener, access, accept_timeout, relay_policy, kw, diag)
+            return _one_client(listener, access, accept_timeout, relay_policy, tls, kw, diag)
         return _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd,
-                     sh_exec, relay_policy, diag)
+                     sh_exec, relay_policy, tls, diag)
     finally:
         listener.close()
 
@@ -115,15 +120,21 @@ def _announce(listener, port: int, diag) -> None:
         diag.say(text)
 
 
-def _one_client(listener, access, accept_timeout, relay_policy, kw, diag) -> int:
+def _one_client(listener, access, accept_timeout, relay_policy, tls, kw, diag) -> int:
     from pysock.net.endpoints import SocketChannel, StdioChannel
     from pysock.net.hub import accept_one
     from pysock.net.relay import RelayError, relay
 
     sock = accept_one(listener, access, accept_timeout, _reporter(diag))
     listener.close()
-    channel = SocketChannel(sock)
-    diag.verbose(f"connection from {channel.peer}")
+    if tls is None:
+        channel = SocketChannel(sock)
+        diag.verbose(f"connection from {channel.peer}")
+    else:
+        from pysock.net.tls import start_server
+        channel = start_server(sock, tls)
+        diag.verbose(f"connection from {channel.peer}")
+        describe(channel, diag)
     try:
         with taps(kw, settings().stderr_color) as found:
             result = relay(StdioChannel(), channel, relay_policy, found)
@@ -137,7 +148,7 @@ def _one_client(listener, access, accept_timeout, relay_policy, kw, diag) -> int
 
 
 def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,
-          relay_policy, diag) -> int:
+          relay_policy, tls, diag) -> int:
     from pysock.net.hub import HubPolicy, serve
 
     command: tuple[str, ...] = ()
@@ -152,7 +163,7 @@ def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd
                            shell=sh_exec is not None,
                            shutdown_on_eof=relay_policy.shutdown_on_eof,
                            recv_only=relay_policy.recv_only, send_only=relay_policy.send_only,
-                           accept_timeout=accept_timeout)
+                           accept_timeout=accept_timeout, tls=tls)
     return serve(listener, hub_policy, _reporter(diag))
 
 
@@ -165,6 +176,8 @@ def _reporter(diag):
                          f"bytes, received {event.received}; {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
+        elif event.kind == "secured":
+            diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
         if event.kind == "leave" and event.detail.startswith("dropped"):

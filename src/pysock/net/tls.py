@@ -96,6 +96,9 @@ def server_identity(opts: TLSOptions) -> ServerIdentity:
 
 
 def _common(ctx: ssl.SSLContext, opts: TLSOptions) -> None:
+    # Peers such as ncat end with a bare TCP FIN and go on reading: take that as the end
+    # of their data (TLSChannel.clean_close tells it apart), and keep writing to them.
+    ctx.options |= ssl.OP_IGNORE_UNEXPECTED_EOF
     if opts.min_version:
         ctx.minimum_version = VERSIONS[opts.min_version]
     if opts.alpn:
@@ -138,6 +141,7 @@ class TLSChannel(SocketChannel):
         self.clean_close = True  # False once the peer closes TCP without close_notify
         self.handshaken = False
         self._ended = False  # the peer's stream is over (close_notify or TCP end)
+        self._socket_ended = False
         self._failure: OSError | None = None
 
     # -- handshake ---------------------------------------------------------
@@ -202,13 +206,12 @@ class TLSChannel(SocketChannel):
                 if data:
                     parts.append(data)
                     continue
-                self._ended = True  # close_notify (read() says so by b'' or by raising)
+                self._end()  # read() says so by b'' or by raising
                 break
             except ssl.SSLWantReadError:
                 pass
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError) as exc:
-                self._ended = True
-                self.clean_close = isinstance(exc, ssl.SSLZeroReturnError)
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                self._end()
                 break
             except ssl.SSLError as exc:
                 self._failure = OSError(errno.EPROTO, tls_failure(exc))
@@ -267,6 +270,11 @@ class TLSChannel(SocketChannel):
 
     # -- the memory BIOs ---------------------------------------------------
 
+    def _end(self) -> None:
+        """The peer's data ended: with close_notify, or (if the socket ended first) not."""
+        self._ended = True
+        self.clean_close = not self._socket_ended
+
     def _feed(self, size: int) -> int:
         """Ciphertext from the socket into the TLS engine: its size, 0 if none yet."""
         try:
@@ -277,6 +285,7 @@ class TLSChannel(SocketChannel):
             self._in.write(data)
             return len(data)
         self._in.write_eof()
+        self._socket_ended = True
         return -1  # the socket ended: the next read tells clean from truncated
 
     def _take_output(self) -> None:
@@ -295,6 +304,18 @@ class TLSChannel(SocketChannel):
             self._unsent = self._unsent[n:]
 
     # -- what was negotiated ----------------------------------------------
+
+    def summary(self) -> str:
+        """One line: version, cipher, ALPN, and the peer certificate's subject if verified."""
+        info = self.session()
+        text = f"{info['version']} {info['cipher']}"
+        if info["alpn"]:
+            text += f", ALPN {info['alpn']}"
+        subject = dict(pair for rdn in (self.tls.getpeercert() or {}).get("subject", ())
+                       for pair in rdn)
+        if subject:
+            text += f", certificate CN={subject.get('commonName', '?')}"
+        return text
 
     def session(self) -> dict:
         """Version, cipher, ALPN and the peer certificate (DER), for -v."""
