@@ -80,13 +80,17 @@ def _options(kw: dict):
 
 
 def tls_client(kw: dict, diag):
-    """TLSOptions for a client from the command's keyword arguments (which it pops),
-    warning once about --insecure; None without --tls."""
+    """A ClientIdentity from the command's keyword arguments (which it pops), warning
+    once about --insecure; None without --tls."""
     opts = _options(kw)
-    if opts is not None and opts.insecure:
+    if opts is None:
+        return None
+    from pysock.net.tls import client_identity
+    identity = client_identity(opts)
+    if opts.insecure:
         diag.warn("--insecure: the server's certificate is not verified; anyone on the path "
                   "can read and change this connection")
-    return opts
+    return identity
 
 
 def tls_server(kw: dict, diag):

@@ -44,6 +44,14 @@ class TLSOptions:
 
 
 @dataclass(frozen=True)
+class ClientIdentity:
+    """A client context made once, before connecting (so bad files are usage errors)."""
+
+    context: ssl.SSLContext
+    options: TLSOptions
+
+
+@dataclass(frozen=True)
 class ServerIdentity:
     """A server context, and the fingerprint of the certificate made for it (if one was)."""
 
@@ -52,6 +60,10 @@ class ServerIdentity:
 
 
 # ---- contexts ---------------------------------------------------------------
+
+
+def client_identity(opts: TLSOptions) -> ClientIdentity:
+    return ClientIdentity(client_context(opts), opts)
 
 
 def client_context(opts: TLSOptions) -> ssl.SSLContext:
@@ -339,18 +351,13 @@ def _wait_for(blocked: Blocked, deadline: float | None, message: str) -> None:
 # ---- opening ----------------------------------------------------------------
 
 
-def start_client(sock: socket.socket, opts: TLSOptions, server_name: str,
+def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str,
                  timeout: float | None = None, *, peer: str | None = None) -> TLSChannel:
     """The one call a client command makes: handshake as a client, verified unless
-    opts.insecure; `server_name` is the host typed (opts.server_name overrides);
-    `peer` names the other end in messages when the socket's peer is not it (a proxy)."""
-    try:
-        ctx = client_context(opts)
-    except BaseException:
-        sock.close()
-        raise
-    name = opts.server_name or server_name
-    channel = TLSChannel(sock, ctx, server_side=False, server_name=name)
+    --insecure; `server_name` is the host typed (--sni overrides); `peer` names the
+    other end in messages when the socket's peer is not it (a proxy)."""
+    name = identity.options.server_name or server_name
+    channel = TLSChannel(sock, identity.context, server_side=False, server_name=name)
     channel.peer = peer or channel.peer
     try:
         return channel.handshake(timeout or HANDSHAKE_TIMEOUT)
