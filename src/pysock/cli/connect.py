@@ -90,7 +90,7 @@ def _open(spec, tls, proxy_spec, diag):
         from pysock.net.proxy import open_tunnel
         tunnel = open_tunnel(proxy_spec, spec)
         sock = tunnel.sock
-        bound = f" (its end: {tunnel.bound})" if tunnel.bound else ""
+        bound = f" (its end: {tunnel.bound})" if tunnel.bound not in ("", "0.0.0.0:0") else ""
         diag.verbose(f"{proxy_spec.kind} proxy {tunnel.via} opened a tunnel to {target}{bound}")
     peer = None if proxy_spec is None else f"{target} (via the {proxy_spec.kind} proxy)"
     if tls is None:
