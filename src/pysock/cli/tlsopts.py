@@ -58,7 +58,6 @@ def tls_options(role: str):
 
 
 def _options(kw: dict):
-    from pysock.net.tls import TLSOptions
     tls_given = kw.pop("tls")
     names = ("cert", "key", "alpn", "tls_min") + _CLIENT_ONLY + _SERVER_ONLY
     values = {n: kw.pop(n, None) for n in names}
@@ -73,6 +72,7 @@ def _options(kw: dict):
         raise click.UsageError("--alpn needs at least one protocol name")
     if values["key"] and not values["cert"]:
         raise click.UsageError("--key needs --cert")
+    from pysock.net.tls import TLSOptions
     return TLSOptions(server_name=values["sni"], cafile=values["cafile"],
                       capath=values["capath"], insecure=bool(values["insecure"]),
                       cert=values["cert"], key=values["key"], alpn=alpn,
