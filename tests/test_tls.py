@@ -375,6 +375,38 @@ def test_keep_open_a_stalled_handshake_does_not_stall_others(procs, pki, port):
     assert server.poll() is None
 
 
+def _hello_with_data(port, cafile, data: bytes) -> bytes:
+    """A client whose first application data leaves in the same segment as its
+    Finished message, so the server reads both in one go."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        tls.write(data)
+        sock.sendall(outgoing.read())  # Finished and data together
+        got = b""
+        while len(got) < len(data):
+            try:
+                got += tls.read(65536)
+            except ssl.SSLWantReadError:
+                incoming.write(sock.recv(65536))
+        return got
+
+
+@pytest.mark.parametrize("mode", [["--echo"], ["--exec", "cat"]])
+def test_keep_open_data_arriving_with_the_handshake_is_not_stranded(procs, pki, port, mode):
+    listen_tls(procs, port, "-k", *mode, "--cert", pki.server[0], "--key", pki.server[1])
+    assert _hello_with_data(port, pki.cafile, b"right behind Finished") == \
+        b"right behind Finished"
+
+
 def test_keep_open_echo_to_s_client_and_ncat(procs, pki, port):
     need_tool("openssl", "ncat")
     listen_tls(procs, port, "-k", "--echo", "--cert", pki.server[0], "--key", pki.server[1])

@@ -289,6 +289,10 @@ class Hub:
             client = self._add(shake.conn, shake.peer)
             if client.conn.pending_output:
                 self._watch(client)
+            # data sent right behind the handshake may sit in the TLS engine already,
+            # where no readiness event will ever point at it
+            if self.clients.get(client.fd) is client and not client.input_done:
+                self._read_client(client)
 
     def _handshake_failed(self, shake: _Handshake, why: str) -> None:
         del self.handshakes[shake.conn.rfd]
@@ -315,6 +319,7 @@ class Hub:
         client.partner, pipe.partner = pipe, client
         client.bridged = pipe.bridged = pipe.child_end = True
         self.on_event(Event("connect", shake.peer, f"pid {child.pid}"))
+        self._read_client(client)  # what came with the handshake (see _step_handshake)
 
     def _pause_accept(self, why: str) -> None:
         if self.accepting:
