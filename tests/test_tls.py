@@ -167,6 +167,30 @@ def test_alpn_is_negotiated_and_shown(procs, pki, port):
     assert b"ALPN h2" in out.stderr
 
 
+def test_capath_trusts_a_hashed_ca_directory(procs, pki, port, tmp_path):
+    need_tool("openssl")
+    cadir = tmp_path / "cadir"
+    cadir.mkdir()
+    (cadir / "ca.pem").write_bytes(open(pki.cafile, "rb").read())
+    subprocess.run(["openssl", "rehash", str(cadir)], check=True, timeout=15)
+    server = s_server(procs, port, *pki.server)
+    out = run_pysock("connect", "--tls", "--capath", str(cadir), "localhost", str(port),
+                     input=b"capath\n")
+    assert out.returncode == 0, out.stderr
+    assert server.communicate(timeout=10)[0] == b"capath\n"
+
+
+def test_listen_offers_alpn(procs, pki, port):
+    need_tool("openssl")
+    server = listen_tls(procs, port, "-v", "--alpn", "h2,http/1.1", "--cert", pki.server[0],
+                        "--key", pki.server[1])
+    client = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-alpn",
+                             "http/1.1"], input=b"", capture_output=True, timeout=15)
+    _, err = server.communicate(timeout=10)
+    assert b"ALPN protocol: http/1.1" in client.stdout
+    assert b"ALPN http/1.1" in err
+
+
 def test_tls_min_refuses_an_older_server(procs, pki, port):
     s_server(procs, port, *pki.server, "-tls1_2")
     out = run_pysock("connect", "--tls", "--cafile", pki.cafile, "--tls-min", "1.3",
@@ -241,10 +265,11 @@ def test_connect_to_ncat_ssl_server_both_ways(procs, pki, port):
     wait_listening(port, proc=server)
     server.stdin.write(b"from ncat\n")
     close_stdin(server)
-    out = run_pysock("connect", "--tls", "--cafile", pki.cafile, "localhost", str(port),
+    out = run_pysock("connect", "-v", "--tls", "--cafile", pki.cafile, "localhost", str(port),
                      input=b"to ncat\n")
     assert out.returncode == 0, out.stderr
     assert out.stdout == b"from ncat\n"
+    assert b"ended without TLS close_notify" in out.stderr  # ncat ends with a bare FIN
     assert server.communicate(timeout=10)[0] == b"to ncat\n"
 
 

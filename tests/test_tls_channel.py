@@ -201,3 +201,21 @@ def test_plain_connect_and_listen_never_import_ssl():
                  if line.startswith("import time:")}
         assert names, out.stderr
         assert not names & {"ssl", "_ssl", "pysock.net.tls", "pysock.net.proxy", "cryptography"}
+
+
+def test_unix_socket_client_needs_sni_or_insecure(certs, tmp_path):
+    """What `unix --tls` will do: no host name, so --sni names the server (or --insecure)."""
+    from pysock.errors import UsageError
+    server_id, client_id = certs
+    a, b = socket.socketpair()
+    with pytest.raises(UsageError, match="--sni"):
+        start_client(a, client_id, None)
+    b.close()
+    named = client_identity(TLSOptions(cafile=client_id.options.cafile, server_name="localhost"))
+    insecure = client_identity(TLSOptions(insecure=True))
+    for identity in (named, insecure):
+        a, b = socket.socketpair()
+        thread = threading.Thread(target=lambda sock=b: start_server(sock, server_id, 10).close())
+        thread.start()
+        start_client(a, identity, None, 10).close()
+        thread.join(10)

@@ -7,7 +7,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, taps
-from pysock.cli.tlsopts import describe, tls_client, tls_options
+from pysock.cli.tlsopts import describe, note_close, tls_client, tls_options
 
 PROXY_TYPES = ("socks5", "socks4", "http")
 
@@ -119,6 +119,7 @@ def _relay(spec, tls, proxy_spec, kw, diag) -> int:
         raise
     finally:
         channel.close()
+    note_close(channel, diag)
     diag.verbose(result.summary(channel.peer))
     return result.status
 

@@ -9,7 +9,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, taps
-from pysock.cli.tlsopts import describe, tls_options, tls_server
+from pysock.cli.tlsopts import describe, note_close, tls_options, tls_server
 
 MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 
@@ -143,6 +143,7 @@ def _one_client(listener, access, accept_timeout, relay_policy, tls, kw, diag) -
         raise
     finally:
         channel.close()
+    note_close(channel, diag)
     diag.verbose(result.summary(channel.peer))
     return result.status
 

@@ -122,6 +122,13 @@ def describe(channel, diag) -> None:
         diag.say("TLS: the client sent no certificate")
 
 
+def note_close(channel, diag) -> None:
+    """-v: a TLS peer that ended with a bare TCP FIN could have been cut short."""
+    if not getattr(channel, "clean_close", True):
+        diag.verbose(f"{channel.peer} ended without TLS close_notify (common with ncat; "
+                     f"a cut-short stream would look the same)")
+
+
 def certificate_lines(der: bytes) -> list[str]:
     from cryptography import x509
 

@@ -351,12 +351,16 @@ def _wait_for(blocked: Blocked, deadline: float | None, message: str) -> None:
 # ---- opening ----------------------------------------------------------------
 
 
-def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str,
+def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str | None,
                  timeout: float | None = None, *, peer: str | None = None) -> TLSChannel:
     """The one call a client command makes: handshake as a client, verified unless
     --insecure; `server_name` is the host typed (--sni overrides); `peer` names the
     other end in messages when the socket's peer is not it (a proxy)."""
     name = identity.options.server_name or server_name
+    if not name and identity.context.check_hostname:
+        sock.close()
+        raise UsageError("TLS needs a server name to verify here: give --sni NAME "
+                         "(or --insecure)")
     channel = TLSChannel(sock, identity.context, server_side=False, server_name=name)
     channel.peer = peer or channel.peer
     try:
