@@ -151,7 +151,6 @@ class TLSChannel(SocketChannel):
         self._unsent = memoryview(b"")  # ciphertext the kernel has not taken yet
         self._fin_when_flushed = False
         self.clean_close = True  # False once the peer closes TCP without close_notify
-        self.handshaken = False
         self._ended = False  # the peer's stream is over (close_notify or TCP end)
         self._socket_ended = False
         self._failure: OSError | None = None
@@ -167,12 +166,9 @@ class TLSChannel(SocketChannel):
                     raise Blocked(self.rfd, select.POLLOUT)
                 if not self._feed(READ_SIZE):
                     raise Blocked(self.rfd, select.POLLIN)
-        except OSError as exc:
-            if isinstance(exc, ssl.SSLError):
-                raise
+        except OSError as exc:  # from the socket: reset, refused, ...
             raise _handshake_os_error(exc, self.peer) from None
         self._take_output()
-        self.handshaken = True
 
     def _handshake_once(self) -> bool:
         try:
