@@ -248,8 +248,12 @@ class _Relay:
         except Blocked:
             return False
         except OSError as exc:
-            sender = next((s for s in self.sides if s.name == SENT), None) or self.sides[0]
             self._count()
+            sender = next((s for s in self.sides if s.name == SENT), None)
+            if sender is None:  # nothing was being sent: still, the peer is gone
+                self.result.status = ExitStatus.FAILURE
+                raise RelayError(f"connection to {self.remote.peer}: {exc.strerror or exc}",
+                                 self._final("socket error")) from None
             raise self._error(sender, EndpointError("write", exc)) from None
         return True
 
