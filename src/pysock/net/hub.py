@@ -7,10 +7,13 @@
     exec    each client gets its own process, its stdin/stdout tied to the socket
 
 A slow client never stalls the others: past HIGH_WATER bytes queued for it,
-it is dropped and an event says so. With TLS (policy.tls), each client's handshake
-runs in the same loop, step by step, bounded by HANDSHAKE_TIMEOUT; exec children
-then talk plaintext over a socketpair the hub bridges to the TLS client. Without keep_open the hub serves the
-first accepted client and returns when it is gone."""
+it is dropped and an event says so. Without keep_open the hub serves the
+first accepted client and returns when it is gone.
+
+With TLS (policy.tls) each client's handshake runs in the same loop, step by
+step, bounded by HANDSHAKE_TIMEOUT, so a client that stalls mid-handshake stalls
+no one else; exec children then talk plaintext over a socketpair that the hub
+joins to the TLS client like two clients of a broker."""
 
 from __future__ import annotations
 
