@@ -29,7 +29,8 @@ PROXY_TYPES = ("socks5", "socks4", "http")
               help="Connect through this proxy (port 1080 for SOCKS, 3128 for HTTP by default).")
 @click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
               show_default=True,
-              help="socks5 (names resolved by the proxy unless -n), socks4 or http (CONNECT).")
+              help="socks5 (the proxy resolves names; -n sends numeric targets only), "
+                   "socks4 or http (CONNECT).")
 @click.option("--proxy-auth", metavar="USER:PASS", default=None,
               help="Log in to the proxy (socks4: USER is the user id).")
 @relay_options
@@ -40,7 +41,7 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
     At end of stdin pysock sends FIN and keeps reading until the peer closes
     (-q SECS bounds that wait, --no-shutdown never sends FIN). When the peer
     closes first, input from a pipe or file is still sent to the end; from a
-    terminal pysock exits.
+    terminal pysock exits. With --tls, TLS close_notify goes out before the FIN.
 
     \b
     Examples:
