@@ -447,6 +447,23 @@ def test_keep_open_echo_to_s_client_and_ncat(procs, pki, port):
     assert b.stdout == b"from ncat\n" and line == b"from s_client\n"
 
 
+def test_keep_open_relay_broadcasts_stdin_and_collects_clients(procs, pki, port):
+    server = listen_tls(procs, port, "-k", "--cert", pki.server[0], "--key", pki.server[1],
+                        stdin=subprocess.PIPE)
+    clients = [_tls_client(port, pki.cafile) for _ in range(2)]
+    try:
+        for n, tls in enumerate(clients):
+            tls.sendall(f"from client {n}\n".encode())
+            assert server.stdout.readline() == f"from client {n}\n".encode()
+        server.stdin.write(b"to everyone\n")
+        server.stdin.flush()
+        for tls in clients:
+            assert tls.recv(100) == b"to everyone\n"
+    finally:
+        for tls in clients:
+            tls.close()
+
+
 def test_keep_open_big_echo_keeps_every_byte(procs, pki, port):
     listen_tls(procs, port, "-k", "--echo", "--cert", pki.server[0], "--key", pki.server[1])
     data = os.urandom(8 << 20)
