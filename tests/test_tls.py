@@ -528,3 +528,25 @@ def test_handshake_timeout_is_bounded(port):
         assert time.monotonic() - start < 8
     finally:
         listener.close()
+
+
+def test_options_for_a_command_that_is_client_or_server():
+    """What `unix` / `unix -l` will use: one option set, each role refusing the other's."""
+    import click
+    from click.testing import CliRunner
+
+    from pysock.cli.tlsopts import tls_client, tls_options, tls_server
+    from pysock.render.diagnostics import Diagnostics
+
+    @click.command()
+    @click.option("-l", "listen", is_flag=True)
+    @tls_options("both")
+    def either(listen, **kw):
+        made = tls_server(kw, Diagnostics()) if listen else tls_client(kw, Diagnostics())
+        click.echo(type(made).__name__)
+
+    runner = CliRunner()
+    assert runner.invoke(either, ["--tls", "--insecure"]).output.endswith("ClientIdentity\n")
+    assert runner.invoke(either, ["-l", "--tls"]).output.endswith("ServerIdentity\n")
+    refused = runner.invoke(either, ["-l", "--tls", "--sni", "x"])
+    assert refused.exit_code == 2 and "--sni is for the client side" in refused.output

@@ -19,8 +19,9 @@ def _file(help_text: str, *names: str, **kw):
 
 
 def tls_options(role: str):
-    """The --tls family for a 'client' or a 'server' command."""
-    client = role == "client"
+    """The --tls family for a 'client' or a 'server' command, or 'both' for one that
+    is either (unix, unix -l): tls_client/tls_server then refuse the other role's."""
+    client = role in ("client", "both")
     opts = [
         click.option("--tls", "--ssl", "tls", is_flag=True,
                      help="Speak TLS (certificate verified against the system store)."
@@ -46,7 +47,7 @@ def tls_options(role: str):
             click.option("--insecure", is_flag=True,
                          help="Do not verify the server's certificate (a warning says so)."),
         ]
-    else:
+    if role in ("server", "both"):
         opts.append(_file("Require a client certificate issued by a CA in FILE (mutual TLS).",
                           "--verify-client", metavar="CAFILE"))
 
@@ -57,10 +58,16 @@ def tls_options(role: str):
     return decorate
 
 
-def _options(kw: dict):
+def _options(kw: dict, role: str):
     tls_given = kw.pop("tls")
     names = ("cert", "key", "alpn", "tls_min") + _CLIENT_ONLY + _SERVER_ONLY
     values = {n: kw.pop(n, None) for n in names}
+    other = _SERVER_ONLY if role == "client" else _CLIENT_ONLY
+    wrong = [n for n in other if values[n]]
+    if wrong:
+        flag = "--" + wrong[0].replace("_", "-")
+        raise click.UsageError(f"{flag} is for the {'server' if role == 'client' else 'client'} "
+                               f"side")
     if not tls_given:
         used = [n for n, v in values.items() if v]
         if used:
@@ -82,7 +89,7 @@ def _options(kw: dict):
 def tls_client(kw: dict, diag):
     """A ClientIdentity from the command's keyword arguments (which it pops), warning
     once about --insecure; None without --tls."""
-    opts = _options(kw)
+    opts = _options(kw, "client")
     if opts is None:
         return None
     from pysock.net.tls import client_identity
@@ -96,7 +103,7 @@ def tls_client(kw: dict, diag):
 def tls_server(kw: dict, diag):
     """A ServerIdentity for a server (made once, shared by every client), printing the
     fingerprint of a generated certificate; None without --tls."""
-    opts = _options(kw)
+    opts = _options(kw, "server")
     if opts is None:
         return None
     from pysock.net.tls import server_identity
