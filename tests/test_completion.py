@@ -63,7 +63,7 @@ def test_bash_completes_a_command():
 
 
 def test_bash_completes_options_and_choices():
-    assert bash_complete("pysock listen --ke") == ["--keep-open"]
+    assert bash_complete("pysock listen --kee") == ["--keep-open"]
     assert bash_complete("pysock --color ne") == ["never"]
     assert bash_complete("pysock completion ") == ["bash", "zsh", "fish"]
 

@@ -7,6 +7,9 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.tlsopts import describe, tls_client, tls_options
+
+PROXY_TYPES = ("socks5", "socks4", "http")
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -21,35 +24,83 @@ from pysock.cli.relayopts import policy, relay_options, run_relay
 @click.option("-z", "--zero-io", "probe", is_flag=True,
               help="Only report which of the ports (HOST PORTS, e.g. 20-25,80) accept.")
 @opt.json_output
+@tls_options("client")
+@click.option("--proxy", metavar="HOST[:PORT]", default=None,
+              help="Connect through this proxy (port 1080 for SOCKS, 3128 for HTTP by default).")
+@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
+              show_default=True,
+              help="socks5 (the proxy resolves names; -n sends numeric targets only), "
+                   "socks4 or http (CONNECT).")
+@click.option("--proxy-auth", metavar="USER:PASS", default=None,
+              help="Log in to the proxy (socks4: USER is the user id).")
 @relay_options
-def connect(place, family, numeric, timeout, source, source_port, sockopts, probe, json, **kw):
+def connect(place, family, numeric, timeout, source, source_port, sockopts, probe, json,
+            proxy, proxy_type, proxy_auth, **kw):
     """Connect to HOST PORT and relay stdin to it and it to stdout, binary-clean.
 
     At end of stdin pysock sends FIN and keeps reading until the peer closes
     (-q SECS bounds that wait, --no-shutdown never sends FIN). When the peer
     closes first, input from a pipe or file is still sent to the end; from a
-    terminal pysock exits.
+    terminal pysock exits. With --tls, TLS close_notify goes out before the FIN.
     """
     from pysock.net.endpoints import ClientSpec
 
     spec = dict(family=family, numeric=numeric, timeout=timeout, source=source,
                 source_port=source_port, sockopts=tuple(sockopts))
+    from pysock.render.diagnostics import Diagnostics
+    diag = Diagnostics(kw["verbose"])
+    tls = tls_client(kw, diag)
+    proxy_spec = _proxy(proxy, proxy_type, proxy_auth)
     if probe:
+        if tls is not None or proxy_spec is not None:
+            raise click.UsageError("-z only checks that ports accept TCP; drop --tls/--proxy")
         return _probe(place, spec, json, kw["verbose"])
     from pysock.net.address import host_port
     target = host_port(place)
-    return _relay(ClientSpec(target.host, target.port, **spec), kw)
+    return _relay(ClientSpec(target.host, target.port, **spec), tls, proxy_spec, kw, diag)
 
 
-def _relay(spec, kw) -> int:
+def _proxy(proxy, proxy_type, proxy_auth):
+    if proxy is None:
+        if proxy_auth is not None:
+            raise click.UsageError("--proxy-auth needs --proxy")
+        return None
+    from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
+    host, port = parse_proxy(proxy, proxy_type)
+    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
+    return ProxySpec(host, port, proxy_type, user, password)
+
+
+def _open(spec, tls, proxy_spec, diag):
+    """The connected Channel: through the proxy if asked, then TLS if asked."""
+    from pysock.net.address import format_sockaddr
     from pysock.net.endpoints import SocketChannel
-    from pysock.net.endpoints import connect as open_connection
-    from pysock.render.diagnostics import Diagnostics
+    target = format_sockaddr((spec.host, spec.port))
+    if proxy_spec is None:
+        from pysock.net.endpoints import connect as open_connection
+        sock = open_connection(spec)
+    else:
+        from pysock.net.proxy import open_tunnel
+        tunnel = open_tunnel(proxy_spec, spec)
+        sock = tunnel.sock
+        bound = f" (its end: {tunnel.bound})" if tunnel.bound not in ("", "0.0.0.0:0") else ""
+        diag.verbose(f"{proxy_spec.kind} proxy {tunnel.via} opened a tunnel to {target}{bound}")
+    peer = None if proxy_spec is None else f"{target} (via the {proxy_spec.kind} proxy)"
+    if tls is None:
+        channel = SocketChannel(sock)
+        channel.peer = peer or channel.peer
+    else:
+        from pysock.net.tls import start_client
+        channel = start_client(sock, tls, spec.host, spec.timeout, peer=peer)
+    diag.verbose(f"connected to {channel.peer} from {channel.local}")
+    if tls is not None:
+        describe(channel, diag)
+    return channel
 
+
+def _relay(spec, tls, proxy_spec, kw, diag) -> int:
     policy(kw)  # option conflicts are usage errors before any connection is made
-    channel = SocketChannel(open_connection(spec))
-    Diagnostics(kw["verbose"]).verbose(f"connected to {channel.peer} from {channel.local}")
-    return run_relay(channel, kw)
+    return run_relay(_open(spec, tls, proxy_spec, diag), kw)
 
 
 def _probe(place, spec, json: bool, verbose: int) -> int:

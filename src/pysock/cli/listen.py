@@ -9,6 +9,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.tlsopts import describe, tls_options, tls_server
 
 MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 
@@ -39,6 +40,7 @@ MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 @click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
               help="Length of the accept queue.")
 @opt.sockopts
+@tls_options("server")
 @relay_options
 def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, allowfile,
            denyfile, broker, chat, echo, exec_cmd, sh_exec, accept_timeout, backlog, sockopts,
@@ -55,14 +57,15 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
     access = _access(allow, deny, allowfile, denyfile)
     relay_policy = policy(kw)
     diag = Diagnostics(kw["verbose"])
+    tls = tls_server(kw, diag)
     listener = open_listener(host, port, family=family, numeric=numeric, backlog=backlog,
                              sockopts=tuple(sockopts))
     try:
         _announce(listener, port, diag)
         if mode == "relay" and not keep_open:
-            return _one_client(listener, access, accept_timeout, kw, diag)
+            return _one_client(listener, access, accept_timeout, tls, kw, diag)
         return _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd,
-                     sh_exec, relay_policy, diag)
+                     sh_exec, relay_policy, tls, diag)
     finally:
         listener.close()
 
@@ -107,19 +110,25 @@ def _announce(listener, port: int, diag) -> None:
         diag.say(text)
 
 
-def _one_client(listener, access, accept_timeout, kw, diag) -> int:
+def _one_client(listener, access, accept_timeout, tls, kw, diag) -> int:
     from pysock.net.endpoints import SocketChannel
     from pysock.net.hub import accept_one
 
     sock = accept_one(listener, access, accept_timeout, _reporter(diag))
     listener.close()
-    channel = SocketChannel(sock)
+    if tls is None:
+        channel = SocketChannel(sock)
+    else:
+        from pysock.net.tls import start_server
+        channel = start_server(sock, tls)
     diag.verbose(f"connection from {channel.peer}")
+    if tls is not None:
+        describe(channel, diag)
     return run_relay(channel, kw)
 
 
 def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,
-          relay_policy, diag) -> int:
+          relay_policy, tls, diag) -> int:
     from pysock.net.hub import HubPolicy, serve
 
     command: tuple[str, ...] = ()
@@ -134,7 +143,7 @@ def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd
                            shell=sh_exec is not None,
                            shutdown_on_eof=relay_policy.shutdown_on_eof,
                            recv_only=relay_policy.recv_only, send_only=relay_policy.send_only,
-                           accept_timeout=accept_timeout)
+                           accept_timeout=accept_timeout, tls=tls)
     return serve(listener, hub_policy, _reporter(diag))
 
 
@@ -145,6 +154,8 @@ def _reporter(diag):
         elif event.kind == "leave":
             diag.verbose(f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
                          f"bytes, received {event.received}; {event.detail}")
+        elif event.kind == "secured":
+            diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
         elif event.kind in ("refused", "exited"):

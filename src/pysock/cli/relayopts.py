@@ -87,5 +87,8 @@ def run_relay(channel, kw: dict) -> int:
         raise
     finally:
         channel.close()
+    if not getattr(channel, "clean_close", True):
+        diag.verbose(f"{channel.peer} ended without TLS close_notify (common with ncat; "
+                     f"a cut-short stream would look the same)")
     diag.verbose(result.summary(channel.peer))
     return result.status

@@ -42,6 +42,15 @@ class Channel:
     def close(self) -> None:
         raise NotImplementedError
 
+    # A channel that keeps bytes in user space after send() returned (TLS records the
+    # kernel has not taken yet) says how many, and pushes them on flush(), raising
+    # pump.Blocked while the kernel is still full. The relay and the hub call flush()
+    # whenever the fd is writable and pending_output is not 0.
+    pending_output = 0
+
+    def flush(self) -> None:
+        pass
+
 
 class SocketChannel(Channel):
     def __init__(self, sock: socket.socket):

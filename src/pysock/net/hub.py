@@ -8,13 +8,19 @@
 
 A dead client never stalls the others: with more than HIGH_WATER bytes queued
 and nothing taken for STALL seconds (or past HARD_CAP), it is dropped and an
-event says so. Without keep_open the hub serves the
-first accepted client and returns when it is gone."""
+event says so. Without keep_open the hub serves the first accepted client and
+returns when it is gone.
+
+With TLS (policy.tls) each client's handshake runs in the same loop, step by
+step, bounded by HANDSHAKE_TIMEOUT, so a client that stalls mid-handshake stalls
+no one else; exec children then talk plaintext over a socketpair that the hub
+joins to the TLS client like two clients of a broker."""
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import selectors
 import socket
 import subprocess
@@ -25,7 +31,8 @@ from dataclasses import dataclass, field
 
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
-from pysock.net.endpoints import fd_kind, os_error
+from pysock.net.endpoints import Channel, SocketChannel, fd_kind, os_error
+from pysock.net.pump import Blocked
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
 HARD_CAP = 64 << 20  # past this, a client is dropped however it is doing
@@ -33,6 +40,7 @@ STALL = 1.0
 ECHO_PAUSE = 1 << 20  # echo: stop reading a client whose replies are not being taken
 CHUNK = 1 << 16
 EMFILE_RETRY = 1.0
+HANDSHAKE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class HubPolicy:
     recv_only: bool = False  # never read stdin
     send_only: bool = False  # never write stdout
     accept_timeout: float | None = None
+    tls: object | None = None  # a net.tls.ServerIdentity: every client speaks TLS
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,16 @@ class Event:
 
 
 @dataclass(eq=False)
+class _Handshake:
+    conn: Channel  # a net.tls.TLSChannel, handshake under way
+    peer: str
+    addr: tuple
+    deadline: float
+
+
+@dataclass(eq=False)
 class _Client:
-    sock: socket.socket
+    conn: Channel
     peer: str
     number: int
     queue: deque = field(default_factory=deque)
@@ -78,6 +95,15 @@ class _Client:
     fin_pending: bool = False  # send FIN once the queue is empty
     partial_line: bytes = b""  # chat: an unfinished line
     registered: bool = True
+    output_done: bool = False  # we sent FIN (or close_notify)
+    bridged: bool = False  # exec over TLS: one of the two ends the hub joins
+    child_end: bool = False  # ... the one whose peer is the child process
+    partner: _Client | None = None  # ... and the other end
+    close_after_fin: bool = False  # close once our FIN is out, whether or not input ended
+
+    @property
+    def fd(self) -> int:
+        return self.conn.rfd
 
     def push(self, data: bytes) -> None:
         if data:
@@ -93,6 +119,7 @@ class Hub:
         self.stdin, self.stdout = stdin, stdout
         self.sel = selectors.DefaultSelector()
         self.clients: dict[int, _Client] = {}
+        self.handshakes: dict[int, _Handshake] = {}
         self.children: list[subprocess.Popen] = []
         self.served = 0
         self.numbers = 0
@@ -125,6 +152,8 @@ class Hub:
         finally:
             for client in list(self.clients.values()):
                 self._close(client, "server exiting", quiet=True)
+            for shake in self.handshakes.values():
+                shake.conn.close()
             self.sel.close()
         return self.status
 
@@ -133,11 +162,13 @@ class Hub:
             return False
         if self.served == 0:
             return False
-        return not self.clients and not any(c.poll() is None for c in self.children)
+        return not self.clients and not self.handshakes and not any(
+            c.poll() is None for c in self.children)
 
     def _timeout(self) -> float | None:
         now = time.monotonic()
         marks = [t for t in (self.resume_accept_at, self.deadline) if t is not None]
+        marks += [h.deadline for h in self.handshakes.values()]
         if self.policy.idle_timeout is not None and self.clients:
             marks.append(min(c.last_activity for c in self.clients.values())
                          + self.policy.idle_timeout)
@@ -150,11 +181,13 @@ class Hub:
             self._accept()
         elif key.data == "stdin":
             self._read_stdin()
+        elif isinstance(key.data, _Handshake):
+            self._step_handshake(key.data)
         else:
             client = key.data
-            if events & selectors.EVENT_READ and client.sock.fileno() in self.clients:
+            if events & selectors.EVENT_READ and self.clients.get(client.fd) is client:
                 self._read_client(client)
-            if events & selectors.EVENT_WRITE and client.sock.fileno() in self.clients:
+            if events & selectors.EVENT_WRITE and self.clients.get(client.fd) is client:
                 self._flush(client)
 
     def _timers(self) -> None:
@@ -167,6 +200,10 @@ class Hub:
         for client in list(self.clients.values()):
             if self._stalled(client, now):
                 self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
+        for shake in list(self.handshakes.values()):
+            if now >= shake.deadline:
+                self._handshake_failed(shake, f"TLS handshake not done within "
+                                              f"{HANDSHAKE_TIMEOUT:g} s")
         if self.policy.idle_timeout is not None:
             for client in list(self.clients.values()):
                 if now - client.last_activity >= self.policy.idle_timeout:
@@ -198,24 +235,29 @@ class Hub:
             sock.close()
             self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
             return
-        if self.policy.max_conns is not None and len(self.clients) >= self.policy.max_conns:
+        if self.policy.max_conns is not None and \
+                len(self.clients) + len(self.handshakes) >= self.policy.max_conns:
             sock.close()
             self.on_event(Event("refused", peer, f"--max-conns {self.policy.max_conns} reached"))
             return
         self.served += 1
         if not self.policy.keep_open:
             self._stop_accepting()
-        if self.policy.mode == "exec":
+        if self.policy.tls is not None:
+            self._start_handshake(sock, addr, peer)
+        elif self.policy.mode == "exec":
             self._spawn(sock, addr)
-            return
-        self._add(sock, peer)
+        else:
+            self._add(SocketChannel(sock), peer)
 
-    def _add(self, sock: socket.socket, peer: str) -> None:
-        sock.setblocking(False)
+    def _add(self, conn: Channel, peer: str, quiet: bool = False) -> _Client:
+        conn.sock.setblocking(False)
         self.numbers += 1
-        client = _Client(sock, peer, self.numbers)
-        self.clients[sock.fileno()] = client
-        self.sel.register(sock, selectors.EVENT_READ, client)
+        client = _Client(conn, peer, self.numbers)
+        self.clients[client.fd] = client
+        self.sel.register(client.fd, selectors.EVENT_READ, client)
+        if quiet:
+            return client
         self.on_event(Event("connect", peer, f"client {client.number}"))
         if self.policy.mode == "chat":
             self._broadcast(f"<announce> user {client.number} has connected\n".encode(), client)
@@ -223,6 +265,71 @@ class Hub:
                 and not self.policy.recv_only:
             client.fin_pending = True
             self._flush(client)
+        return client
+
+    # -- TLS ---------------------------------------------------------------
+
+    def _start_handshake(self, sock: socket.socket, addr, peer: str) -> None:
+        from pysock.net.tls import TLSChannel
+        sock.setblocking(False)
+        conn = TLSChannel(sock, self.policy.tls.context, server_side=True)
+        conn.peer = peer
+        shake = _Handshake(conn, peer, addr, time.monotonic() + HANDSHAKE_TIMEOUT)
+        self.handshakes[conn.rfd] = shake
+        self.sel.register(conn.rfd, selectors.EVENT_READ, shake)
+
+    def _step_handshake(self, shake: _Handshake) -> None:
+        from pysock.errors import PysockError
+        try:
+            shake.conn.handshake_step()
+        except Blocked as blocked:
+            events = selectors.EVENT_WRITE if blocked.event & select.POLLOUT else \
+                selectors.EVENT_READ
+            self.sel.modify(shake.conn.rfd, events, shake)
+            return
+        except PysockError as exc:
+            self._handshake_failed(shake, exc.message)
+            return
+        del self.handshakes[shake.conn.rfd]
+        self.sel.unregister(shake.conn.rfd)
+        self.on_event(Event("secured", shake.peer, shake.conn.summary()))
+        if self.policy.mode == "exec":
+            self._spawn_bridged(shake)
+        else:
+            client = self._add(shake.conn, shake.peer)
+            if client.conn.pending_output:
+                self._watch(client)
+            # data sent right behind the handshake may sit in the TLS engine already,
+            # where no readiness event will ever point at it
+            if self.clients.get(client.fd) is client and not client.input_done:
+                self._read_client(client)
+
+    def _handshake_failed(self, shake: _Handshake, why: str) -> None:
+        del self.handshakes[shake.conn.rfd]
+        self.sel.unregister(shake.conn.rfd)
+        shake.conn.close()
+        self.on_event(Event("refused", shake.peer, why))
+        if not self.policy.keep_open:
+            self.status = 1
+
+    def _spawn_bridged(self, shake: _Handshake) -> None:
+        """exec over TLS: the child gets one end of a socketpair; the hub moves bytes
+        between the other end and the TLS client, like any two clients."""
+        ours, theirs = socket.socketpair()
+        try:
+            child = self._start_child(theirs, shake.addr, shake.conn.sock.getsockname())
+        except BaseException:
+            ours.close()
+            shake.conn.close()
+            raise
+        finally:
+            theirs.close()
+        client = self._add(shake.conn, shake.peer, quiet=True)
+        pipe = self._add(SocketChannel(ours), f"pid {child.pid}", quiet=True)
+        client.partner, pipe.partner = pipe, client
+        client.bridged = pipe.bridged = pipe.child_end = True
+        self.on_event(Event("connect", shake.peer, f"pid {child.pid}"))
+        self._read_client(client)  # what came with the handshake (see _step_handshake)
 
     def _pause_accept(self, why: str) -> None:
         if self.accepting:
@@ -244,20 +351,24 @@ class Hub:
         self.listener.close()
 
     def _spawn(self, sock: socket.socket, addr) -> None:
-        local = sock.getsockname()
+        try:
+            child = self._start_child(sock, addr, sock.getsockname())
+        finally:
+            sock.close()
+        self.on_event(Event("connect", format_sockaddr(addr), f"pid {child.pid}"))
+
+    def _start_child(self, stdio: socket.socket, addr, local) -> subprocess.Popen:
         env = dict(os.environ, NCAT_REMOTE_ADDR=str(addr[0]), NCAT_REMOTE_PORT=str(addr[1]),
                    NCAT_LOCAL_ADDR=str(local[0]), NCAT_LOCAL_PORT=str(local[1]), NCAT_PROTO="TCP")
         argv = ["/bin/sh", "-c", self.policy.command[0]] if self.policy.shell else list(
             self.policy.command)
         try:
-            child = subprocess.Popen(argv, stdin=sock, stdout=sock, env=env, close_fds=True)
+            child = subprocess.Popen(argv, stdin=stdio, stdout=stdio, env=env, close_fds=True)
         except OSError as exc:
-            sock.close()
             from pysock.errors import UsageError
             raise UsageError(f"cannot run {argv[0]}: {exc.strerror}") from None
-        sock.close()
         self.children.append(child)
-        self.on_event(Event("connect", format_sockaddr(addr), f"pid {child.pid}"))
+        return child
 
     # -- data --------------------------------------------------------------
 
@@ -276,8 +387,8 @@ class Hub:
 
     def _read_client(self, client: _Client) -> None:
         try:
-            data = client.sock.recv(CHUNK)
-        except BlockingIOError:
+            data = client.conn.recv(CHUNK)
+        except (BlockingIOError, Blocked):
             return
         except OSError as exc:
             self._close(client, str(os_error(exc, "read from", client.peer)))
@@ -288,7 +399,10 @@ class Hub:
         client.received += len(data)
         client.last_activity = time.monotonic()
         mode = self.policy.mode
-        if mode == "echo":
+        if client.bridged:
+            if client.partner is not None:  # else the other end is gone: nowhere to go
+                self._queue(client.partner, data)
+        elif mode == "echo":
             self._queue(client, data)
         elif mode == "broker":
             self._broadcast(data, client)
@@ -300,11 +414,24 @@ class Hub:
     def _client_eof(self, client: _Client) -> None:
         client.input_done = True
         self._watch(client)
-        if self.policy.mode == "echo":
+        if client.bridged:
+            self._bridge_eof(client)
+        elif self.policy.mode == "echo":
             client.fin_pending = True
             self._flush(client)
         elif not client.queue:
             self._close(client, "client closed")
+
+    def _bridge_eof(self, client: _Client) -> None:
+        """One end of an exec-over-TLS bridge ended: pass the FIN on. The child ending
+        ends the TLS client too, as the child's exit closes the socket in plain exec."""
+        partner = client.partner
+        if partner is not None:
+            partner.fin_pending = True
+            partner.close_after_fin = client.child_end
+            self._flush(partner)
+        if self.clients.get(client.fd) is client and client.output_done:
+            self._close(client, "both sides closed")
 
     def _chat(self, client: _Client, data: bytes) -> None:
         lines = (client.partial_line + data).split(b"\n")
@@ -323,7 +450,7 @@ class Hub:
             return
         client.push(data)
         self._flush(client)
-        if client.sock.fileno() in self.clients and self._stalled(client, time.monotonic()):
+        if self.clients.get(client.fd) is client and self._stalled(client, time.monotonic()):
             self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
 
     def _stalled(self, client: _Client, now: float) -> bool:
@@ -331,11 +458,13 @@ class Hub:
                                             and now - client.last_sent > STALL)
 
     def _flush(self, client: _Client) -> None:
+        if not self._flush_held(client):
+            return
         while client.queue:
             head = client.queue[0]
             try:
-                n = client.sock.send(head)
-            except BlockingIOError:
+                n = client.conn.send(head)
+            except (BlockingIOError, Blocked):
                 break
             except OSError as exc:
                 self._close(client, str(os_error(exc, "send to", client.peer)))
@@ -350,27 +479,43 @@ class Hub:
                 client.queue[0] = head[n:]
         if not client.queue and client.fin_pending:
             try:
-                client.sock.shutdown(socket.SHUT_WR)
+                client.conn.shutdown_write()
             except OSError:
                 pass
             client.fin_pending = False
-            if client.input_done:
-                self._close(client, "both sides closed")
-                return
-        if client.input_done and not client.queue and self.policy.mode != "echo":
+            client.output_done = True
+        if client.output_done and not client.queue and client.conn.pending_output == 0 \
+                and (client.input_done or client.close_after_fin):
+            self._close(client, "both sides closed")
+            return
+        if client.input_done and not client.queue and self.policy.mode != "echo" \
+                and not client.bridged:
             self._close(client, "client closed")
             return
         self._watch(client)
 
+    def _flush_held(self, client: _Client) -> bool:
+        """Output a channel holds in user space (TLS records) goes first; False if the
+        client is gone."""
+        if client.conn.pending_output:
+            try:
+                client.conn.flush()
+            except Blocked:
+                pass
+            except OSError as exc:
+                self._close(client, str(os_error(exc, "send to", client.peer)))
+                return False
+        return True
+
     def _watch(self, client: _Client) -> None:
         events = self._events(client)
         if events and client.registered:
-            self.sel.modify(client.sock, events, client)
+            self.sel.modify(client.fd, events, client)
         elif events:
-            self.sel.register(client.sock, events, client)
+            self.sel.register(client.fd, events, client)
             client.registered = True
         elif client.registered:
-            self.sel.unregister(client.sock)
+            self.sel.unregister(client.fd)
             client.registered = False
 
     def _events(self, client: _Client) -> int:
@@ -378,7 +523,7 @@ class Hub:
         if not client.input_done and not (self.policy.mode == "echo"
                                           and client.queued > ECHO_PAUSE):
             events |= selectors.EVENT_READ
-        if client.queue:
+        if client.queue or client.conn.pending_output:
             events |= selectors.EVENT_WRITE
         return events
 
@@ -389,15 +534,20 @@ class Hub:
             view = view[n:]
 
     def _close(self, client: _Client, why: str, quiet: bool = False) -> None:
-        fd = client.sock.fileno()
-        if fd in self.clients:
+        fd = client.fd
+        if self.clients.get(fd) is client:
             del self.clients[fd]
             if client.registered:
-                self.sel.unregister(client.sock)
-        if not quiet:  # before closing, so whoever sees the close can read the report
+                self.sel.unregister(fd)
+        if not quiet and not client.child_end:  # before closing, so the report comes first
             self.on_event(Event("leave", client.peer, why, client.sent, client.received,
                                 time.monotonic() - client.started))
-        client.sock.close()
+        client.conn.close()
+        partner, client.partner = client.partner, None
+        if partner is not None and self.clients.get(partner.fd) is partner:
+            partner.partner = None  # it gets what is queued for it, then FIN, then goes
+            partner.fin_pending = partner.close_after_fin = True
+            self._flush(partner)
         if self.policy.mode == "chat":
             self._broadcast(f"<announce> user {client.number} has left\n".encode(), client)
         if self.resume_accept_at is not None:

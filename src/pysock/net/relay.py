@@ -29,6 +29,7 @@ from pysock.net.endpoints import Channel, fd_kind
 from pysock.net.pump import Blocked, CopyPump, EndpointError, LineEndings, Pump, choose, grow_pipe
 
 SENT, RECEIVED = ">", "<"
+DRAIN_TIMEOUT = 30.0  # at the end, for output a channel still holds in user space (TLS)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class _Relay:
                     self._check_timers()
             if not self.finished:
                 self._finish("both sides closed")
+            self._drain_remote()
         finally:
             for side in self.sides:
                 side.pump.close()
@@ -173,17 +175,22 @@ class _Relay:
 
     def _wait(self, timeout: float | None) -> None:
         waiting = [s for s in self.sides if s.waiting is not None and not s.done]
-        if not waiting:
+        flushing = self.remote.pending_output > 0
+        if not waiting and not flushing:
             return
         wanted: dict[int, int] = {}  # both sides may wait on the one socket
         for s in waiting:
             wanted[s.waiting.fd] = wanted.get(s.waiting.fd, 0) | s.waiting.event
+        if flushing:  # user-space output (TLS) goes out whenever the kernel takes it
+            wanted[self.remote.wfd] = wanted.get(self.remote.wfd, 0) | select.POLLOUT
         poller = select.poll()
         for fd, events in wanted.items():
             poller.register(fd, events)
         ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
         fired = dict(poller.poll(ms))
         trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
+        if flushing and fired.get(self.remote.wfd, 0) & (select.POLLOUT | trouble):
+            self._flush_remote()
         for s in waiting:
             if fired.get(s.waiting.fd, 0) & (s.waiting.event | trouble):
                 s.waiting = None
@@ -233,6 +240,38 @@ class _Relay:
             self._finish("peer closed (--exit-on-peer-close)")
         elif self.local_is_tty:
             self._finish("peer closed")
+
+    def _flush_remote(self) -> bool:
+        """True once the remote holds no output in user space."""
+        try:
+            self.remote.flush()
+        except Blocked:
+            return False
+        except OSError as exc:
+            self._count()
+            sender = next((s for s in self.sides if s.name == SENT), None)
+            if sender is None:  # nothing was being sent: still, the peer is gone
+                self.result.status = ExitStatus.FAILURE
+                raise RelayError(f"connection to {self.remote.peer}: {exc.strerror or exc}",
+                                 self._final("socket error")) from None
+            raise self._error(sender, EndpointError("write", exc)) from None
+        return True
+
+    def _drain_remote(self) -> None:
+        """At the end: what the remote still holds must reach the peer, within bounds."""
+        if self.remote.pending_output == 0:
+            return
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        while not self._flush_remote():
+            remaining = deadline - time.monotonic()
+            poller = select.poll()
+            poller.register(self.remote.wfd, select.POLLOUT)
+            if remaining <= 0 or not poller.poll(int(remaining * 1000) + 1):
+                self._count()
+                self.result.status = ExitStatus.FAILURE
+                raise RelayError(f"{self.remote.peer} took no data for {DRAIN_TIMEOUT:g} s; "
+                                 f"{self.remote.pending_output} bytes not delivered",
+                                 self._final("peer stopped reading"))
 
     def _shutdown_remote(self) -> None:
         try:
