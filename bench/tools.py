@@ -53,6 +53,25 @@ def listening(port: int, pid: int | None = None) -> bool:
                     inodes.add(cols[9])
     if not inodes or pid is None:
         return bool(inodes)
+    return any(_holds(p, inodes) for p in _tree(pid))
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (a server started through bash -c is bash's child)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def _holds(pid: int, inodes: set[str]) -> bool:
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
