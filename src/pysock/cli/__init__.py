@@ -20,6 +20,8 @@ from pysock.errors import ExitStatus, PysockError
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
     "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
+    "udp": ("pysock.cli.udp", "UDP datagrams to/from a peer (nc -u); -l receives, --measure."),
+    "unix": ("pysock.cli.unix", "Unix domain sockets (nc -U): stream, dgram, seqpacket, @abstract."),
 }
 
 

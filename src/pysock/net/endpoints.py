@@ -42,6 +42,9 @@ class Channel:
     def close(self) -> None:
         raise NotImplementedError
 
+    def refused_text(self) -> str:
+        return f"connection refused by {self.peer or 'the peer'}"
+
 
 class SocketChannel(Channel):
     def __init__(self, sock: socket.socket):

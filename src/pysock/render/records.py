@@ -17,6 +17,7 @@ class Column:
     title: str
     justify: str = "left"  # left | right
     fmt: Callable[[Any], str] | None = None
+    width: int | None = None  # streaming tables: the column's fixed width
 
     def text(self, record: dict) -> str:
         value = record.get(self.key)
@@ -33,10 +34,12 @@ class RecordWriter:
     """Write records as a table (terminal), tab-separated lines (pipe) or JSON Lines.
 
     mode: 'table' buffers and draws at close; 'plain' and 'json' stream, flushing
-    each record, so `pysock ping | grep` sees lines as they happen."""
+    each record, so `pysock ping | grep` sees lines as they happen. streaming=True
+    draws a table row by row as records come (fixed column widths), for records
+    that arrive over a long time (datagrams)."""
 
     def __init__(self, columns: Iterable[Column], mode: str, *, stream=None, color: bool = False,
-                 header: bool = True, title: str | None = None):
+                 header: bool = True, title: str | None = None, streaming: bool = False):
         self.columns = list(columns)
         self.mode = mode
         self.stream = stream if stream is not None else sys.stdout
@@ -44,6 +47,7 @@ class RecordWriter:
         self.header = header
         self.title = title
         self.rows: list[dict] = []
+        self.streaming = streaming
         self._header_written = False
 
     def write(self, record: dict) -> None:
@@ -56,8 +60,22 @@ class RecordWriter:
                 self._header_written = True
             self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
             self.stream.flush()
+        elif self.streaming:
+            self._stream_row(record)
         else:
             self.rows.append(record)
+
+    def _stream_row(self, record: dict) -> None:
+        from rich.table import Table
+        table = Table(box=None, show_header=self.header and not self._header_written,
+                      header_style="bold" if self.color else "", pad_edge=False)
+        for c in self.columns:
+            width = c.width or len(c.title)
+            table.add_column(c.title, justify=c.justify, width=width, no_wrap=True,
+                             overflow="ellipsis")
+        table.add_row(*(c.text(record) for c in self.columns))
+        console(self.stream, self.color).print(table)
+        self._header_written = True
 
     def close(self) -> None:
         if self.mode == "table" and self.rows:
