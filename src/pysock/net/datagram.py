@@ -100,6 +100,7 @@ class DatagramChannel(SocketChannel):
         self.received_datagrams = 0
         self.truncated = 0
         self.seqpacket = sock.type == socket.SOCK_SEQPACKET
+        self.outgoing = None  # unixsock.Outgoing: descriptors and credentials to pass
 
     def recv_datagram(self) -> Datagram | None:
         """The next datagram, or None at end (a seqpacket peer closed)."""
@@ -124,16 +125,22 @@ class DatagramChannel(SocketChannel):
         return Datagram(data, n, sender, addr, extra.ttl, extra.fds, extra.creds, time.time())
 
     def send(self, data) -> int:
-        if self.connected:
-            n = self.sock.send(data)
-        elif self.last_sender:
-            n = self.sock.sendto(data, self.last_sender)
-        else:
+        if not self.connected and not self.last_sender:
             raise NetworkError(_no_reply_address(self.sock))
+        to = None if self.connected else self.last_sender
+        if self.outgoing:
+            n = self.outgoing.send(self.sock, data, to)
+        elif to is None:
+            n = self.sock.send(data)
+        else:
+            n = self.sock.sendto(data, to)
         self.sent_datagrams += 1
         return n
 
     def shutdown_write(self) -> None:
+        if self.outgoing is not None and self.outgoing.pending_once:
+            self.sock.setblocking(True)  # no data was sent: an empty message carries them
+            self.send(b"")
         if self.seqpacket:  # only seqpacket has an end of stream to announce
             super().shutdown_write()
 

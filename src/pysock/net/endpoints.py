@@ -307,10 +307,16 @@ def _bind(addr: Resolved, backlog: int, sockopts, socktype: int,
         raise
 
 
+_UNIX_TYPES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram",
+               socket.SOCK_SEQPACKET: "seqpacket"}
+
+
 def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
                  timeout: float | None = None) -> socket.socket:
     sock = _socket(socket.AF_UNIX, socktype)
     try:
+        if socktype == socket.SOCK_DGRAM:
+            sock.bind("")  # autobind an abstract name, so the server can reply
         sock.settimeout(timeout)
         sock.connect(addr.sockaddr)
         sock.settimeout(None)
@@ -319,6 +325,10 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
         sock.close()
         if isinstance(exc, socket.timeout):
             raise NetworkError(f"connection to {addr} timed out") from None
+        if exc.errno == errno.EPROTOTYPE:
+            others = " or ".join(n for t, n in _UNIX_TYPES.items() if t != socktype)
+            raise NetworkError(f"{addr} is not a {_UNIX_TYPES.get(socktype, '')} socket "
+                               f"(try --type {others})") from None
         raise unix_error(exc, addr) from None
 
 
@@ -334,10 +344,22 @@ def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:
             return NetworkError(f"nobody is listening on {addr} (a stale socket file left by "
                                 f"a server that exited?)")
         if exc.errno == errno.EACCES:
-            return NetworkError(f"permission denied on {addr} (or on a directory above it)")
+            from pysock.net.unixsock import denied_where
+            return NetworkError(f"permission denied connecting to {addr}: {denied_where(addr.name)}")
     elif exc.errno == errno.ECONNREFUSED:
         return NetworkError(f"nobody is listening on abstract socket {addr}")
     return os_error(exc, "connect to", str(addr))
+
+
+def peer_name(sock: socket.socket, addr) -> str:
+    """How reports name a peer: its address; for a Unix client, whose address is
+    usually empty, the process on the other end (SO_PEERCRED)."""
+    if sock.family == socket.AF_UNIX:
+        from pysock.net.ancillary import peer_credentials
+        creds = peer_credentials(sock)
+        if creds is not None:
+            return creds.describe()
+    return format_sockaddr(addr)
 
 
 def stdio() -> StdioChannel:

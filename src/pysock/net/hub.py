@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
-from pysock.net.endpoints import fd_kind, os_error
+from pysock.net.endpoints import fd_kind, os_error, peer_name
 
 HIGH_WATER = 8 << 20  # bytes queued for one client before it is dropped
 ECHO_PAUSE = 1 << 20  # echo: stop reading a client whose replies are not being taken
@@ -186,8 +186,8 @@ class Hub:
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                 return
             raise
-        peer = format_sockaddr(addr)
-        if not self.policy.access.permits(addr[0]):
+        peer = peer_name(sock, addr)
+        if not _permitted(self.policy.access, addr):
             sock.close()
             self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
             return
@@ -237,9 +237,7 @@ class Hub:
         self.listener.close()
 
     def _spawn(self, sock: socket.socket, addr) -> None:
-        local = sock.getsockname()
-        env = dict(os.environ, NCAT_REMOTE_ADDR=str(addr[0]), NCAT_REMOTE_PORT=str(addr[1]),
-                   NCAT_LOCAL_ADDR=str(local[0]), NCAT_LOCAL_PORT=str(local[1]), NCAT_PROTO="TCP")
+        env = dict(os.environ, **_exec_env(sock, addr))
         argv = ["/bin/sh", "-c", self.policy.command[0]] if self.policy.shell else list(
             self.policy.command)
         try:
@@ -248,9 +246,10 @@ class Hub:
             sock.close()
             from pysock.errors import UsageError
             raise UsageError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        peer = peer_name(sock, addr)
         sock.close()
         self.children.append(child)
-        self.on_event(Event("connect", format_sockaddr(addr), f"pid {child.pid}"))
+        self.on_event(Event("connect", peer, f"pid {child.pid}"))
 
     # -- data --------------------------------------------------------------
 
@@ -393,6 +392,27 @@ class Hub:
             self._resume_accept()
 
 
+def _permitted(access: Access, addr) -> bool:
+    """--allow/--deny are about IP peers; a Unix peer has no address to match."""
+    return not isinstance(addr, tuple) or access.permits(addr[0])
+
+
+def _exec_env(sock: socket.socket, addr) -> dict[str, str]:
+    """What --exec's program learns about its connection (ncat's names where they fit)."""
+    local = sock.getsockname()
+    if sock.family != socket.AF_UNIX:
+        return dict(NCAT_REMOTE_ADDR=str(addr[0]), NCAT_REMOTE_PORT=str(addr[1]),
+                    NCAT_LOCAL_ADDR=str(local[0]), NCAT_LOCAL_PORT=str(local[1]), NCAT_PROTO="TCP")
+    from pysock.net.ancillary import peer_credentials
+    path = format_sockaddr(local)
+    env = dict(NCAT_LOCAL_ADDR=path, PYSOCK_UNIX_PATH=path, NCAT_PROTO="UNIX")
+    creds = peer_credentials(sock)
+    if creds is not None:
+        env.update(PYSOCK_PEER_PID=str(creds.pid), PYSOCK_PEER_UID=str(creds.uid),
+                   PYSOCK_PEER_GID=str(creds.gid))
+    return env
+
+
 def serve(listener: socket.socket, policy: HubPolicy, on_event=lambda e: None) -> int:
     return Hub(listener, policy, on_event).serve()
 
@@ -413,7 +433,7 @@ def accept_one(listener: socket.socket, access: Access, timeout: float | None = 
             continue
         except OSError as exc:
             raise os_error(exc, "accept") from None
-        if access.permits(addr[0]):
+        if _permitted(access, addr):
             sock.settimeout(None)
             return sock
         sock.close()
