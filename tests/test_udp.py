@@ -404,3 +404,132 @@ def test_measure_counts_duplicates_from_an_nft_dup_rule(lab):
     assert 100 <= duplicated <= 125  # the copies pass the hook too and take numbers
     assert summary["duplicated"] == duplicated
     assert summary["lost"] == 0 and summary["received"] == 500
+
+
+# ---- the remaining options ------------------------------------------------------------------
+
+
+def test_source_address_and_port():
+    server = udp_server()
+    source_port = free_port()
+    out = run_pysock("udp", "-q", "0", "-s", "127.0.0.1", "-p", str(source_port), "127.0.0.1",
+                     str(server.getsockname()[1]), input=b"from a fixed port\n")
+    assert out.returncode == 0, out.stderr
+    _, sender = server.recvfrom(100)
+    assert sender == ("127.0.0.1", source_port)
+
+
+def test_listen_port_as_option_and_numeric(procs):
+    port = free_port()
+    server = procs.pysock("udp", "-l", "-n", "-p", str(port), "127.0.0.1")
+    wait_udp(port, server)
+    udp_server().sendto(b"via -p\n", ("127.0.0.1", port))
+    assert read_until(server.stdout, b"\n") == b"via -p\n"
+    out = run_pysock("udp", "-n", "localhost", "9")
+    assert out.returncode == 2 and "-n forbids name lookups" in out.stderr.decode()
+
+
+def test_recv_only_never_reads_stdin(procs):
+    port = free_port()
+    server = procs.pysock("udp", "-l", "-d", "127.0.0.1", str(port), stdin=subprocess.PIPE)
+    wait_udp(port, server)
+    server.stdin.write(b"must not be sent\n")
+    server.stdin.flush()
+    s = udp_server()
+    s.sendto(b"hello\n", ("127.0.0.1", port))
+    assert read_until(server.stdout, b"\n") == b"hello\n"
+    s.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        s.recv(100)
+
+
+def test_send_only_exits_once_sent():
+    server = udp_server()
+    start = time.monotonic()
+    out = run_pysock("udp", "--send-only", "127.0.0.1", str(server.getsockname()[1]),
+                     input=b"fire and forget\n")
+    assert out.returncode == 0
+    assert time.monotonic() - start < 0.9 + 2  # no -q wait for replies (python start-up aside)
+    assert server.recv(100) == b"fire and forget\n"
+
+
+def test_quit_after_and_idle_timeout():
+    server = udp_server()
+    start = time.monotonic()
+    out = run_pysock("udp", "-q", "0.2", "127.0.0.1", str(server.getsockname()[1]), input=b"x\n")
+    assert out.returncode == 0 and "-q" not in out.stderr.decode()
+    assert time.monotonic() - start < 5
+    out = run_pysock("udp", "-l", "-i", "0.3", "-w", "5", "127.0.0.1", str(free_port()))
+    assert out.returncode == 1  # nothing came: -w first
+
+
+def test_hexdump_shows_both_directions():
+    server = udp_server()
+    proc = subprocess.Popen([*PYSOCK, "udp", "--hexdump", "-", "-q", "1", "127.0.0.1",
+                             str(server.getsockname()[1])], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(b"ABC\n")
+    proc.stdin.close()
+    proc.stdin = None
+    data, sender = server.recvfrom(100)
+    server.sendto(b"xyz", sender)
+    out, err = proc.communicate(timeout=10)
+    text = err.decode()
+    assert "> " in text and "sent 4 bytes" in text and "41 42 43 0a" in text
+    assert "received 3 bytes" in text and "78 79 7a" in text
+    assert out == b"xyz"
+
+
+@pytest.mark.parametrize("flag", ["--hops", "--sockopt"])
+def test_hop_limit_seen_by_the_receiver(flag, procs):
+    port = free_port()
+    server = procs.pysock("udp", "-l", "-6", "--show", "--json", "::1", str(port))
+    wait_udp(port, server)
+    args = ["--hops", "5"] if flag == "--hops" else ["--sockopt", "ttl=5"]
+    out = run_pysock("udp", "-q", "0", *args, "::1", str(port), input=b"hop\n")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(read_until(server.stdout, b"\n"))["ttl"] == 5
+
+
+def test_measure_duration_and_size(procs):
+    port = free_port()
+    receiver = procs.pysock("udp", "-l", "--measure", "--json", "-w", "10", "127.0.0.1", str(port))
+    wait_udp(port, receiver)
+    sender = run_pysock("udp", "--measure", "--json", "--rate", "200", "--duration", "0.5",
+                        "--size", "300", "127.0.0.1", str(port))
+    assert sender.returncode == 0, sender.stderr
+    sent = json.loads(sender.stdout)
+    assert 90 <= sent["sent"] <= 101
+    out, _ = receiver.communicate(timeout=20)
+    summary = json.loads(out)
+    assert summary["received"] == sent["sent"] and summary["lost"] == 0
+    assert summary["rate_pps"] == pytest.approx(200, rel=0.3)
+
+
+def test_measure_live_view_on_a_terminal(procs):
+    port = free_port()
+    master, slave = pty.openpty()
+    receiver = procs.pysock("--color", "never", "udp", "-l", "--measure", "-w", "10", "127.0.0.1",
+                            str(port), stdout=slave)
+    os.close(slave)
+    wait_udp(port, receiver)
+    run_pysock("udp", "--measure", "--rate", "100", "--count", "100", "127.0.0.1", str(port))
+    got = b""
+    deadline = time.monotonic() + 15
+    while receiver.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                got += os.read(master, 65536)
+            except OSError:
+                break
+    os.close(master)
+    text = got.decode(errors="replace")
+    assert text.count("SENDER") >= 3, text  # redrawn while the run went on, then the summary
+    assert "\x1b[" in text  # drawn in place
+
+
+def test_measure_needs_a_receiver():
+    out = run_pysock("udp", "--measure", "--count", "50", "--rate", "1000", "127.0.0.1",
+                     str(free_port()))
+    assert out.returncode == 1
+    assert "no one is listening" in out.stderr.decode()

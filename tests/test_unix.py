@@ -441,3 +441,42 @@ def test_usage_errors():
     assert out.returncode == 2 and "apply to --type dgram or seqpacket" in out.stderr.decode()
     out = run_pysock("unix", "-l", "--mode", "999", "/tmp/x.sock")
     assert out.returncode == 2
+
+
+# ---- the remaining options ------------------------------------------------------------------
+
+
+def test_broker_between_unix_clients(procs, sock_path):
+    server = procs.pysock("unix", "-l", "-k", "--broker", sock_path)
+    wait_unix(sock_path, server)
+    a, b = unix_client(sock_path), unix_client(sock_path)
+    time.sleep(0.2)
+    a.sendall(b"to everyone else")
+    assert b.recv(100) == b"to everyone else"
+
+
+def test_wait_bounds_both_sides(sock_path):
+    out = run_pysock("unix", "-l", "-w", "0.3", sock_path)
+    assert out.returncode == 1 and "no client connected within 0.3 s" in out.stderr.decode()
+    assert not os.path.exists(sock_path)
+
+
+def test_dgram_chunks_and_truncation(procs, sock_path):
+    server = procs.pysock("unix", "-l", "-u", "--buffer", "4", "-i", "1", sock_path)
+    wait_unix(sock_path, server)
+    out = run_pysock("unix", "-u", "-q", "0", "--chunk", "6", sock_path, input=b"abcdefgh")
+    assert out.returncode == 0, out.stderr
+    got, err = server.communicate(timeout=10)
+    assert got == b"abcdefgh"[:4] + b"gh"  # 6 bytes cut to 4, then the last 2
+    assert "was 6 bytes; only the first 4 were kept" in err.decode()
+    assert server.returncode == 1
+
+
+def test_dgram_too_big_names_the_send_buffer(procs, sock_path):
+    server = procs.pysock("unix", "-l", "-u", sock_path)
+    wait_unix(sock_path, server)
+    out = run_pysock("unix", "-u", "--sockopt", "sndbuf=64K", "--chunk", "300000", sock_path,
+                     input=b"z" * 300000)
+    assert out.returncode == 1
+    text = out.stderr.decode()
+    assert "datagram of 300000 bytes is too large for this Unix socket (its send buffer is" in text
