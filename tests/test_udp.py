@@ -533,3 +533,11 @@ def test_measure_needs_a_receiver():
                      str(free_port()))
     assert out.returncode == 1
     assert "no one is listening" in out.stderr.decode()
+
+
+@pytest.mark.parametrize("args", [["udp", "--help"], ["unix", "--help"],
+                                  ["udp", "-q", "0", "127.0.0.1", "9"],
+                                  ["unix", "/nonexistent/pysock.sock"]])
+def test_start_up_stays_light(args):
+    from test_startup import HEAVY, imported
+    assert imported(args).isdisjoint(HEAVY)
