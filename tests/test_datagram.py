@@ -308,3 +308,15 @@ def test_credentials_are_sent_and_peer_credentials_read():
     assert (creds.pid, creds.uid) == (os.getpid(), os.getuid())
     assert "python" in creds.describe()
     time.sleep(0)
+
+
+def test_a_first_sender_already_gone_is_still_heard(tmp_path):
+    from pysock.net.datagram import first_sender, talk_to
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    server.bind(str(tmp_path / "d.sock"))
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client.bind("")
+    client.sendto(b"last words", str(tmp_path / "d.sock"))
+    client.close()
+    assert talk_to(server, first_sender(server, 5)) is False
+    assert DatagramChannel(server).recv_datagram().data == b"last words"

@@ -165,8 +165,8 @@ def serve_datagrams(sock, kw: dict, diag, *, keep_open: bool, echo: bool,
     first = datagram.first_sender(sock, wait)
     connected = not keep_open and datagram.talk_to(sock, first)
     if not keep_open and not connected:
-        diag.verbose("the first sender's socket has no name: hearing every sender, "
-                     "replies are not possible")
+        diag.verbose("the first sender cannot be answered (its socket has no name or is "
+                     "closed): hearing every sender")
     if connected:
         diag.verbose(f"talking to {format_sockaddr(first)} (-k to hear every sender)")
     channel = datagram.DatagramChannel(sock, kw["bufsize"])

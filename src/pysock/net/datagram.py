@@ -324,12 +324,15 @@ def first_sender(sock: socket.socket, timeout: float | None = None):
 
 def talk_to(sock: socket.socket, addr) -> bool:
     """Connect a server socket to its first sender, so only that sender is heard.
-    False when the sender cannot be addressed (an unnamed Unix socket)."""
+    False when the sender cannot be addressed: an unnamed Unix socket, or one
+    already closed (its datagrams are still queued here and will be read)."""
     if not addr:
         return False
     try:
         sock.connect(addr)
     except OSError as exc:
+        if sock.family == socket.AF_UNIX and exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            return False
         raise os_error(exc, "connect to", format_sockaddr(addr)) from None
     return True
 
