@@ -271,12 +271,16 @@ def test_verbose_names_the_peer_process(procs, sock_path):
     need_tool("socat")
     server = procs.pysock("unix", "-l", "-v", sock_path)
     wait_unix(sock_path, server)
-    client = subprocess.run(["socat", "-u", "-", f"UNIX-CONNECT:{sock_path}"], input=b"hi",
-                            timeout=10)
-    _, err = server.communicate(timeout=10)
-    text = err.decode()
-    assert f"uid {os.getuid()}, gid {os.getgid()}" in text
-    assert "(socat)" in text and client.returncode == 0
+    # socat stays until the report is out: a process name is read while it lives
+    client = procs.start(["socat", "-u", "-", f"UNIX-CONNECT:{sock_path}"], stdin=subprocess.PIPE)
+    line = server.stderr.readline().decode()
+    while "connection from" not in line and line:
+        line = server.stderr.readline().decode()
+    client.stdin.close()
+    client.stdin = None
+    assert line.strip() == (f"pysock: connection from pid {client.pid} (socat), "
+                            f"uid {os.getuid()}, gid {os.getgid()}")
+    server.communicate(timeout=10)
 
 
 def test_client_verbose_names_the_server(procs, sock_path):
