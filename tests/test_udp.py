@@ -246,7 +246,11 @@ def _show_server(procs, *args):
 
 def test_show_json_records(procs):
     server, sender = _show_server(procs, "--json")
-    lines = [json.loads(read_until(server.stdout, b"\n")) for _ in range(2)]
+    got = b""
+    deadline = time.monotonic() + 10
+    while got.count(b"\n") < 2 and time.monotonic() < deadline:
+        got += read_until(server.stdout, b"\n", timeout=1)
+    lines = [json.loads(line) for line in got.splitlines()]
     assert lines[0]["sender"] == f"127.0.0.1:{sender[1]}"
     assert (lines[0]["bytes"], lines[0]["truncated"], lines[0]["ttl"]) == (11, False, 64)
     assert lines[0]["head_hex"] == "68 65 6c 6c 6f 00 77 6f 72 6c 64"
