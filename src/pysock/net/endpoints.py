@@ -60,6 +60,9 @@ class SocketChannel(Channel):
     def recv(self, size: int) -> bytes:
         return self.sock.recv(size)
 
+    def recv_into(self, buffer) -> int:
+        return self.sock.recv_into(buffer)
+
     def send(self, data) -> int:
         return self.sock.send(data)
 

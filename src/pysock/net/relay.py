@@ -141,9 +141,11 @@ class _Relay:
             if kind == "pipe":
                 grow_pipe(fd)
         recv = src.recv if src_kind == "socket" else None
+        recv_into = getattr(src, "recv_into", None) if src_kind == "socket" else None
         send = dst.send if dst_kind == "socket" else None
         pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy, recv=recv,
-                      send=send, transform=transform, taps=byte_taps, direction=direction)
+                      recv_into=recv_into, send=send, transform=transform, taps=byte_taps,
+                      direction=direction)
         if isinstance(pump, CopyPump) and src_kind != "socket":
             pump.poll_before_read = True  # a blocking fd we must not read unasked
         return pump

@@ -211,16 +211,20 @@ class UnixChannel(SocketChannel):
         self.ancsize = ancillary.space(socket.AF_UNIX)
 
     def recv(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        return bytes(buffer[:self.recv_into(buffer)])
+
+    def recv_into(self, buffer) -> int:
         if self.on_ancillary is None:
-            return self.sock.recv(size)
-        data, cmsgs, flags, _ = self.sock.recvmsg(size, self.ancsize)
+            return self.sock.recv_into(buffer)
+        n, cmsgs, flags, _ = self.sock.recvmsg_into([buffer], self.ancsize)
         extra = ancillary.parse(cmsgs, flags)
         if extra.fds or extra.creds or extra.cut:
             try:
                 self.on_ancillary(extra)
             finally:
                 extra.close_fds()
-        return data
+        return n
 
     def send(self, data) -> int:
         if self.outgoing:
