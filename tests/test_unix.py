@@ -15,15 +15,25 @@ from conftest import PYSOCK, need_tool, run_pysock
 from peers import read_all
 
 
+def ready(path: str) -> bool:
+    """Bound to path and, for a stream or seqpacket socket, listening (bound is not
+    enough: a connect between bind and listen is refused)."""
+    with open("/proc/net/unix") as f:
+        for line in f:
+            cols = line.split()
+            if len(cols) >= 8 and cols[-1] == path:
+                if cols[4] == "0002" or int(cols[3], 16) & 0x10000:
+                    return True
+    return False
+
+
 def wait_unix(path: str, proc=None, timeout: float = 10) -> None:
-    want = path if not path.startswith("@") else path
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read()!r}")
-        with open("/proc/net/unix") as f:
-            if any(line.split()[-1] == want for line in f if len(line.split()) >= 8):
-                return
+        if ready(path):
+            return
         time.sleep(0.02)
     raise AssertionError(f"nobody bound {path}")
 
@@ -223,7 +233,7 @@ def test_mode_is_never_wider(sock_path):
     modes = set()
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(modes) < 1 or not _listed(sock_path):
+        while not _listed(sock_path):  # from before the file exists until it serves
             try:
                 modes.add(stat.S_IMODE(os.lstat(sock_path).st_mode))
             except FileNotFoundError:

@@ -33,8 +33,9 @@ def _socket_dir():
 def _wait_unix(path: str, proc: subprocess.Popen, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open("/proc/net/unix") as f:
-            if any(line.split()[-1] == path for line in f if len(line.split()) >= 8):
+        with open("/proc/net/unix") as f:  # bound and listening (flag __SO_ACCEPTCON)
+            if any(c[-1] == path and int(c[3], 16) & 0x10000
+                   for c in (line.split() for line in f) if len(c) >= 8):
                 return
         if proc.poll() is not None:
             raise BenchFailure(f"server exited with {proc.returncode} before listening")
