@@ -100,10 +100,11 @@ def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo
     costs less CPU. Access is governed by file permissions, and the server
     learns who connected (SO_PEERCRED) and can receive open files.
     When they do not: through a pipeline (head | pysock unix ... > file)
-    the pipes and the copies dominate, and Unix and TCP run at about the
-    same speed; a 1-byte round trip is bound by system calls and wake-ups,
-    so the protocol saves only a few microseconds; and nothing beyond this
-    machine (or network namespace, for @abstract names) can reach them.
+    the pipes and the copies dominate and the gap mostly closes (bench/:
+    within about 1.3x either way, depending on the relay); a 1-byte round
+    trip is bound by system calls and wake-ups, so the protocol saves only
+    a few microseconds; and nothing beyond this machine (or network
+    namespace, for @abstract names) can reach them.
 
     \b
     Examples:
