@@ -20,7 +20,9 @@ from pysock.errors import ExitStatus, PysockError
 COMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("pysock.cli.listen", "TCP server (nc -l); -k keeps accepting."),
     "connect": ("pysock.cli.connect", "TCP client (nc HOST PORT)."),
-    "scan": ("pysock.cli.scan", "Scan TCP/UDP ports (connect, SYN, UDP) of hosts and CIDR blocks."),
+    "udp": ("pysock.cli.udp", "UDP datagrams to/from a peer (nc -u); -l receives, --measure."),
+    "unix": ("pysock.cli.unix", "Unix sockets (nc -U): stream, dgram, seqpacket, @abstract."),
+    "scan": ("pysock.cli.scan", "Port scanner: connect, SYN and UDP scans that agree with nmap."),
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),

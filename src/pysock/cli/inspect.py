@@ -159,7 +159,7 @@ class _Run:
         return 0
 
     def watch(self, interval: float, count: int | None) -> int:
-        from pysock.render.live import ChangeStream, Keys, LiveTable
+        from pysock.render.watch import ChangeStream, Keys, LiveTable
         if self.mode == "table":
             display = LiveTable(color=self.color, extended=self.extended, names=self.names,
                                 interval=interval)

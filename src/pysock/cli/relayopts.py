@@ -36,17 +36,35 @@ def relay_options(f):
     return f
 
 
+# datagrams have no FIN and no peer close: those two options mean nothing there
+_STREAM_ONLY = ("no_shutdown", "exit_on_peer_close")
+
+
+def datagram_relay_options(f):
+    for option in reversed(RELAY_OPTIONS):
+        f = _unless_stream_only(option, f)
+    return f
+
+
+def _unless_stream_only(option, f):
+    probe = option(lambda: None)
+    names = [p.name for p in probe.__click_params__]
+    return f if any(n in _STREAM_ONLY for n in names) else option(f)
+
+
 def check_relay_options(recv_only: bool, send_only: bool) -> None:
     if recv_only and send_only:
         raise click.UsageError("--recv-only and --send-only exclude each other")
 
 
-def policy(kw: dict):
+def policy(kw: dict, **more):
+    """The relay Policy from the options; more= sets fields commands add (framing)."""
     from pysock.net.relay import Policy
     check_relay_options(kw["recv_only"], kw["send_only"])
-    return Policy(shutdown_on_eof=not kw["no_shutdown"], quit_after_eof=kw["quit_after"],
-                  idle_timeout=kw["idle_timeout"], exit_on_peer_close=kw["exit_on_peer_close"],
-                  recv_only=kw["recv_only"], send_only=kw["send_only"], crlf=kw["crlf"])
+    return Policy(shutdown_on_eof=not kw.get("no_shutdown", False), quit_after_eof=kw["quit_after"],
+                  idle_timeout=kw["idle_timeout"],
+                  exit_on_peer_close=kw.get("exit_on_peer_close", False),
+                  recv_only=kw["recv_only"], send_only=kw["send_only"], crlf=kw["crlf"], **more)
 
 
 @contextlib.contextmanager

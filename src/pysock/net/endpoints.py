@@ -51,6 +51,9 @@ class Channel:
     def flush(self) -> None:
         pass
 
+    def refused_text(self) -> str:
+        return f"connection refused by {self.peer or 'the peer'}"
+
 
 class SocketChannel(Channel):
     def __init__(self, sock: socket.socket):
@@ -65,6 +68,9 @@ class SocketChannel(Channel):
 
     def recv(self, size: int) -> bytes:
         return self.sock.recv(size)
+
+    def recv_into(self, buffer) -> int:
+        return self.sock.recv_into(buffer)
 
     def send(self, data) -> int:
         return self.sock.send(data)
@@ -235,6 +241,8 @@ def _connect_failure(spec: ClientSpec, failures: list[tuple[Resolved, OSError]],
         return NetworkError(f"connection to {where} timed out{waited}")
     proto = "udp" if socktype == socket.SOCK_DGRAM else "tcp"
     error = os_error(first, "connect to", where, proto=proto)
+    if first.errno == errno.EACCES and proto == "udp":
+        error.message += " (sending to a broadcast address needs --broadcast)"
     if first.errno == errno.ECONNREFUSED and proto == "tcp":
         hint = _refused_hint([a for a, _ in failures], spec.port)
         if hint:
@@ -313,10 +321,16 @@ def _bind(addr: Resolved, backlog: int, sockopts, socktype: int,
         raise
 
 
+_UNIX_TYPES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram",
+               socket.SOCK_SEQPACKET: "seqpacket"}
+
+
 def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
                  timeout: float | None = None) -> socket.socket:
     sock = _socket(socket.AF_UNIX, socktype)
     try:
+        if socktype == socket.SOCK_DGRAM:
+            sock.bind("")  # autobind an abstract name, so the server can reply
         sock.settimeout(timeout)
         sock.connect(addr.sockaddr)
         sock.settimeout(None)
@@ -325,6 +339,10 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
         sock.close()
         if isinstance(exc, socket.timeout):
             raise NetworkError(f"connection to {addr} timed out") from None
+        if exc.errno == errno.EPROTOTYPE:
+            others = " or ".join(n for t, n in _UNIX_TYPES.items() if t != socktype)
+            raise NetworkError(f"{addr} is not a {_UNIX_TYPES.get(socktype, '')} socket "
+                               f"(try --type {others})") from None
         raise unix_error(exc, addr) from None
 
 
@@ -340,10 +358,22 @@ def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:
             return NetworkError(f"nobody is listening on {addr} (a stale socket file left by "
                                 f"a server that exited?)")
         if exc.errno == errno.EACCES:
-            return NetworkError(f"permission denied on {addr} (or on a directory above it)")
+            from pysock.net.unixsock import denied_where
+            return NetworkError(f"permission denied connecting to {addr}: {denied_where(addr.name)}")
     elif exc.errno == errno.ECONNREFUSED:
         return NetworkError(f"nobody is listening on abstract socket {addr}")
     return os_error(exc, "connect to", str(addr))
+
+
+def peer_name(sock: socket.socket, addr) -> str:
+    """How reports name a peer: its address; for a Unix client, whose address is
+    usually empty, the process on the other end (SO_PEERCRED)."""
+    if sock.family == socket.AF_UNIX:
+        from pysock.net.ancillary import peer_credentials
+        creds = peer_credentials(sock)
+        if creds is not None:
+            return creds.describe()
+    return format_sockaddr(addr)
 
 
 def stdio() -> StdioChannel:

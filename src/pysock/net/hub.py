@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
-from pysock.net.endpoints import Channel, SocketChannel, fd_kind, os_error
+from pysock.net.endpoints import Channel, SocketChannel, fd_kind, os_error, peer_name
 from pysock.net.pump import Blocked
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
@@ -230,8 +230,8 @@ class Hub:
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                 return
             raise
-        peer = format_sockaddr(addr)
-        if not self.policy.access.permits(addr[0]):
+        peer = peer_name(sock, addr)
+        if not _permitted(self.policy.access, addr):
             sock.close()
             self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
             return
@@ -317,7 +317,7 @@ class Hub:
         between the other end and the TLS client, like any two clients."""
         ours, theirs = socket.socketpair()
         try:
-            child = self._start_child(theirs, shake.addr, shake.conn.sock.getsockname())
+            child = self._start_child(theirs, _exec_env(shake.conn.sock, shake.addr))
         except BaseException:
             ours.close()
             shake.conn.close()
@@ -352,14 +352,14 @@ class Hub:
 
     def _spawn(self, sock: socket.socket, addr) -> None:
         try:
-            child = self._start_child(sock, addr, sock.getsockname())
+            child = self._start_child(sock, _exec_env(sock, addr))
+            peer = peer_name(sock, addr)
         finally:
             sock.close()
-        self.on_event(Event("connect", format_sockaddr(addr), f"pid {child.pid}"))
+        self.on_event(Event("connect", peer, f"pid {child.pid}"))
 
-    def _start_child(self, stdio: socket.socket, addr, local) -> subprocess.Popen:
-        env = dict(os.environ, NCAT_REMOTE_ADDR=str(addr[0]), NCAT_REMOTE_PORT=str(addr[1]),
-                   NCAT_LOCAL_ADDR=str(local[0]), NCAT_LOCAL_PORT=str(local[1]), NCAT_PROTO="TCP")
+    def _start_child(self, stdio: socket.socket, env: dict[str, str]) -> subprocess.Popen:
+        env = dict(os.environ, **env)
         argv = ["/bin/sh", "-c", self.policy.command[0]] if self.policy.shell else list(
             self.policy.command)
         try:
@@ -554,6 +554,27 @@ class Hub:
             self._resume_accept()
 
 
+def _permitted(access: Access, addr) -> bool:
+    """--allow/--deny are about IP peers; a Unix peer has no address to match."""
+    return not isinstance(addr, tuple) or access.permits(addr[0])
+
+
+def _exec_env(sock: socket.socket, addr) -> dict[str, str]:
+    """What --exec's program learns about its connection (ncat's names where they fit)."""
+    local = sock.getsockname()
+    if sock.family != socket.AF_UNIX:
+        return dict(NCAT_REMOTE_ADDR=str(addr[0]), NCAT_REMOTE_PORT=str(addr[1]),
+                    NCAT_LOCAL_ADDR=str(local[0]), NCAT_LOCAL_PORT=str(local[1]), NCAT_PROTO="TCP")
+    from pysock.net.ancillary import peer_credentials
+    path = format_sockaddr(local)
+    env = dict(NCAT_LOCAL_ADDR=path, PYSOCK_UNIX_PATH=path, NCAT_PROTO="UNIX")
+    creds = peer_credentials(sock)
+    if creds is not None:
+        env.update(PYSOCK_PEER_PID=str(creds.pid), PYSOCK_PEER_UID=str(creds.uid),
+                   PYSOCK_PEER_GID=str(creds.gid))
+    return env
+
+
 def serve(listener: socket.socket, policy: HubPolicy, on_event=lambda e: None) -> int:
     return Hub(listener, policy, on_event).serve()
 
@@ -574,7 +595,7 @@ def accept_one(listener: socket.socket, access: Access, timeout: float | None = 
             continue
         except OSError as exc:
             raise os_error(exc, "accept") from None
-        if access.permits(addr[0]):
+        if _permitted(access, addr):
             sock.settimeout(None)
             return sock
         sock.close()

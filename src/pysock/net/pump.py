@@ -137,12 +137,19 @@ class SendfilePump(Pump):
 
 
 class CopyPump(Pump):
-    """read/write through a buffer, with an optional transform (CRLF) and taps."""
+    """read/write through a buffer, with an optional transform (CRLF) and taps.
 
-    def __init__(self, src: int, dst: int, *, recv=None, send=None, transform=None, taps=(),
-                 direction: str = ""):
+    Without a transform it reads into one reusable buffer (recv_into, or readv for
+    plain fds): allocating a fresh 1 MiB object per read costs 3x the throughput."""
+
+    def __init__(self, src: int, dst: int, *, recv=None, send=None, recv_into=None,
+                 transform=None, taps=(), direction: str = ""):
         super().__init__(src, dst)
         self._recv = recv or (lambda n: os.read(src, n))
+        if recv is None and recv_into is None:
+            recv_into = lambda buf: os.readv(src, [buf])  # noqa: E731
+        self._recv_into = recv_into
+        self._buffer = bytearray(CHUNK) if recv_into is not None and transform is None else None
         self._send = send or (lambda data: os.write(dst, data))
         self._transform = transform
         self._taps = taps
@@ -163,7 +170,7 @@ class CopyPump(Pump):
                 raise Blocked(self.src, select.POLLIN)
             self._ready = False
             try:
-                data = self._recv(CHUNK if self._transform is None else 65536)
+                data = self._read()
             except BlockingIOError:
                 raise Blocked(self.src, select.POLLIN) from None
             except OSError as exc:
@@ -173,8 +180,10 @@ class CopyPump(Pump):
                 return 0
             if self._transform is not None:
                 data = self._transform(data)
-            for tap in self._taps:
-                tap(self._direction, data)
+            if self._taps:
+                seen = bytes(data)
+                for tap in self._taps:
+                    tap(self._direction, seen)
             self._pending = memoryview(data)
         try:
             n = self._send(self._pending)
@@ -185,6 +194,12 @@ class CopyPump(Pump):
         self._pending = self._pending[n:]
         self.moved += n
         return n
+
+
+    def _read(self):
+        if self._buffer is not None:
+            return memoryview(self._buffer)[:self._recv_into(self._buffer)]
+        return self._recv(CHUNK if self._transform is None else 65536)
 
 
 def _readable(fd: int) -> bool:

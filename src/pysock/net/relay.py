@@ -15,7 +15,14 @@
 
 Taps are the only output hook: tap(direction, data) is called with each chunk
 ('>' sent, '<' received) when a tap has sees_bytes set (forcing the copy path),
-else with the chunk's size."""
+else with the chunk's size; on a datagram remote, a tap with sees_datagrams set
+gets tap.datagram(direction, Datagram) for each one received.
+
+A datagram remote (UDP, Unix dgram/seqpacket) keeps message boundaries: input is
+cut by policy.framing (datagram.Framer), each received datagram is written whole,
+and one cut short by the receive buffer counts in Result.truncated and fails the
+relay (exit 1) when it ends. UDP has no FIN: at end of input a datagram relay
+waits -q SECS for replies (commands set a default) instead."""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from pysock.errors import ExitStatus, NetworkError, PysockError
+from pysock.net.datagram import DatagramRecvPump, DatagramSendPump, Framer, Framing
 from pysock.net.endpoints import Channel, fd_kind
 from pysock.net.pump import Blocked, CopyPump, EndpointError, LineEndings, Pump, choose, grow_pipe
 
@@ -41,6 +49,7 @@ class Policy:
     recv_only: bool = False  # -d: never read local input
     send_only: bool = False  # never write local output; done once input is sent
     crlf: bool = False
+    framing: Framing = Framing()  # datagram remotes: how input becomes datagrams
 
 
 @dataclass
@@ -51,13 +60,20 @@ class Result:
     first_eof: str | None = None  # 'input' or 'peer'
     reason: str = ""
     status: ExitStatus = ExitStatus.OK
+    datagrams_sent: int | None = None  # None: not a datagram relay
+    datagrams_received: int = 0
+    truncated: int = 0  # datagrams cut short by the receive buffer
 
     def summary(self, peer: str) -> str:
         rate = (self.sent + self.received) / self.seconds if self.seconds > 0 else 0.0
         first = {"input": "input ended first", "peer": f"{peer} closed first"}.get(
             self.first_eof or "", "neither side closed")
-        return (f"sent {self.sent} bytes, received {self.received} bytes in {self.seconds:.3f} s "
-                f"({_human_rate(rate)}); {first}; {self.reason}")
+        counts = ""
+        if self.datagrams_sent is not None:
+            counts = (f" ({self.datagrams_sent} and {self.datagrams_received} datagrams"
+                      + (f", {self.truncated} truncated" if self.truncated else "") + ")")
+        return (f"sent {self.sent} bytes, received {self.received} bytes{counts} in "
+                f"{self.seconds:.3f} s ({_human_rate(rate)}); {first}; {self.reason}")
 
 
 class RelayError(NetworkError):
@@ -87,6 +103,8 @@ class _Relay:
     def __init__(self, local: Channel, remote: Channel, policy: Policy, taps):
         self.local, self.remote, self.policy = local, remote, policy
         self.taps = list(taps)
+        self.counting_taps = [t for t in self.taps if not getattr(t, "sees_bytes", False)
+                              and not getattr(t, "sees_datagrams", False)]
         self.result = Result()
         self.started = time.monotonic()
         self.last_activity = self.started
@@ -116,18 +134,33 @@ class _Relay:
     def _pump(self, src: Channel, src_kind: str, dst: Channel, dst_kind: str, transform,
               direction: str) -> Pump:
         byte_taps = [t for t in self.taps if getattr(t, "sees_bytes", False)]
+        if self.remote.is_datagram:
+            return self._datagram_pump(src, src_kind, dst, transform, direction)
         must_copy = (bool(byte_taps) or transform is not None or not src.can_splice
                      or not dst.can_splice)
         for fd, kind in ((src.rfd, src_kind), (dst.wfd, dst_kind)):
             if kind == "pipe":
                 grow_pipe(fd)
         recv = src.recv if src_kind == "socket" else None
+        recv_into = getattr(src, "recv_into", None) if src_kind == "socket" else None
         send = dst.send if dst_kind == "socket" else None
         pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy, recv=recv,
-                      send=send, transform=transform, taps=byte_taps, direction=direction)
+                      recv_into=recv_into, send=send, transform=transform, taps=byte_taps,
+                      direction=direction)
         if isinstance(pump, CopyPump) and src_kind != "socket":
             pump.poll_before_read = True  # a blocking fd we must not read unasked
         return pump
+
+    def _datagram_pump(self, src: Channel, src_kind: str, dst: Channel, transform,
+                       direction: str) -> Pump:
+        if direction == SENT:
+            taps = [t for t in self.taps if getattr(t, "sees_bytes", False)]
+            return DatagramSendPump(src.rfd, dst, Framer(self.policy.framing), transform=transform,
+                                    taps=taps, direction=SENT,
+                                    poll_before_read=src_kind != "socket")
+        taps = [t for t in self.taps if getattr(t, "sees_bytes", False)
+                or getattr(t, "sees_datagrams", False)]
+        return DatagramRecvPump(src, dst.send, dst.wfd, taps=taps, direction=RECEIVED)
 
     # -- the loop ----------------------------------------------------------
 
@@ -148,6 +181,8 @@ class _Relay:
                 side.pump.close()
             self.result.seconds = time.monotonic() - self.started
             self._count()
+        if self.result.truncated:
+            self.result.status = ExitStatus.FAILURE
         return self.result
 
     def _step_all(self) -> bool:
@@ -168,9 +203,8 @@ class _Relay:
             else:
                 progressed = True
                 self.last_activity = time.monotonic()
-                for tap in self.taps:
-                    if not getattr(tap, "sees_bytes", False):
-                        tap(side.name, n)
+                for tap in self.counting_taps:
+                    tap(side.name, n)
         return progressed
 
     def _wait(self, timeout: float | None) -> None:
@@ -294,6 +328,10 @@ class _Relay:
                 self.result.sent = side.pump.moved
             else:
                 self.result.received = side.pump.moved
+        if self.remote.is_datagram and hasattr(self.remote, "truncated"):
+            self.result.datagrams_sent = self.remote.sent_datagrams
+            self.result.datagrams_received = self.remote.received_datagrams
+            self.result.truncated = self.remote.truncated
 
     def _error(self, side: _Side, exc: EndpointError) -> PysockError:
         code = exc.exc.errno
@@ -307,6 +345,8 @@ class _Relay:
         self.result.status = ExitStatus.FAILURE
         if code == errno.ECONNRESET:
             return RelayError(f"connection reset by {peer}", self._final("reset by peer"))
+        if code == errno.ECONNREFUSED:
+            return RelayError(self.remote.refused_text(), self._final("refused"))
         if code == errno.EPIPE:
             return RelayError(f"{peer} closed the connection before all input was sent",
                               self._final("peer stopped reading"))

@@ -80,6 +80,40 @@ def _tos(sock: socket.socket, value: str | None) -> None:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
 
 
+def _multicast_ttl(sock: socket.socket, value: str | None) -> None:
+    ttl = _byte(value or "")
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+
+
+def _bool(text: str) -> int:
+    if text not in ("0", "1"):
+        raise ValueError(f"'{text}' is not 0 or 1")
+    return int(text)
+
+
+def _multicast_loop(sock: socket.socket, value: str | None) -> None:
+    on = 1 if value is None else _bool(value)
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, on)
+    else:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, on)
+
+
+def _multicast_if(sock: socket.socket, value: str | None) -> None:
+    try:
+        index = socket.if_nametoindex(value or "")
+    except OSError:
+        raise ValueError(f"no network interface named '{value}'") from None
+    if sock.family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+    else:  # struct ip_mreqn: no group, any address, this interface
+        import struct
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, bytes(8) + struct.pack("@i", index))
+
+
 def _linger(sock: socket.socket, value: str | None) -> None:
     import struct
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, _int(value or "")))
@@ -113,6 +147,10 @@ OPTIONS: dict[str, _Kind] = {
     "broadcast": _Kind(_setter(SOL, socket.SO_BROADCAST, None), False, "SO_BROADCAST"),
     "ttl": _Kind(_ttl, True, "IP TTL / IPv6 unicast hops", _byte),
     "tos": _Kind(_tos, True, "IP TOS / IPv6 traffic class", _byte),
+    "multicast_ttl": _Kind(_multicast_ttl, True, "TTL / hop limit of multicast datagrams", _byte),
+    "multicast_loop": _Kind(_multicast_loop, None, "deliver own multicast locally (=0 to stop)",
+                            _bool),
+    "multicast_if": _Kind(_multicast_if, True, "interface for outgoing multicast"),
     "mark": _Kind(_setter(SOL, socket.SO_MARK, _int), True, "SO_MARK (fwmark)", _int),
     "priority": _Kind(_setter(SOL, socket.SO_PRIORITY, _int), True, "SO_PRIORITY", _int),
     "linger": _Kind(_linger, True, "SO_LINGER seconds (0: reset on close)", _int),

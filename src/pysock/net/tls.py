@@ -202,6 +202,10 @@ class TLSChannel(SocketChannel):
 
     # -- Channel -----------------------------------------------------------
 
+    # recv() hands back all that decrypts, which may not fit a caller's buffer, so the
+    # relay must not read through SocketChannel.recv_into (that would read ciphertext)
+    recv_into = None
+
     def recv(self, size: int) -> bytes:
         """Everything decryptable from what the socket holds now; b'' at the end."""
         if self._failure is not None:

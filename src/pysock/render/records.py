@@ -20,6 +20,7 @@ class Column:
     justify: str = "left"  # left | right
     fmt: Callable[[Any], str] | None = None
     style: Callable[[dict], str | None] | None = None  # rich style of a cell, tables only
+    width: int | None = None  # streaming tables: the column's fixed width
 
     def text(self, record: dict) -> str:
         value = record.get(self.key)
@@ -36,10 +37,13 @@ class RecordWriter:
     """Write records as a table (terminal), tab-separated lines (pipe) or JSON Lines.
 
     mode: 'table' buffers and draws at close; 'plain' and 'json' stream, flushing
-    each record, so `pysock ping | grep` sees lines as they happen."""
+    each record, so `pysock ping | grep` sees lines as they happen. streaming=True
+    draws a table row by row as records come (fixed column widths), for records
+    that arrive over a long time (datagrams)."""
 
     def __init__(self, columns: Iterable[Column], mode: str, *, stream=None, color: bool = False,
-                 header: bool = True, title: str | None = None, flush: bool = True):
+                 header: bool = True, title: str | None = None, flush: bool = True,
+                 streaming: bool = False):
         self.columns = list(columns)
         self.mode = mode
         self.stream = stream if stream is not None else sys.stdout
@@ -48,6 +52,7 @@ class RecordWriter:
         self.title = title
         self.flush = flush  # False: let the stream buffer (thousands of records at once)
         self.rows: list[dict] = []
+        self.streaming = streaming
         self._header_written = False
 
     def write(self, record: dict) -> None:
@@ -62,8 +67,23 @@ class RecordWriter:
             self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
             if self.flush:
                 self.stream.flush()
+        elif self.streaming:
+            self._stream_row(record)
         else:
             self.rows.append(record)
+
+    def _stream_row(self, record: dict) -> None:
+        from rich.table import Table
+        table = Table(box=None, show_header=self.header and not self._header_written,
+                      header_style="bold" if self.color else "", pad_edge=False)
+        for c in self.columns:
+            width = c.width or len(c.title)
+            table.add_column(c.title, justify=c.justify, width=width, no_wrap=True,
+                             overflow="ellipsis")
+        from rich.text import Text
+        table.add_row(*(Text(c.text(record)) for c in self.columns))  # text, never markup
+        console(self.stream, self.color).print(table)
+        self._header_written = True
 
     def close(self) -> None:
         if self.mode != "table" and not self.flush:

@@ -1,0 +1,246 @@
+"""pysock udp: datagrams to and from a peer (nc -u), a receiver (nc -u -l),
+multicast and broadcast, and loss/jitter measurement."""
+
+from __future__ import annotations
+
+import click
+
+from pysock.cli import options as opt
+from pysock.cli.context import settings
+from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
+from pysock.cli.relayopts import datagram_relay_options
+
+QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
+
+
+@click.command(short_help="UDP datagrams to/from a peer (nc -u); -l receives.")
+@click.argument("place", nargs=-1, metavar="HOST PORT | -l [ADDRESS] PORT")
+@click.option("-l", "--listen", is_flag=True, help="Receive: wait for datagrams on [ADDRESS] PORT.")
+@click.option("-p", "--port", "port_opt", type=opt.PortType(allow_zero=True), default=None,
+              help="The local port: with -l the port to listen on, else the source port.")
+@opt.family
+@opt.numeric
+@click.option("-s", "--source", type=opt.HOST, default=None, help="Source address.")
+@click.option("-k", "--keep-open", is_flag=True,
+              help="With -l: hear every sender (replies go to the last one), not just the first.")
+@click.option("--echo", is_flag=True, help="With -l: send each datagram back to its sender.")
+@click.option("-w", "--wait", type=opt.SECONDS, default=None,
+              help="With -l: give up if no datagram arrives within SECS.")
+@click.option("--broadcast", is_flag=True, help="Allow sending to a broadcast address (SO_BROADCAST).")
+@click.option("--join", multiple=True, metavar="GROUP",
+              help="With -l: join multicast GROUP (IPv4 or IPv6; repeatable).")
+@click.option("--iface", metavar="NAME", default=None,
+              help="Interface for --join and for sending multicast.")
+@click.option("--ttl", "--hops", "ttl", type=click.IntRange(0, 255), default=None,
+              help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast.")
+@click.option("--loop/--no-loop", "loop", default=None,
+              help="Whether multicast we send is also delivered on this host [kernel: loop].")
+@click.option("--measure", is_flag=True,
+              help="Measure loss, duplicates, reordering and jitter: the client sends stamped "
+                   "datagrams, the receiver (-l --measure) counts them.")
+@click.option("--rate", type=click.FloatRange(0.001, 1e6), default=100.0, show_default=True,
+              help="--measure: datagrams per second.")
+@click.option("--count", type=click.IntRange(1), default=None,
+              help="--measure: datagrams to send [default: 10 s worth unless --duration].")
+@click.option("--duration", type=opt.SECONDS, default=None, help="--measure: send for SECS.")
+@click.option("--size", type=click.IntRange(25, 65507), default=64, show_default=True,
+              help="--measure: bytes per datagram.")
+@opt.sockopts
+@datagram_options
+@datagram_relay_options
+def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, broadcast, join,
+        iface, ttl, loop, measure, rate, count, duration, size, sockopts, **kw):
+    """Send stdin to HOST PORT as datagrams and write the datagrams that come back
+    to stdout; with -l, receive on [ADDRESS] PORT.
+
+    Datagram boundaries are kept: each line of stdin is one datagram (with its
+    newline); --chunk N sends N-byte datagrams and --raw one per read. Received
+    datagrams are written as they came, or with --show as one record each.
+
+    The client's socket is connected, so an ICMP port unreachable is reported
+    ("no one is listening"). At end of input it waits -q SECS (default 1) for
+    replies, then exits.
+
+    With -l, like nc -u -l: pysock waits for the first datagram and then talks
+    to that sender only (stdin goes to it); -k hears every sender, stdin going
+    to whoever sent last; --echo returns each datagram to its sender.
+
+    A datagram larger than --buffer is reported truncated on stderr and makes
+    the exit status 1; one too large to send names the limit.
+
+    """
+    from pysock.render.diagnostics import Diagnostics
+    diag = Diagnostics(kw["verbose"])
+    _check(listen, keep_open, echo, wait, join, measure, kw)
+    socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
+    if listen:
+        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface,
+                       measure, socket_opts, kw, diag)
+    from pysock.net.address import host_port
+    from pysock.net.endpoints import ClientSpec
+    target = host_port(place)
+    spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
+                      source_port=port_opt, sockopts=socket_opts)
+    if measure:
+        return _measure_send(spec, rate, count, duration, size, kw, diag)
+    return _client(spec, kw, diag)
+
+
+def _check(listen, keep_open, echo, wait, join, measure, kw) -> None:
+    server_only = [name for name, on in (("-k", keep_open), ("--echo", echo), ("-w", wait),
+                                          ("--join", join)) if on]
+    if server_only and not listen:
+        raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
+    if measure and (echo or kw["show"]):
+        raise click.UsageError("--measure cannot be combined with --echo or --show")
+    if kw["json"] and not (kw["show"] or measure):
+        raise click.UsageError("--json gives records: use it with --show or --measure")
+
+
+def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:
+    from pysock.net.multicast import interface_index
+    from pysock.net.sockopt import SockOpt
+    out = list(sockopts)
+    if broadcast:
+        out.append(SockOpt("broadcast", None))
+    if ttl is not None:
+        out += [SockOpt("ttl", str(ttl)), SockOpt("multicast_ttl", str(ttl))]
+    if loop is not None:
+        out.append(SockOpt("multicast_loop", "1" if loop else "0"))
+    if iface is not None:
+        interface_index(iface)  # a usage error now, not a socket error later
+        out.append(SockOpt("multicast_if", iface))
+    return tuple(out)
+
+
+# ---- client ------------------------------------------------------------------------
+
+
+def _client(spec, kw, diag) -> int:
+    channel = _open_client(spec, kw)
+    diag.verbose(f"sending to {channel.peer} from {channel.local}")
+    try:
+        return relay_datagrams(channel, kw, diag, QUIT_AFTER_INPUT)
+    finally:
+        channel.close()
+
+
+def _open_client(spec, kw):
+    import socket
+
+    from pysock.net import ancillary
+    from pysock.net.datagram import DatagramChannel
+    from pysock.net.endpoints import connect
+    sock = connect(spec, socket.SOCK_DGRAM)
+    if kw["show"]:
+        ancillary.want_ttl(sock)
+    return DatagramChannel(sock, kw["bufsize"])
+
+
+# ---- server ------------------------------------------------------------------------
+
+
+def _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface, measure,
+            socket_opts, kw, diag) -> int:
+    import socket
+
+    from pysock.net import ancillary, multicast
+    from pysock.net.endpoints import listen as open_listener
+    host, port = _bind_place(place, port_opt)
+    groups = [multicast.group_address(g) for g in join]
+    if groups and family is None and host is None:
+        family = groups[0].version  # a v4 group on a v4 socket, a v6 group on a v6 one
+    sock = open_listener(host, port, family=family, numeric=numeric, sockopts=socket_opts,
+                         socktype=socket.SOCK_DGRAM)
+    try:
+        for group in join:
+            multicast.join(sock, group, iface)
+            diag.verbose(f"joined {group}" + (f" on {iface}" if iface else ""))
+        if kw["show"]:
+            ancillary.want_ttl(sock)
+        _announce(sock, port, diag)
+        if measure:
+            return _measure_receive(sock, wait, kw)
+        return serve_datagrams(sock, kw, diag, keep_open=keep_open, echo=echo, wait=wait)
+    finally:
+        sock.close()
+
+
+def _bind_place(place, port_opt):
+    from pysock.net.address import bind_place
+    if port_opt is not None:
+        if len(place) > 1:
+            raise click.UsageError("give the port either as -p PORT or as an argument, not both")
+        return (place[0].strip("[]") if place else None), port_opt
+    if not place:
+        raise click.UsageError("missing PORT (pysock udp -l [ADDRESS] PORT)")
+    return bind_place(place)
+
+
+def _announce(sock, port: int, diag) -> None:
+    from pysock.net.address import format_sockaddr
+    text = f"listening on {format_sockaddr(sock.getsockname())}/udp"
+    if port == 0 or settings().stderr_tty or diag.verbosity:
+        diag.say(text)
+
+
+# ---- measurement -----------------------------------------------------------------------
+
+
+def _measure_columns():
+    from pysock.render.records import Column
+    return [Column("sender", "SENDER"), Column("sent", "SENT", "right"),
+            Column("received", "RECEIVED", "right"), Column("lost", "LOST", "right"),
+            Column("loss_pct", "LOSS%", "right"), Column("duplicated", "DUP", "right"),
+            Column("reordered", "REORDERED", "right"), Column("jitter_ms", "JITTER_MS", "right"),
+            Column("rate_pps", "RATE/S", "right")]
+
+
+def _measure_receive(sock, wait, kw) -> int:
+    import contextlib
+    import sys
+
+    from pysock.net import measure
+    from pysock.net.datagram import DatagramChannel
+    from pysock.render.records import RecordWriter
+    s = settings()
+    mode = s.output_mode(kw["json"])
+    channel = DatagramChannel(sock, kw["bufsize"])
+    idle = kw["idle_timeout"] or 3.0
+    with contextlib.ExitStack() as stack:
+        on_update = lambda stats: None  # noqa: E731
+        if mode == "table":
+            from pysock.render.live import LiveRecord
+            live = stack.enter_context(LiveRecord(_measure_columns(), sys.stdout, s.color))
+            on_update = lambda stats: live.update(stats.record())  # noqa: E731
+        stats = measure.receive(channel, idle_timeout=idle, first_timeout=wait,
+                                on_update=on_update)
+    with RecordWriter(_measure_columns(), mode, color=s.color) as out:
+        out.write(stats.record(final=True))
+    return 0 if stats.received else 1
+
+
+def _measure_send(spec, rate, count, duration, size, kw, diag) -> int:
+    from pysock.net import measure
+    from pysock.render.progress import progress
+    from pysock.render.records import Column, RecordWriter
+    if count is None and duration is None:
+        duration = 10.0
+    channel = _open_client(spec, dict(kw, show=False))
+    s = settings()
+    diag.verbose(f"measuring to {channel.peer}: {rate:g} datagrams/s of {size} bytes")
+    total = count if count is not None else int(rate * duration)
+    try:
+        with progress("sending", total, enabled=True, color=s.stderr_color) as bar:
+            report = measure.send(channel, rate=rate, count=count, duration=duration, size=size,
+                                  on_progress=lambda r: bar.update(r.sent))
+    finally:
+        channel.close()
+    columns = [Column("peer", "PEER"), Column("sent", "SENT", "right"),
+               Column("seconds", "SECONDS", "right"), Column("rate_pps", "RATE/S", "right"),
+               Column("late", "LATE", "right")]
+    with RecordWriter(columns, s.output_mode(kw["json"]), color=s.color) as out:
+        out.write({"type": "sent", "peer": channel.peer, "sent": report.sent,
+                   "seconds": round(report.seconds, 3), "rate_pps": round(report.rate, 1),
+                   "late": report.late})
+    return 0
