@@ -78,7 +78,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
                        measure, socket_opts, kw, diag)
     from pysock.net.address import host_port
     from pysock.net.endpoints import ClientSpec
-    target = host_port(place)
+    target = host_port(place, proto="udp")
     spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
                       source_port=port_opt, sockopts=socket_opts)
     if measure:
@@ -174,7 +174,7 @@ def _bind_place(place, port_opt):
         return (place[0].strip("[]") if place else None), port_opt
     if not place:
         raise click.UsageError("missing PORT (pysock udp -l [ADDRESS] PORT)")
-    return bind_place(place)
+    return bind_place(place, proto="udp")
 
 
 def _announce(sock, port: int, diag) -> None:

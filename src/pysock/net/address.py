@@ -169,7 +169,7 @@ def check_host(text: str) -> str:
     return text
 
 
-def split_host_port(text: str, *, allow_zero: bool = False) -> HostPort:
+def split_host_port(text: str, *, allow_zero: bool = False, proto: str = "tcp") -> HostPort:
     """'host:port', '[v6]:port' -> HostPort (the one-argument form)."""
     text = text.strip()
     if text.startswith("["):
@@ -178,38 +178,38 @@ def split_host_port(text: str, *, allow_zero: bool = False) -> HostPort:
             raise UsageError(f"'{text}': missing ']' after the IPv6 address")
         if not rest.startswith(":") or len(rest) < 2:
             raise UsageError(f"'{text}': expected [ADDRESS]:PORT")
-        return HostPort(check_host(host), parse_port(rest[1:], allow_zero=allow_zero))
+        return HostPort(check_host(host), parse_port(rest[1:], allow_zero=allow_zero, proto=proto))
     if text.count(":") != 1:
         if text.count(":") > 1:
             raise UsageError(f"'{text}': write IPv6 addresses with a port as [ADDRESS]:PORT")
         raise UsageError(f"'{text}': expected HOST PORT or HOST:PORT")
     host, _, port = text.partition(":")
-    return HostPort(check_host(host), parse_port(port, allow_zero=allow_zero))
+    return HostPort(check_host(host), parse_port(port, allow_zero=allow_zero, proto=proto))
 
 
-def host_port(args: tuple[str, ...] | list[str]) -> HostPort:
+def host_port(args: tuple[str, ...] | list[str], proto: str = "tcp") -> HostPort:
     """The positional place of connect/udp: HOST PORT, HOST:PORT or [V6]:PORT."""
     if len(args) == 1:
-        return split_host_port(args[0])
+        return split_host_port(args[0], proto=proto)
     if len(args) == 2:
         host = args[0]
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
         elif host.startswith("["):
             raise UsageError(f"'{host}': missing ']' after the IPv6 address")
-        return HostPort(check_host(host), parse_port(args[1]))
+        return HostPort(check_host(host), parse_port(args[1], proto=proto))
     raise UsageError("expected HOST PORT (or HOST:PORT)")
 
 
-def bind_place(args: tuple[str, ...] | list[str]) -> tuple[str | None, int]:
+def bind_place(args: tuple[str, ...] | list[str], proto: str = "tcp") -> tuple[str | None, int]:
     """The positional place of listen: [ADDRESS] PORT, or ADDRESS:PORT. Port 0 allowed."""
     if len(args) == 1:
         if ":" in args[0]:
-            place = split_host_port(args[0], allow_zero=True)
+            place = split_host_port(args[0], allow_zero=True, proto=proto)
             return place.host, place.port
-        return None, parse_port(args[0], allow_zero=True)
+        return None, parse_port(args[0], allow_zero=True, proto=proto)
     if len(args) == 2:
-        return check_host(args[0].strip("[]")), parse_port(args[1], allow_zero=True)
+        return check_host(args[0].strip("[]")), parse_port(args[1], allow_zero=True, proto=proto)
     raise UsageError("expected [ADDRESS] PORT")
 
 
