@@ -8,7 +8,8 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
-from pysock.cli.relayopts import policy, relay_options, taps
+from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.tlsopts import describe, tls_client, tls_options, tls_server
 
 QUIT_AFTER_INPUT = 1.0  # dgram clients: wait for replies after input ends, as udp does
 
@@ -71,6 +72,7 @@ class CredsType(click.ParamType):
 @click.option("--cat-fds", is_flag=True, help="Write the content of each passed descriptor to stdout.")
 @opt.sockopts
 @datagram_options
+@tls_options("both")
 @relay_options
 def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo, exec_cmd,
          sh_exec, wait, backlog, mode, send_fds, send_creds, show_fds, cat_fds, sockopts, **kw):
@@ -106,6 +108,13 @@ def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo
     a few microseconds; and nothing beyond this machine (or network
     namespace, for @abstract names) can reach them.
 
+    \b
+    --tls works as for connect and listen (stream sockets only). A Unix
+    socket has no host name, so a client names the certificate it expects
+    with --sni NAME (or skips the check with --insecure). TLS carries bytes
+    only: --send-fd, --send-creds, --show-fds and --cat-fds do not apply,
+    while -v still names the peer process (SO_PEERCRED).
+
     """
     from pysock.net.address import UnixAddress
     from pysock.net.unixsock import SOCKTYPES
@@ -117,13 +126,14 @@ def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo
     diag = Diagnostics(kw["verbose"])
     _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd, sh_exec, mode,
            sockopts, kw)
+    tls = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), kw, diag)
     outgoing = _outgoing(send_fds, send_creds)
     report = AncillaryReport(diag, show_fds, cat_fds)
     if not listen:
-        return _client(addr, kind, wait, outgoing, report, sockopts, kw, diag)
+        return _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag)
     return _server(addr, kind, mode, backlog, keep_open, max_conns,
                    (broker, chat, echo, exec_cmd, sh_exec), wait, outgoing, report, sockopts,
-                   kw, diag)
+                   tls, kw, diag)
 
 
 def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd, sh_exec, mode,
@@ -144,6 +154,25 @@ def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd,
                                "connections: use --type stream or seqpacket")
     if kw["json"] and not kw["show"]:
         raise click.UsageError("--json gives records: use it with --show")
+
+
+def _tls(listen, socktype, passing, kw, diag):
+    """The TLS identity for this side (None without --tls), after the checks that
+    are particular to Unix sockets."""
+    if kw["tls"]:
+        if socktype != "stream":
+            raise click.UsageError("--tls needs --type stream (TLS runs over a byte stream)")
+        names = ("--send-fd", "--send-creds", "--show-fds", "--cat-fds")
+        used = [name for name, value in zip(names, passing) if value]
+        if used:
+            raise click.UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
+                                   f"bytes, not descriptors or credentials")
+    if listen:
+        return tls_server(kw, diag)
+    if kw["tls"] and not kw["sni"] and not kw["insecure"]:
+        raise click.UsageError("a Unix socket has no host name to verify: give --sni NAME "
+                               "(a name in the server's certificate) or --insecure")
+    return tls_client(kw, diag)
 
 
 def _outgoing(send_fds, send_creds):
@@ -196,7 +225,7 @@ def _write_stdout(data: bytes) -> None:
 # ---- client ------------------------------------------------------------------------
 
 
-def _client(addr, kind, wait, outgoing, report, sockopts, kw, diag) -> int:
+def _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag) -> int:
     import socket
 
     from pysock.net.ancillary import peer_credentials
@@ -212,7 +241,7 @@ def _client(addr, kind, wait, outgoing, report, sockopts, kw, diag) -> int:
     diag.verbose(f"connected to {addr}" + (f" (server: {creds.describe()})" if creds else ""))
     try:
         if kind == socket.SOCK_STREAM:
-            return _relay_stream(sock, outgoing, report, kw, diag)
+            return _relay_stream(sock, outgoing, report, tls, str(addr), wait, kw, diag)
         channel = _datagram_channel(sock, outgoing, kw)
         quit_after = QUIT_AFTER_INPUT if kind == socket.SOCK_DGRAM else None
         return relay_datagrams(channel, kw, diag, quit_after, extra_taps=[report])
@@ -227,27 +256,33 @@ def _datagram_channel(sock, outgoing, kw):
     return channel
 
 
-def _relay_stream(sock, outgoing, report, kw, diag) -> int:
-    from pysock.net.endpoints import StdioChannel
-    from pysock.net.relay import RelayError, relay
-    from pysock.net.unixsock import UnixChannel
-    channel = UnixChannel(sock, outgoing, report)
-    peer = channel.peer if channel.peer != "(unnamed)" else "the peer"
-    try:
-        with taps(kw, settings().stderr_color) as found:
-            result = relay(StdioChannel(), channel, policy(kw), found)
-    except RelayError as exc:
-        diag.verbose(exc.result.summary(peer))
-        raise
-    diag.verbose(result.summary(peer))
-    return result.status
+def _relay_stream(sock, outgoing, report, tls, peer, wait, kw, diag) -> int:
+    """Relay stdio with a connected stream: over TLS (handshake first), or plain with
+    descriptors and credentials passed as asked."""
+    if tls is None:
+        from pysock.net.unixsock import UnixChannel
+        channel = UnixChannel(sock, outgoing, report)
+        channel.peer = peer
+    else:
+        channel = _secure(sock, tls, peer, wait, diag)
+    return run_relay(channel, kw)
+
+
+def _secure(sock, tls, peer, wait, diag):
+    from pysock.net.tls import ClientIdentity, start_client, start_server
+    if isinstance(tls, ClientIdentity):
+        channel = start_client(sock, tls, None, wait, peer=peer)
+    else:
+        channel = start_server(sock, tls, peer=peer)
+    describe(channel, diag)
+    return channel
 
 
 # ---- server ------------------------------------------------------------------------
 
 
 def _server(addr, kind, mode, backlog, keep_open, max_conns, modes, wait, outgoing, report,
-            sockopts, kw, diag) -> int:
+            sockopts, tls, kw, diag) -> int:
     import socket
 
     from pysock.net import ancillary
@@ -269,15 +304,15 @@ def _server(addr, kind, mode, backlog, keep_open, max_conns, modes, wait, outgoi
         from pysock.cli.listen import _many, _mode
         hub_mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
         if hub_mode == "relay" and not keep_open:
-            return _one_client(listener, kind, wait, outgoing, report, kw, diag)
+            return _one_client(listener, kind, wait, outgoing, report, tls, kw, diag)
         from pysock.net.access import Access
         return _many(listener.sock, hub_mode, keep_open, max_conns, Access(), wait, exec_cmd,
-                     sh_exec, policy(kw), None, diag)
+                     sh_exec, policy(kw), tls, diag)
     finally:
         listener.close()
 
 
-def _one_client(listener, kind, wait, outgoing, report, kw, diag) -> int:
+def _one_client(listener, kind, wait, outgoing, report, tls, kw, diag) -> int:
     import socket
 
     from pysock.cli.listen import _reporter
@@ -288,10 +323,11 @@ def _one_client(listener, kind, wait, outgoing, report, kw, diag) -> int:
     sock = accept_one(listener.sock, Access(), wait, _reporter(diag))
     listener.sock.close()  # one client: later ones are refused, as with listen
     report.last_creds = peer_credentials(sock)
-    diag.verbose(f"connection from {peer_name(sock, sock.getpeername())}")
+    peer = peer_name(sock, sock.getpeername())
+    diag.verbose(f"connection from {peer}")
     try:
         if kind == socket.SOCK_STREAM:
-            return _relay_stream(sock, outgoing, report, kw, diag)
+            return _relay_stream(sock, outgoing, report, tls, peer, wait, kw, diag)
         return relay_datagrams(_datagram_channel(sock, outgoing, kw), kw, diag, None,
                                extra_taps=[report])
     finally:

@@ -370,9 +370,11 @@ def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str
 
 
 def start_server(sock: socket.socket, identity: ServerIdentity,
-                 timeout: float | None = None) -> TLSChannel:
-    """The one call a server command makes for an accepted socket."""
+                 timeout: float | None = None, *, peer: str | None = None) -> TLSChannel:
+    """The one call a server command makes for an accepted socket; `peer` names the
+    client in messages when its address says nothing (a Unix client's is empty)."""
     channel = TLSChannel(sock, identity.context, server_side=True)
+    channel.peer = peer or channel.peer
     try:
         return channel.handshake(timeout or HANDSHAKE_TIMEOUT)
     except BaseException:
