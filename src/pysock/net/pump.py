@@ -45,6 +45,9 @@ def grow_pipe(fd: int) -> None:
 
 class Pump:
     moved = 0
+    # After a short read the source is most likely empty: the pump leaves a hint so the
+    # relay polls at once instead of trying again for an EAGAIN (a syscall per event).
+    hint: Blocked | None = None
 
     def __init__(self, src: int, dst: int):
         self.src, self.dst = src, dst
@@ -80,6 +83,8 @@ class SplicePump(Pump):
             raise _side_error(exc, self.src, self.dst) from None
         self._dst_full = False
         self.moved += n
+        if n < CHUNK:
+            self.hint = Blocked(self.src, select.POLLIN)
         return n
 
 
@@ -92,6 +97,7 @@ class PipedSplicePump(Pump):
         grow_pipe(self._w)
         self._buffered = 0
         self._eof = False
+        self._short = False
 
     def step(self) -> int:
         if self._buffered == 0 and not self._eof:
@@ -104,6 +110,7 @@ class PipedSplicePump(Pump):
             if n == 0:
                 self._eof = True
             self._buffered = n
+            self._short = n < CHUNK
         if self._buffered == 0:
             return 0
         try:
@@ -114,6 +121,8 @@ class PipedSplicePump(Pump):
             raise EndpointError("write", exc) from None
         self._buffered -= n
         self.moved += n
+        if self._buffered == 0 and self._short:
+            self.hint = Blocked(self.src, select.POLLIN)
         return n
 
     def close(self) -> None:
@@ -158,6 +167,7 @@ class CopyPump(Pump):
         self._eof = False
         self.poll_before_read = False  # set for blocking fds (stdin): read only when told
         self._ready = False
+        self._short = False
 
     def wake(self) -> None:
         self._ready = True
@@ -178,6 +188,7 @@ class CopyPump(Pump):
             if not data:
                 self._eof = True
                 return 0
+            self._short = len(data) < CHUNK
             if self._transform is not None:
                 data = self._transform(data)
             if self._taps:
@@ -193,6 +204,8 @@ class CopyPump(Pump):
             raise EndpointError("write", exc) from None
         self._pending = self._pending[n:]
         self.moved += n
+        if not self._pending and self._short:
+            self.hint = Blocked(self.src, select.POLLIN)
         return n
 
 

@@ -171,7 +171,10 @@ class _Relay:
             while not self.finished and any(not s.done for s in self.sides):
                 progressed = self._step_all()
                 if not self.finished:
-                    self._wait(0 if progressed else self._timeout())
+                    # block only when no side can move without an event; after progress
+                    # with a side still free, just look (poll 0) so neither direction starves
+                    stuck = all(s.waiting is not None for s in self.sides if not s.done)
+                    self._wait(self._timeout() if stuck or not progressed else 0)
                     self._check_timers()
             if not self.finished:
                 self._finish("both sides closed")
@@ -205,6 +208,8 @@ class _Relay:
                 self.last_activity = time.monotonic()
                 for tap in self.counting_taps:
                     tap(side.name, n)
+                if side.pump.hint is not None:
+                    side.waiting, side.pump.hint = side.pump.hint, None
         return progressed
 
     def _wait(self, timeout: float | None) -> None:
