@@ -16,7 +16,11 @@ import fcntl
 import os
 import select
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # splice and sendfile: no buffer of ours, so the bigger the better
+# The copy loop's buffer: measured with 2 GiB through connect | listen, 64 KiB gave
+# 1.2 GB/s, 1 MiB swung between 1.1 and 1.7 (cache misses on it), 256 KiB a steady 1.5
+COPY_CHUNK = 256 << 10
+SMALL = 16 << 10
 PIPE_SIZE = 1 << 20
 _AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
@@ -45,8 +49,10 @@ def grow_pipe(fd: int) -> None:
 
 class Pump:
     moved = 0
-    # After a short read the source is most likely empty: the pump leaves a hint so the
+    # After a small read the source is most likely empty: the pump leaves a hint so the
     # relay polls at once instead of trying again for an EAGAIN (a syscall per event).
+    # Only below SMALL: for bulk data the retry measured faster (3.8 against 2.4 GB/s
+    # from a file through listen > /dev/null).
     hint: Blocked | None = None
 
     def __init__(self, src: int, dst: int):
@@ -83,7 +89,7 @@ class SplicePump(Pump):
             raise _side_error(exc, self.src, self.dst) from None
         self._dst_full = False
         self.moved += n
-        if n < CHUNK:
+        if n < SMALL:
             self.hint = Blocked(self.src, select.POLLIN)
         return n
 
@@ -110,7 +116,7 @@ class PipedSplicePump(Pump):
             if n == 0:
                 self._eof = True
             self._buffered = n
-            self._short = n < CHUNK
+            self._short = n < SMALL
         if self._buffered == 0:
             return 0
         try:
@@ -158,7 +164,7 @@ class CopyPump(Pump):
         if recv is None and recv_into is None:
             recv_into = lambda buf: os.readv(src, [buf])  # noqa: E731
         self._recv_into = recv_into
-        self._buffer = bytearray(CHUNK) if recv_into is not None and transform is None else None
+        self._buffer = bytearray(COPY_CHUNK) if recv_into is not None and transform is None else None
         self._send = send or (lambda data: os.write(dst, data))
         self._transform = transform
         self._taps = taps
@@ -188,7 +194,7 @@ class CopyPump(Pump):
             if not data:
                 self._eof = True
                 return 0
-            self._short = len(data) < CHUNK
+            self._short = len(data) < SMALL
             if self._transform is not None:
                 data = self._transform(data)
             if self._taps:
@@ -212,7 +218,7 @@ class CopyPump(Pump):
     def _read(self):
         if self._buffer is not None:
             return memoryview(self._buffer)[:self._recv_into(self._buffer)]
-        return self._recv(CHUNK if self._transform is None else 65536)
+        return self._recv(COPY_CHUNK if self._transform is None else 65536)
 
 
 def _readable(fd: int) -> bool:
