@@ -121,8 +121,10 @@ def _from_file(quick: bool):
 
 
 @contextlib.contextmanager
-def _echo_server():
-    server = socket.create_server(("127.0.0.1", 0))
+def _echo_server(server: socket.socket | None = None):
+    """An echo server on a listening socket (a fresh TCP one on 127.0.0.1 by default),
+    each client in its own thread; yields the port (TCP) or the bound name."""
+    server = server or socket.create_server(("127.0.0.1", 0))
     server.settimeout(1)
     stopping = threading.Event()
 
@@ -135,8 +137,9 @@ def _echo_server():
             threading.Thread(target=_echo, args=(conn,), daemon=True).start()
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    name = server.getsockname()
     try:
-        yield server.getsockname()[1]
+        yield name[1] if isinstance(name, tuple) else name
     finally:
         stopping.set()
         server.close()
@@ -144,7 +147,8 @@ def _echo_server():
 
 
 def _echo(conn: socket.socket) -> None:
-    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if conn.family != socket.AF_UNIX:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     with conn:
         while data := conn.recv(65536):
             conn.sendall(data)

@@ -157,30 +157,8 @@ def _echo_servers():
         server = socket.socket(socket.AF_UNIX)
         server.bind(path)
         server.listen()
-        server.settimeout(1)
-        stopping = threading.Event()
-
-        def serve():
-            while not stopping.is_set():
-                try:
-                    conn, _ = server.accept()
-                except (TimeoutError, OSError):
-                    continue
-                threading.Thread(target=_echo_unix, args=(conn,), daemon=True).start()
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        try:
+        with _echo_server(server):
             yield {"port": port, "path": path}
-        finally:
-            stopping.set()
-            server.close()
-            thread.join(3)
-
-
-def _echo_unix(conn: socket.socket) -> None:
-    with conn:
-        while data := conn.recv(65536):
-            conn.sendall(data)
 
 
 def _latency(quick: bool):
