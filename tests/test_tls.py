@@ -550,3 +550,21 @@ def test_options_for_a_command_that_is_client_or_server():
     assert runner.invoke(either, ["-l", "--tls"]).output.endswith("ServerIdentity\n")
     refused = runner.invoke(either, ["-l", "--tls", "--sni", "x"])
     assert refused.exit_code == 2 and "--sni is for the client side" in refused.output
+
+
+def test_broker_answers_close_notify_with_its_own(procs, port):
+    """A TLS client that ends with close_notify gets close_notify back (unwrap works),
+    while the other clients go on."""
+    listen_tls(procs, port, "-k", "--broker")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    first = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+    second = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10))
+    time.sleep(0.3)
+    first.sendall(b"to the other one")
+    assert second.recv(100) == b"to the other one"
+    plain = first.unwrap()  # raises if the hub just closed the socket
+    assert plain.recv(10) == b""  # then FIN
+    plain.close()
+    second.sendall(b"still served")
+    second.close()

@@ -416,11 +416,9 @@ class Hub:
         self._watch(client)
         if client.bridged:
             self._bridge_eof(client)
-        elif self.policy.mode == "echo":
+        else:  # answer its FIN with ours (and TLS close_notify) once its queue is out
             client.fin_pending = True
             self._flush(client)
-        elif not client.queue:
-            self._close(client, "client closed")
 
     def _bridge_eof(self, client: _Client) -> None:
         """One end of an exec-over-TLS bridge ended: pass the FIN on. The child ending
