@@ -258,7 +258,10 @@ def test_file_removed_on_signals(how, status, procs, sock_path):
     wait_unix(sock_path, server)
     server.send_signal(how)
     _, err = server.communicate(timeout=10)
-    assert server.returncode == status, err
+    # A shell sees 128+N either way: exit(128+N), or Python re-raising the signal on
+    # its way out (seen here about once in twelve runs, with clean-up done).
+    assert server.returncode in (status, -how), err
+    assert b"Traceback" not in err
     assert not os.path.exists(sock_path)
 
 
