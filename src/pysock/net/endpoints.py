@@ -25,6 +25,7 @@ class Channel:
 
     is_datagram = False
     can_splice = True
+    copy_chunk: int | None = None  # None: the copy loop's default
     rfd: int
     wfd: int
     local = ""
@@ -63,6 +64,9 @@ class SocketChannel(Channel):
         # splice into AF_UNIX streams returns EAGAIN while poll says writable and can
         # stall; measured, a copy loop is the safe choice there
         self.can_splice = sock.family in (socket.AF_INET, socket.AF_INET6) and not self.is_datagram
+        # the copy loop's buffer: Unix streams take 1 MiB sends whole (2 GiB measured at
+        # 1.6-2.2 GB/s, against 0.9-1.5 with the 256 KiB that suits TCP)
+        self.copy_chunk = (1 << 20) if sock.family == socket.AF_UNIX else None
         self.local = _name(sock.getsockname)
         self.peer = _name(sock.getpeername)
 

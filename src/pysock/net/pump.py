@@ -158,13 +158,14 @@ class CopyPump(Pump):
     plain fds): allocating a fresh 1 MiB object per read costs 3x the throughput."""
 
     def __init__(self, src: int, dst: int, *, recv=None, send=None, recv_into=None,
-                 transform=None, taps=(), direction: str = ""):
+                 transform=None, taps=(), direction: str = "", chunk: int | None = None):
         super().__init__(src, dst)
+        self._chunk = chunk or COPY_CHUNK
         self._recv = recv or (lambda n: os.read(src, n))
         if recv is None and recv_into is None:
             recv_into = lambda buf: os.readv(src, [buf])  # noqa: E731
         self._recv_into = recv_into
-        self._buffer = bytearray(COPY_CHUNK) if recv_into is not None and transform is None else None
+        self._buffer = bytearray(self._chunk) if recv_into is not None and transform is None else None
         self._send = send or (lambda data: os.write(dst, data))
         self._transform = transform
         self._taps = taps
@@ -218,7 +219,7 @@ class CopyPump(Pump):
     def _read(self):
         if self._buffer is not None:
             return memoryview(self._buffer)[:self._recv_into(self._buffer)]
-        return self._recv(COPY_CHUNK if self._transform is None else 65536)
+        return self._recv(self._chunk if self._transform is None else 65536)
 
 
 def _readable(fd: int) -> bool:

@@ -146,7 +146,7 @@ class _Relay:
         send = dst.send if dst_kind == "socket" else None
         pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy, recv=recv,
                       recv_into=recv_into, send=send, transform=transform, taps=byte_taps,
-                      direction=direction)
+                      direction=direction, chunk=self.remote.copy_chunk)
         if isinstance(pump, CopyPump) and src_kind != "socket":
             pump.poll_before_read = True  # a blocking fd we must not read unasked
         return pump
