@@ -45,3 +45,25 @@ def read_all(conn: socket.socket) -> bytes:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def tls_digest_server(ctx, listener: socket.socket):
+    """A TLS server for one client on listener: it hashes all it reads until the
+    client's close_notify, then answers 'sha256 <hex>' and closes with its own.
+    Returns (thread, result) where result['sha'] is the hash it saw."""
+    listener.settimeout(20)
+    result = {}
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(20)
+        with ctx.wrap_socket(conn, server_side=True) as tls:
+            digest = hashlib.sha256()
+            while chunk := tls.recv(1 << 16):  # b'' only on close_notify
+                digest.update(chunk)
+            result["sha"] = digest.hexdigest()
+            tls.sendall(b"sha256 " + digest.hexdigest().encode())
+            tls.unwrap()
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread, result

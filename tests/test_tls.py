@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import PYSOCK, need_tool, run_pysock, wait_listening
-from peers import sha
+from peers import sha, tls_digest_server
 
 
 class PKI:
@@ -225,21 +225,7 @@ def test_half_close_over_tls_server_answers_after_close_notify(pki, port):
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(*pki.server)
     listener = socket.create_server(("127.0.0.1", port))
-    listener.settimeout(20)
-    result = {}
-
-    def serve():
-        conn, _ = listener.accept()
-        conn.settimeout(20)
-        with ctx.wrap_socket(conn, server_side=True) as tls:
-            digest = hashlib.sha256()
-            while chunk := tls.recv(1 << 16):  # b'' only on close_notify
-                digest.update(chunk)
-            result["sha"] = digest.hexdigest()
-            tls.sendall(b"sha256 " + digest.hexdigest().encode())
-            tls.unwrap()
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    thread, result = tls_digest_server(ctx, listener)
     out = run_pysock("connect", "--tls", "--cafile", pki.cafile, "localhost", str(port),
                      input=data, timeout=60)
     thread.join(20)

@@ -3,14 +3,12 @@ and against openssl s_server/s_client -unix, with certificates made per test (tr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import socket
 import ssl
 import subprocess
 import tempfile
-import threading
 
 import pytest
 
@@ -18,7 +16,7 @@ from test_tls import PKI, close_stdin, fingerprint_of
 from test_unix import wait_unix
 
 from conftest import need_tool, run_pysock
-from peers import read_all, sha
+from peers import read_all, sha, tls_digest_server
 
 
 @pytest.fixture
@@ -191,21 +189,7 @@ def test_half_close_server_answers_after_close_notify(pki, sock_path):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(sock_path)
     listener.listen(1)
-    listener.settimeout(20)
-    result = {}
-
-    def serve():
-        conn, _ = listener.accept()
-        conn.settimeout(20)
-        with ctx.wrap_socket(conn, server_side=True) as tls:
-            digest = hashlib.sha256()
-            while chunk := tls.recv(1 << 16):  # b'' only on close_notify
-                digest.update(chunk)
-            result["sha"] = digest.hexdigest()
-            tls.sendall(b"sha256 " + digest.hexdigest().encode())
-            tls.unwrap()
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    thread, result = tls_digest_server(ctx, listener)
     try:
         out = run_pysock("unix", "--tls", "--cafile", pki.cafile, "--sni", "localhost",
                          sock_path, input=data, timeout=60)
