@@ -201,11 +201,7 @@ class DatagramSendPump(Pump):
         self.taps, self.direction = taps, direction
         self.queue: deque[bytes] = deque()
         self.poll_before_read = poll_before_read
-        self._ready = False
         self._eof = False
-
-    def wake(self) -> None:
-        self._ready = True
 
     def step(self) -> int:
         if not self.queue:
@@ -232,9 +228,7 @@ class DatagramSendPump(Pump):
         return max(len(head), 1)
 
     def _fill(self) -> None:
-        if self.poll_before_read and not self._ready:
-            raise Blocked(self.src, select.POLLIN)
-        self._ready = False
+        self._may_read()
         try:
             data = os.read(self.src, READ_SIZE)
         except BlockingIOError:
