@@ -41,7 +41,8 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("-l", "--listening", is_flag=True,
               help="Listening and unconnected (bound) sockets only.")
 @click.option("-a", "--all", "all_states", is_flag=True,
-              help="Sockets in every state (default: connected ones, as ss).")
+              help="Sockets in every state (default: connected ones, as ss); with "
+                   "--counters, every counter.")
 @click.option("--state", "states", type=STATE, multiple=True, metavar="STATE",
               help="Only this state (repeatable): established, syn-sent, syn-recv, fin-wait-1, "
                    "fin-wait-2, time-wait, close-wait, last-ack, closing, listen, unconn; or a "
@@ -72,6 +73,11 @@ VIEWS = ("summary", "by_process", "limits")
               help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE.")
 @click.option("--limits", "view", flag_value="limits",
               help="Kernel settings that bound sockets, with current use beside each.")
+@click.option("--counters", "view", flag_value="counters",
+              help="The kernel's TCP/IP counters (nstat, netstat -s): the ones that explain "
+                   "failing connections named and flagged; -a every counter.")
+@click.option("--interval", type=options.SECONDS, default=None, metavar="SECS",
+              help="With --counters: the change every SECS, per second (as nstat).")
 @click.option("--watch", type=options.SECONDS, is_flag=False, flag_value=2.0, default=None,
               metavar="[SECS]", help="Refresh every SECS (default 2): new sockets highlighted, "
                                      "gone ones marked. q or Ctrl-C quits.")
@@ -82,8 +88,8 @@ VIEWS = ("summary", "by_process", "limits")
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
 @options.json_output
 def inspect(protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
-            pids, process_names, uids, resolve, numeric, extended, view, watch, count, source,
-            json) -> int:
+            pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
+            source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
@@ -94,6 +100,12 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
     from pysock.inventory.filter import Filter
     from pysock.inventory.sources import choose_source
 
+    if view == "counters":
+        _only_with_counters(click.get_current_context())
+        return _periodic(view, all_states, interval, watch, count, json)
+    if interval is not None:
+        raise UsageError("--interval goes with --counters (the socket list refreshes with "
+                         "--watch)")
     if count is not None and watch is None:
         raise UsageError("--count goes with --watch")
     if watch is not None and view is not None:
@@ -113,6 +125,61 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
     if view is not None:
         return run.view(view)
     return run.sockets()
+
+
+# what the periodic views (--counters) take besides their own options
+PERIODIC_OPTIONS = {"view", "all_states", "interval", "watch", "count", "json"}
+
+
+def _only_with_counters(ctx: click.Context) -> None:
+    from click.core import ParameterSource
+    for param in ctx.command.params:
+        if param.name in PERIODIC_OPTIONS or not isinstance(param, click.Option):
+            continue
+        if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+            raise UsageError(f"{param.opts[-1]} selects sockets; it does not go with --counters")
+
+
+def _periodic(view: str, every: bool, interval: float | None, watch: float | None,
+              count: int | None, json: bool) -> int:
+    """--counters: one look, or with --interval/--watch one every SECS."""
+    from pysock.inventory import counters
+    from pysock.render.counters import counter_columns
+    if interval is not None and watch is not None:
+        raise UsageError("--interval and --watch both set the period; give one")
+    mode = settings().output_mode(json)
+    period = interval if interval is not None else watch
+    if period is None:
+        if count is not None:
+            raise UsageError("--count goes with --interval or --watch")
+        from pysock.render.inspect import write_rows
+        write_rows(counters.records(counters.Snapshot.now(), every=every),
+                   counter_columns(False), mode, color=settings().color)
+        return 0
+    from pysock.render.watch import Keys, LiveRows, RowsStream
+    columns = counter_columns(True)
+    live = watch is not None and mode == "table"
+    display = (LiveRows(columns, color=settings().color) if live
+               else RowsStream(columns, mode, color=settings().color))
+    first = before = counters.Snapshot.now()
+    turn = 0
+    with Keys() as keys, display:
+        while True:
+            now = first if turn == 0 else counters.Snapshot.now()
+            rows = counters.records(now, None if turn == 0 else before, every=every,
+                                    changed_only=not live and turn > 0)
+            display.show(rows, _counter_title(turn, period))
+            before, turn = now, turn + 1
+            if count is not None and turn >= count:
+                return 0
+            if keys.wait(period):
+                return 0
+
+
+def _counter_title(turn: int, period: float) -> str:
+    if turn == 0:
+        return "Kernel counters since boot (or since the namespace was made)"
+    return f"Kernel counters: change over the last {period:g}s; q quits"
 
 
 def _names(numeric: bool, resolve: bool):
