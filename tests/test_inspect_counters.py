@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import select
@@ -92,12 +93,15 @@ def test_deltas_equal_nstats_for_provoked_trouble(lab, tmp_path):
         # the first look (absolute values) is printed once pysock has read the counters
         assert select.select([proc.stdout], [], [], 20)[0], "pysock printed nothing"
         first = [json.loads(proc.stdout.readline())]
+        rest = concurrent.futures.ThreadPoolExecutor(1).submit(proc.stdout.read)
         nstat(host, history, "-n")
         started = time.monotonic()
         host.run(sys.executable, "-c", PROVOKE, timeout=30)
         theirs = nstat(host, history, "-s")
         assert time.monotonic() - started < 8, "provoking took too long for the interval"
-        out, err = proc.communicate(timeout=30)
+        out = rest.result(timeout=30)
+        err = proc.stderr.read()
+        proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
