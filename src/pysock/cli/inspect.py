@@ -87,7 +87,8 @@ VIEWS = ("summary", "by_process", "limits")
               help="Where sockets are read: netlink sock_diag, /proc/net, or auto (netlink, "
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
 @options.json_output
-def inspect(protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
+@click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
+def inspect(expression, protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
             pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
             source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
@@ -96,12 +97,14 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
     -a adds listeners and TIME_WAIT, -l shows only listeners. For a listener,
     Recv-Q/Send-Q are its accept queue and backlog; a Recv-Q ending in '!' is a
     queue at (or near) its backlog. Different selections must all match;
-    repeating one adds alternatives."""
+    repeating one adds alternatives. After the options, ss's filter language:
+    state established '( dport = :443 or sport >= :1024 )' and not dst 10.0.0.0/8."""
     from pysock.inventory.filter import Filter
     from pysock.inventory.sources import choose_source
 
     if view == "counters":
         _only_with_counters(click.get_current_context())
+        _no_expression(click.get_current_context(), view)
         return _periodic(view, all_states, interval, watch, count, json)
     if interval is not None:
         raise UsageError("--interval goes with --counters (the socket list refreshes with "
@@ -117,7 +120,7 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
         all_states=all_states or view is not None, states=states,
         ports=[p for group in ports for p in group], sports=[p for group in sports for p in group],
         dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
-        process_names=process_names, uids=uids, paths=paths)
+        process_names=process_names, uids=uids, paths=paths, expression=expression)
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
                settings().color, _names(numeric, resolve))
     if watch is not None:
@@ -129,6 +132,11 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
 
 # what the periodic views (--counters) take besides their own options
 PERIODIC_OPTIONS = {"view", "all_states", "interval", "watch", "count", "json"}
+
+
+def _no_expression(ctx: click.Context, view: str) -> None:
+    if ctx.params.get("expression"):
+        raise UsageError(f"a filter expression selects sockets; it does not go with --{view}")
 
 
 def _only_with_counters(ctx: click.Context) -> None:

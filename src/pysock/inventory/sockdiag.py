@@ -38,6 +38,7 @@ UNIX_MSG_SIZE = 16
 # inet_diag attributes (INET_DIAG_*) and the request bits that ask for them
 INET_DIAG_MEMINFO, INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO = 1, 2, 4, 7
 INET_DIAG_PROTOCOL = 10
+INET_DIAG_REQ_BYTECODE = 1
 EXT_EXTENDED = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) \
     | (1 << (INET_DIAG_SKMEMINFO - 1))
 
@@ -117,22 +118,27 @@ def _attrs(view: memoryview, start: int, end: int) -> Iterator[tuple[int, memory
         start += (length + 3) & ~3
 
 
-def inet_request(proto: str, family: int, states: int, extended: bool) -> bytes:
+def inet_request(proto: str, family: int, states: int, extended: bool,
+                 bytecode: bytes | None = None) -> bytes:
     protocol = PROTOCOLS[proto]
     ext = EXT_EXTENDED if extended else 0
     # raw_diag reads the fourth byte as the raw protocol to match; IPPROTO_RAW means any
     raw_protocol = socket.IPPROTO_RAW if proto == "raw" else 0
-    return INET_REQ.pack(FAMILIES[family], protocol, ext, raw_protocol, states)
+    request = INET_REQ.pack(FAMILIES[family], protocol, ext, raw_protocol, states)
+    if bytecode:  # INET_DIAG_REQ_BYTECODE: the kernel runs the filter during the dump
+        request += RTATTR.pack(RTATTR.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
+    return request
 
 
 def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_STATES,
-                 extended: bool = False) -> Iterator[SocketRecord]:
+                 extended: bool = False, bytecode: bytes | None = None
+                 ) -> Iterator[SocketRecord]:
     af = FAMILIES[family]
     ntop = socket.inet_ntop
     addr_len = 4 if family == 4 else 16
     unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
     names: dict[bytes, str] = {}  # most sockets share a handful of addresses
-    for view, start, end in diag.dump(inet_request(proto, family, states, extended)):
+    for view, start, end in diag.dump(inet_request(proto, family, states, extended, bytecode)):
         _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
         sport, dport = ports(view, start + 4)
         local = names.get(src)
