@@ -83,6 +83,10 @@ VIEWS = ("summary", "by_process", "limits")
                                      "gone ones marked. q or Ctrl-C quits.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --watch: stop after this many looks.")
+@click.option("-K", "--kill", is_flag=True,
+              help="Close the selected TCP, UDP and raw sockets (SOCK_DESTROY, as ss -K): "
+                   "TCP peers get a reset. Asks first on a terminal.")
+@click.option("--yes", is_flag=True, help="With --kill: do not ask.")
 @click.option("--source", type=click.Choice(["auto", "netlink", "proc"]), default=None,
               help="Where sockets are read: netlink sock_diag, /proc/net, or auto (netlink, "
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
@@ -90,7 +94,7 @@ VIEWS = ("summary", "by_process", "limits")
 @click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
 def inspect(expression, protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
             pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
-            source, json) -> int:
+            kill, yes, source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
@@ -111,6 +115,14 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
                          "--watch)")
     if count is not None and watch is None:
         raise UsageError("--count goes with --watch")
+    if yes and not kill:
+        raise UsageError("--yes goes with --kill")
+    if kill and (watch is not None or view is not None):
+        raise UsageError(f"--kill acts on a socket list; it does not go with "
+                         f"--{'watch' if watch is not None else view.replace('_', '-')}")
+    if kill and "unix" in protos:
+        raise UsageError("the kernel cannot destroy Unix sockets; --kill takes TCP, UDP and "
+                         "raw sockets")
     if watch is not None and view is not None:
         raise UsageError(f"--watch shows the socket list; it does not go with "
                          f"--{view.replace('_', '-')}")
@@ -120,9 +132,12 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
         all_states=all_states or view is not None, states=states,
         ports=[p for group in ports for p in group], sports=[p for group in sports for p in group],
         dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
-        process_names=process_names, uids=uids, paths=paths, expression=expression)
+        process_names=process_names, uids=uids, paths=paths, expression=expression,
+        internet_only=kill)
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
                settings().color, _names(numeric, resolve))
+    if kill:
+        return run.kill(yes)
     if watch is not None:
         return run.watch(watch, count)
     if view is not None:
@@ -216,6 +231,23 @@ class _Run:
         write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
                       names=self.names)
         return 0
+
+    def kill(self, yes: bool) -> int:
+        from pysock.inventory.kill import destroy
+        from pysock.render.inspect import write_kills, write_sockets
+        records = self.collect().records
+        if not records:
+            _note("no sockets match; nothing killed")
+            return 0
+        if not yes and sys.stdin.isatty():
+            write_sockets(records, "table", color=self.color, extended=False, names=self.names,
+                          stream=sys.stderr, title="To kill")
+            if not click.confirm(f"Kill these {len(records)} sockets?", err=True):
+                _note("nothing killed")
+                return 1
+        outcomes = list(destroy(records))
+        write_kills(outcomes, self.mode, color=self.color, names=self.names)
+        return 0 if all(o.destroyed for o in outcomes) else 1
 
     def view(self, view: str) -> int:
         from pysock.inventory import views

@@ -97,11 +97,11 @@ class Filter:
     @classmethod
     def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
               states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
-              uids=(), paths=(), expression=()) -> Filter:
+              uids=(), paths=(), expression=(), internet_only=False) -> Filter:
         from pysock.inventory import ssfilter
         expr = ssfilter.parse(expression, parse_state, ALL) if expression else None
         chosen = set(protos) or set(PROTOS)
-        if (family is not None or (expr and expr.tree)) and not protos:
+        if (family is not None or (expr and expr.tree) or internet_only) and not protos:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
         if expr and expr.tree and "unix" in chosen:
             raise UsageError("ss expressions select internet sockets; for Unix sockets "

@@ -242,6 +242,22 @@ def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
             writer.write(rec)
 
 
+KILL_COLUMNS = [Column("killed", "Killed"), Column("reason", "Why not")]
+
+
+def write_kills(outcomes: list, mode: str, *, color: bool, names: Names) -> None:
+    """Each socket --kill acted on, with whether the kernel destroyed it."""
+    by_record = {id(o.record): o for o in outcomes}
+
+    def extra(r) -> dict:
+        o = by_record[id(r)]
+        if mode == "json":
+            return {"destroyed": o.destroyed, "reason": o.reason}
+        return {"killed": "yes" if o.destroyed else "no", "reason": o.reason}
+    write_sockets([o.record for o in outcomes], mode, color=color, extended=False, names=names,
+                  extra=extra, columns=SOCKET_COLUMNS + KILL_COLUMNS, title="Killed")
+
+
 # ---- aggregate views ------------------------------------------------------------
 
 SOCKSTAT_COLUMNS = [Column("name", "Kind"), Column("inuse", "In use", "right"),
