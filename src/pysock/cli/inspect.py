@@ -76,8 +76,12 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("--counters", "view", flag_value="counters",
               help="The kernel's TCP/IP counters (nstat, netstat -s): the ones that explain "
                    "failing connections named and flagged; -a every counter.")
+@click.option("--interfaces", "view", flag_value="interfaces",
+              help="Every network interface: addresses, state, MTU, speed, duplex, bytes, "
+                   "packets, errors and drops each way (ip -s link, netstat -i).")
 @click.option("--interval", type=options.SECONDS, default=None, metavar="SECS",
-              help="With --counters: the change every SECS, per second (as nstat).")
+              help="With --counters or --interfaces: the change every SECS, per second "
+                   "(as nstat).")
 @click.option("--watch", type=options.SECONDS, is_flag=False, flag_value=2.0, default=None,
               metavar="[SECS]", help="Refresh every SECS (default 2): new sockets highlighted, "
                                      "gone ones marked. q or Ctrl-C quits.")
@@ -106,13 +110,13 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
     from pysock.inventory.filter import Filter
     from pysock.inventory.sources import choose_source
 
-    if view == "counters":
-        _only_with_counters(click.get_current_context())
+    if view in PERIODIC:
+        _only_with_counters(click.get_current_context(), view)
         _no_expression(click.get_current_context(), view)
         return _periodic(view, all_states, interval, watch, count, json)
     if interval is not None:
-        raise UsageError("--interval goes with --counters (the socket list refreshes with "
-                         "--watch)")
+        raise UsageError("--interval goes with --counters or --interfaces (the socket list "
+                         "refreshes with --watch)")
     if count is not None and watch is None:
         raise UsageError("--count goes with --watch")
     if yes and not kill:
@@ -154,55 +158,97 @@ def _no_expression(ctx: click.Context, view: str) -> None:
         raise UsageError(f"a filter expression selects sockets; it does not go with --{view}")
 
 
-def _only_with_counters(ctx: click.Context) -> None:
+def _only_with_counters(ctx: click.Context, view: str) -> None:
     from click.core import ParameterSource
     for param in ctx.command.params:
         if param.name in PERIODIC_OPTIONS or not isinstance(param, click.Option):
             continue
         if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
-            raise UsageError(f"{param.opts[-1]} selects sockets; it does not go with --counters")
+            raise UsageError(f"{param.opts[-1]} selects sockets; it does not go with --{view}")
+
+
+class _Counters:
+    """--counters: the kernel's counters; later looks show the change."""
+
+    def __init__(self, every: bool):
+        from pysock.inventory import counters
+        self.core, self.every = counters, every
+
+    def snapshot(self):
+        return self.core.Snapshot.now()
+
+    def rows(self, now, before, live: bool) -> list[dict]:
+        return self.core.records(now, before, every=self.every,
+                                 changed_only=before is not None and not live)
+
+    def columns(self, periodic: bool):
+        from pysock.render.counters import counter_columns
+        return counter_columns(periodic)
+
+    def title(self, turn: int, period: float | None) -> str:
+        if turn == 0:
+            return "Kernel counters since boot (or since the network namespace was made)"
+        return f"Kernel counters: change over the last {period:g}s; q quits"
+
+
+class _Interfaces:
+    """--interfaces: every interface; later looks add rates."""
+
+    def __init__(self, every: bool):
+        from pysock.inventory import interfaces
+        self.core = interfaces
+
+    def snapshot(self):
+        return self.core.Snapshot.now()
+
+    def rows(self, now, before, live: bool) -> list[dict]:
+        return self.core.with_rates(now, before)
+
+    def columns(self, periodic: bool):
+        from pysock.render.counters import interface_columns
+        return interface_columns(periodic)
+
+    def title(self, turn: int, period: float | None) -> str:
+        if turn == 0:
+            return "Interfaces: counters since they came up"
+        return f"Interfaces: rates over the last {period:g}s; q quits"
+
+
+PERIODIC = {"counters": _Counters, "interfaces": _Interfaces}
 
 
 def _periodic(view: str, every: bool, interval: float | None, watch: float | None,
               count: int | None, json: bool) -> int:
-    """--counters: one look, or with --interval/--watch one every SECS."""
-    from pysock.inventory import counters
-    from pysock.render.counters import counter_columns
+    """--counters, --interfaces: one look, or with --interval/--watch one every SECS."""
     if interval is not None and watch is not None:
         raise UsageError("--interval and --watch both set the period; give one")
-    mode = settings().output_mode(json)
+    if every and view == "interfaces":
+        raise UsageError("-a/--all goes with --counters or the socket list, not --interfaces "
+                         "(which shows every interface)")
+    source = PERIODIC[view](every)
+    mode, color = settings().output_mode(json), settings().color
     period = interval if interval is not None else watch
     if period is None:
         if count is not None:
             raise UsageError("--count goes with --interval or --watch")
         from pysock.render.inspect import write_rows
-        write_rows(counters.records(counters.Snapshot.now(), every=every),
-                   counter_columns(False), mode, color=settings().color)
+        write_rows(source.rows(source.snapshot(), None, False), source.columns(False), mode,
+                   color=color, title=source.title(0, None))
         return 0
     from pysock.render.watch import Keys, LiveRows, RowsStream
-    columns = counter_columns(True)
     live = watch is not None and mode == "table"
-    display = (LiveRows(columns, color=settings().color) if live
-               else RowsStream(columns, mode, color=settings().color))
-    first = before = counters.Snapshot.now()
-    turn = 0
+    columns = source.columns(True)
+    display = LiveRows(columns, color=color) if live else RowsStream(columns, mode, color=color)
+    before, turn = None, 0
     with Keys() as keys, display:
         while True:
-            now = first if turn == 0 else counters.Snapshot.now()
-            rows = counters.records(now, None if turn == 0 else before, every=every,
-                                    changed_only=not live and turn > 0)
-            display.show(rows, _counter_title(turn, period))
+            now = source.snapshot()
+            display.show(source.rows(now, before, live), source.title(turn, period))
             before, turn = now, turn + 1
             if count is not None and turn >= count:
                 return 0
             if keys.wait(period):
                 return 0
-
-
-def _counter_title(turn: int, period: float) -> str:
-    if turn == 0:
-        return "Kernel counters since boot (or since the namespace was made)"
-    return f"Kernel counters: change over the last {period:g}s; q quits"
 
 
 def _names(numeric: bool, resolve: bool):
