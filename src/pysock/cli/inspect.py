@@ -70,7 +70,8 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("--summary", "view", flag_value="summary",
               help="Counts by protocol and state, kernel counters, top processes (ss -s).")
 @click.option("--by-process", "view", flag_value="by_process",
-              help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE.")
+              help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE, "
+                   "command line, memory, CPU %, threads, start time.")
 @click.option("--limits", "view", flag_value="limits",
               help="Kernel settings that bound sockets, with current use beside each.")
 @click.option("--counters", "view", flag_value="counters",

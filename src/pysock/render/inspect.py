@@ -275,6 +275,15 @@ def _flags(value) -> str:
     return ",".join(value) if value else "-"
 
 
+def _bytes(value) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
+
+
 def _flag_style(record: dict) -> str | None:
     return "bold red" if record.get("flags") else None
 
@@ -288,6 +297,9 @@ BY_PROCESS_COLUMNS = [
     Column("fds", "FDs", "right"), Column("fd_limit", "Limit", "right"),
     Column("fd_pct", "FD%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
     Column("flags", "Flags", fmt=_flags, style=_flag_style),
+    Column("threads", "Thr", "right"), Column("rss_bytes", "RSS", "right", fmt=_bytes),
+    Column("cpu_pct", "CPU%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
+    Column("started", "Started"), Column("cmdline", "Command"),
 ]
 LIMIT_COLUMNS = [Column("setting", "Setting"), Column("value", "Value"),
                  Column("in_use", "In use", "right"), Column("note", "Note")]
