@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net import address
+from pysock.net.route import is_local
 from pysock.probes.scan import banner as banners
 from pysock.probes.scan import labels
 from pysock.probes.scan.model import OPEN, HostResult, Target, Timing
@@ -63,11 +64,8 @@ def _resolve(host: str, family: int | None, numeric: bool, from_cidr: bool) -> T
 
 def _check_route(target: Target) -> None:
     """Fail early (and alone) for a target this host has no route to."""
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((target.addr, 9))
-        except OSError as exc:
-            raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
+    from pysock.probes.scan.syn import source_address
+    source_address(target)
 
 
 def check_privilege(spec: ScanSpec) -> None:
@@ -142,7 +140,7 @@ def _add_banners(results: list[HostResult]) -> None:
 
 
 def _add_labels(result: HostResult) -> None:
-    if not labels.is_local(result.target):
+    if not is_local(result.target.addr):
         return
     result.local = True
     open_ports = [key for key, v in result.items() if v.state == OPEN]

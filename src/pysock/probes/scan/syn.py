@@ -50,12 +50,11 @@ def raw_socket(family: int, proto: int) -> socket.socket:
 
 def source_address(target: Target) -> str:
     """The address this host sends from towards target (a route look-up, no packet)."""
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((target.addr, 9))
-        except OSError as exc:
-            raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
-        return probe.getsockname()[0]
+    from pysock.net.route import source_address
+    try:
+        return source_address(target.addr)
+    except OSError as exc:
+        raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
 
 
 class SynScan:
