@@ -89,8 +89,7 @@ def run(spec: ScanSpec, targets: list[Target],
     for proto, ports in spec.ports.items():
         if not live:
             break
-        engine = _engine(spec, proto)(live, ports, spec.timing, on_progress)
-        for target, verdicts in zip(live, engine.run()):
+        for target, verdicts in zip(live, _scan(spec, proto, live, ports, on_progress)):
             result = results[targets.index(target)]
             result.verdicts[proto] = verdicts
     elapsed = monotonic() - started
@@ -115,6 +114,19 @@ def _live(spec: ScanSpec, targets: list[Target], results: list[HostResult]) -> l
             results[i].up = False
             results[i].note = f"no answer to {how}"
     return [t for t, r in zip(targets, results) if r.up]
+
+
+def _scan(spec: ScanSpec, proto: str, live: list[Target], ports: list[int], on_progress):
+    """One protocol's verdicts for every live target; a big connect scan on every core."""
+    from pysock.probes.scan.connect import ConnectScan
+    from pysock.probes.scan.workers import run_split, worker_count
+
+    engine = _engine(spec, proto)
+    if engine is ConnectScan:
+        workers = worker_count(live, ports, spec.timing)
+        if workers > 1:
+            return run_split(engine, live, ports, spec.timing, on_progress, workers)
+    return engine(live, ports, spec.timing, on_progress).run()
 
 
 def _engine(spec: ScanSpec, proto: str):
