@@ -56,6 +56,8 @@ class _Probe:
 class ConnectScan:
     """Scan ports on targets; run() returns {target index: {port: Verdict}}."""
 
+    splittable = True  # workers.run_split may share the ports among processes
+
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
         self.targets = targets

@@ -117,12 +117,11 @@ def _live(spec: ScanSpec, targets: list[Target], results: list[HostResult]) -> l
 
 
 def _scan(spec: ScanSpec, proto: str, live: list[Target], ports: list[int], on_progress):
-    """One protocol's verdicts for every live target; a big connect scan on every core."""
-    from pysock.probes.scan.connect import ConnectScan
+    """One protocol's verdicts for every live target; a big TCP scan on every core."""
     from pysock.probes.scan.workers import run_split, worker_count
 
     engine = _engine(spec, proto)
-    if engine is ConnectScan:
+    if engine.splittable:
         workers = worker_count(live, ports, spec.timing)
         if workers > 1:
             return run_split(engine, live, ports, spec.timing, on_progress, workers)

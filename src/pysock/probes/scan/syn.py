@@ -63,6 +63,8 @@ class SynScan:
     Probes go out in batches of up to BATCH ports to one host; a batch is one entry
     in that host's expiry queue, so the per-packet work is a send and a dict store."""
 
+    splittable = False  # in two processes replies get lost and retries cost more than a core saves
+
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
         self.targets = targets

@@ -57,6 +57,8 @@ class _Host:
 class UdpScan:
     """run() returns {target index: {port: Verdict}}, like the TCP scans."""
 
+    splittable = False  # ICMP rate limits are per host: more processes would not be faster
+
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
         self.targets = targets
