@@ -474,6 +474,22 @@ def test_cidr_scans_hosts_that_are_up(lab, privileged):
         {22: "open", 23: "closed"}
 
 
+def test_cidr_down_hosts_are_one_line_and_listed_with_v(lab):
+    client, server = netns.two_hosts(lab)
+    sl.serve(server)
+    argv = [*PYSOCK, "scan", "-p", "22", _block(server)]
+    out = subprocess.run(client.argv(*argv), capture_output=True, timeout=120, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    total = [x for x in lines if "hosts up;" in x]
+    assert total and total[0].startswith(("1 of 6 hosts up; 5 down", "2 of 6 hosts up; 4 down"))
+    assert not [x for x in lines if ": down (" in x]
+    verbose = subprocess.run(client.argv(*argv, "-v"), capture_output=True, timeout=120, text=True)
+    listed = [x for x in verbose.stderr.splitlines() if ": down (" in x]
+    assert len(listed) == int(total[0].split(";")[1].split()[0])
+    assert not [x for x in listed if x.startswith(server.addr + ":")]
+
+
 def test_skip_up_check_scans_every_host(lab):
     client, server = netns.two_hosts(lab)
     out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-Pn", "-w", "0.3", "-p", "22",
