@@ -16,7 +16,7 @@ from pysock.errors import ExitStatus, PysockError
               help="Probe with TCP SYNs (connects) to PORT.")
 @click.option("--icmp", "icmp", is_flag=True, help="Probe with ICMP echo requests (the default).")
 @click.option("-p", "--port", type=options.PORT,
-              help="UDP: the destination port (default: 33434 and up, one per probe).")
+              help="The destination port: UDP (default: 33434 and up, one per probe), or TCP.")
 @click.option("-q", "--queries", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Probes per hop.")
 @click.option("-m", "--max-hops", type=click.IntRange(1, 255), default=30, show_default=True,
@@ -46,9 +46,11 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     if first_hop > max_hops:
         raise click.UsageError(f"first hop {first_hop} is beyond max hops {max_hops}")
     method = "udp" if udp else "tcp" if tcp_port else "icmp"
-    if port and method != "udp":
-        raise click.UsageError("-p/--port is for --udp (use --tcp PORT for TCP)")
-    spec = TraceSpec(method=method, port=tcp_port or port, queries=queries, max_hops=max_hops,
+    if port and method == "icmp":
+        raise click.UsageError("-p/--port is for --udp and --tcp")
+    if port and tcp_port and _typed("tcp_port"):
+        raise click.UsageError("give the TCP port once: --tcp PORT, or -T -p PORT")
+    spec = TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
                      first_hop=first_hop, wait=wait, window=sim_queries, source=source,
                      device=interface)
     addr, fam = _resolve(host, family, numeric)
@@ -57,7 +59,7 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
                      names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
     reached = False
     tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, fam, interface, action="trace")  # no route: say so now
+    route_source(host, tracer.sockaddr, interface, action="trace")  # no route: say so now
     try:
         with tracer:
             view.start(header(host, addr, fam, max_hops, spec.packet_size))
@@ -71,9 +73,16 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     return ExitStatus.OK if reached else ExitStatus.FAILURE
 
 
+def _typed(name: str) -> bool:
+    """The option was on the command line (not set by a peer flag such as -T)."""
+    from click.core import ParameterSource
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
 def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
+    """(address, AF_INET or AF_INET6) of HOST."""
     import socket
 
     from pysock.net.address import resolve
     found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
-    return found.host, 6 if found.family == socket.AF_INET6 else 4
+    return found.host, found.family
