@@ -450,3 +450,12 @@ def test_other_users_processes_are_hidden_and_said(tmp_path):
          or "hidden" in out.stderr)
     assert out.returncode == 0, out.stderr
     assert "hidden" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_raw_sockets_are_named_by_protocol_as_ss_names_them(world):
+    named = world.pysock("-w", "-a", "--pid", str(world.info["pid"])).stdout
+    assert "\t*:icmp\t" in named and "\t*:ipv6-icmp\t" in named
+    ss = " ".join(" ".join(row) for row in world.ss("-w", "-a"))
+    assert ":icmp " in ss + " " and ":ipv6-icmp " in ss + " "
+    numeric = world.pysock("-w", "-a", "-n", "--pid", str(world.info["pid"])).stdout
+    assert "\t*:1\t" in numeric and "\t*:58\t" in numeric
