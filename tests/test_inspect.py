@@ -459,3 +459,10 @@ def test_raw_sockets_are_named_by_protocol_as_ss_names_them(world):
     assert ":icmp " in ss + " " and ":ipv6-icmp " in ss + " "
     numeric = world.pysock("-w", "-a", "-n", "--pid", str(world.info["pid"])).stdout
     assert "\t*:1\t" in numeric and "\t*:58\t" in numeric
+
+
+def test_a_pid_with_no_process_is_said():
+    out = subprocess.run([*PYSOCK, "inspect", "--pid", "999999"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == "pysock: no such process: 999999\n"

@@ -8,7 +8,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import UsageError
+from pysock.errors import PysockError, UsageError
 
 
 def _state(text: str):
@@ -139,6 +139,11 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
         dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
         process_names=process_names, uids=uids, paths=paths, expression=expression,
         internet_only=kill)
+    if pids:
+        from pysock.inventory.processes import missing
+        gone = missing(pids)
+        if gone:
+            raise PysockError(f"no such process: {', '.join(map(str, gone))}")
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
                settings().color, _names(numeric, resolve))
     if kill:
@@ -327,7 +332,8 @@ class _Run:
                 now = {r.key: r for r in records}
                 new = {k for k in now if k not in before} if turn else set()
                 gone = [r for k, r in before.items() if k not in now]
-                display.show(records, new, gone, turn)
+                changed = {k for k, r in now.items() if k in before and r.look != before[k].look}
+                display.show(records, new, gone, turn, changed)
                 before, turn = now, turn + 1
                 if count is not None and turn >= count:
                     return 0

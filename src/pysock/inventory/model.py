@@ -74,9 +74,19 @@ class SocketRecord:
 
     @property
     def key(self) -> tuple:
-        """What identifies a socket across two looks (for --watch)."""
+        """What identifies a socket across two looks (for --watch). A connected internet
+        socket is its two ends: when its process exits it loses its inode (an orphan
+        closing down) but is the same socket, changed."""
+        if self.proto != "unix" and self.peer_port and self.state not in (LISTEN, CLOSE):
+            return (self.proto, self.family, self.local_addr, self.local_port,
+                    self.peer_addr, self.peer_port)
         return (self.proto, self.family, self.inode, self.local_addr, self.local_port,
                 self.peer_addr, self.peer_port, self.path)
+
+    @property
+    def look(self) -> tuple:
+        """What --watch reports as a change of the same socket: its state and owner."""
+        return (self.state, self.pid)
 
     def to_json(self) -> dict:
         out = {

@@ -120,6 +120,11 @@ def socket_owners(inodes: set[int] | None = None) -> dict[int, list[Owner]]:
     return {inode: seen.owners(inode) for inode in seen.by_inode}
 
 
+def missing(pids) -> list[int]:
+    """The pids with no process (in this PID namespace)."""
+    return [pid for pid in pids if not os.path.isdir(f"/proc/{pid}")]
+
+
 def fd_limit(pid: int) -> int | None:
     """The soft RLIMIT_NOFILE of a process, from /proc/PID/limits (None: unlimited/unknown)."""
     try:

@@ -11,7 +11,7 @@ import time
 from pysock.render.inspect import Names, row, socket_columns, socket_json
 from pysock.render.records import Column, RecordWriter
 
-NEW_STYLE, GONE_STYLE = "bold green", "red strike"
+NEW_STYLE, GONE_STYLE, CHANGED_STYLE = "bold green", "red strike", "bold yellow"
 
 
 class Keys:
@@ -83,19 +83,18 @@ class LiveTable:
     def __exit__(self, *exc) -> None:
         self.live.stop()
 
-    def show(self, records, new: set, gone: list, turn: int) -> None:
+    def show(self, records, new: set, gone: list, turn: int, changed: set = frozenset()) -> None:
         from rich import box
         from rich.table import Table
         from rich.text import Text
-        title = (f"{len(records)} sockets, {len(new)} new, {len(gone)} gone; "
-                 f"every {self.interval:g}s, q quits")
+        title = (f"{len(records)} sockets, {len(new)} new, {len(changed)} changed, "
+                 f"{len(gone)} gone; every {self.interval:g}s, q quits")
         table = Table(box=box.SIMPLE_HEAD, title=title, pad_edge=False,
                       header_style="bold" if self.color else "",
                       title_style="italic" if self.color else "")
         for c in self.columns:
             table.add_column(c.title, justify=c.justify)
-        lines = [(r, "+" if r.key in new else "", NEW_STYLE if r.key in new else "")
-                 for r in records]
+        lines = [(r, *_mark(r.key, new, changed)) for r in records]
         lines += [(r, "-", GONE_STYLE) for r in gone]
         for r, mark, style in lines:
             cells = row(r, self.names, self.extended)
@@ -103,6 +102,14 @@ class LiveTable:
             table.add_row(*(Text(c.text(cells)) for c in self.columns),
                           style=style if self.color else None)
         self.live.update(table, refresh=True)
+
+
+def _mark(key, new: set, changed: set) -> tuple[str, str]:
+    if key in new:
+        return "+", NEW_STYLE
+    if key in changed:
+        return "~", CHANGED_STYLE
+    return "", ""
 
 
 class ChangeStream:
@@ -121,11 +128,12 @@ class ChangeStream:
     def __exit__(self, *exc) -> None:
         self.writer.close()
 
-    def show(self, records, new: set, gone: list, turn: int) -> None:
+    def show(self, records, new: set, gone: list, turn: int, changed: set = frozenset()) -> None:
         if turn == 0:
             changes = [("present", r) for r in records]
         else:
-            changes = [("new", r) for r in records if r.key in new]
+            changes = [("new" if r.key in new else "changed", r) for r in records
+                       if r.key in new or r.key in changed]
         changes += [("gone", r) for r in gone]
         for event, r in changes:
             if self.mode == "json":
