@@ -466,3 +466,12 @@ def test_a_pid_with_no_process_is_said():
                          text=True, timeout=30)
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr == "pysock: no such process: 999999\n"
+
+
+def test_ss_habits_tlnp_and_no_header(world):
+    with_header = world.pysock("-tl").stdout.splitlines()
+    assert with_header[0].startswith("Proto\tState")
+    assert world.pysock("-tlnp").stdout.splitlines() == \
+        world.pysock("-tl", "-n").stdout.splitlines()
+    assert world.pysock("-tl", "-H").stdout.splitlines() == with_header[1:]
+    assert world.pysock("--counters", "-H").stdout.splitlines()[0].split("\t")[1] != "Counter"

@@ -88,6 +88,8 @@ VIEWS = ("summary", "by_process", "limits")
                                      "gone ones marked. q or Ctrl-C quits.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --watch: stop after this many looks.")
+@click.option("-H", "--no-header", "no_header", is_flag=True,
+              help="No header line (tables and plain text), as ss -H.")
 @click.option("-K", "--kill", is_flag=True,
               help="Close the selected TCP, UDP and raw sockets (SOCK_DESTROY, as ss -K): "
                    "TCP peers get a reset. Asks first on a terminal.")
@@ -99,7 +101,7 @@ VIEWS = ("summary", "by_process", "limits")
 @click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
 def inspect(expression, protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
             pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
-            kill, yes, source, json) -> int:
+            no_header, kill, yes, source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
@@ -114,7 +116,7 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
     if view in PERIODIC:
         _only_with_counters(click.get_current_context(), view)
         _no_expression(click.get_current_context(), view)
-        return _periodic(view, all_states, interval, watch, count, json)
+        return _periodic(view, all_states, interval, watch, count, json, not no_header)
     if interval is not None:
         raise UsageError("--interval goes with --counters or --interfaces (the socket list "
                          "refreshes with --watch)")
@@ -145,7 +147,7 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
         if gone:
             raise PysockError(f"no such process: {', '.join(map(str, gone))}")
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
-               settings().color, _names(numeric, resolve))
+               settings().color, _names(numeric, resolve), not no_header)
     if kill:
         return run.kill(yes)
     if watch is not None:
@@ -156,7 +158,7 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
 
 
 # what the periodic views (--counters) take besides their own options
-PERIODIC_OPTIONS = {"view", "all_states", "interval", "watch", "count", "json"}
+PERIODIC_OPTIONS = {"view", "all_states", "interval", "watch", "count", "json", "no_header"}
 
 
 def _no_expression(ctx: click.Context, view: str) -> None:
@@ -224,7 +226,7 @@ PERIODIC = {"counters": _Counters, "interfaces": _Interfaces}
 
 
 def _periodic(view: str, every: bool, interval: float | None, watch: float | None,
-              count: int | None, json: bool) -> int:
+              count: int | None, json: bool, header: bool) -> int:
     """--counters, --interfaces: one look, or with --interval/--watch one every SECS."""
     if interval is not None and watch is not None:
         raise UsageError("--interval and --watch both set the period; give one")
@@ -239,12 +241,13 @@ def _periodic(view: str, every: bool, interval: float | None, watch: float | Non
             raise UsageError("--count goes with --interval or --watch")
         from pysock.render.inspect import write_rows
         write_rows(source.rows(source.snapshot(), None, False), source.columns(False), mode,
-                   color=color, title=source.title(0, None))
+                   color=color, title=source.title(0, None), header=header)
         return 0
     from pysock.render.watch import Keys, LiveRows, RowsStream
     live = watch is not None and mode == "table"
     columns = source.columns(True)
-    display = LiveRows(columns, color=color) if live else RowsStream(columns, mode, color=color)
+    display = LiveRows(columns, color=color, header=header) if live \
+        else RowsStream(columns, mode, color=color, header=header)
     before, turn = None, 0
     with Keys() as keys, display:
         while True:
@@ -263,8 +266,9 @@ def _names(numeric: bool, resolve: bool):
 
 
 class _Run:
-    def __init__(self, flt, source: str, extended: bool, mode: str, color: bool, names):
-        self.flt, self.source, self.extended = flt, source, extended
+    def __init__(self, flt, source: str, extended: bool, mode: str, color: bool, names,
+                 header: bool):
+        self.flt, self.source, self.extended, self.header = flt, source, extended, header
         self.mode, self.color, self.names = mode, color, names
         self.said: set[str] = set()
 
@@ -281,7 +285,7 @@ class _Run:
         from pysock.render.inspect import write_sockets
         inventory = self.collect()
         write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
-                      names=self.names)
+                      names=self.names, header=self.header)
         return 0
 
     def kill(self, yes: bool) -> int:
@@ -298,7 +302,7 @@ class _Run:
                 _note("nothing killed")
                 return 1
         outcomes = list(destroy(records))
-        write_kills(outcomes, self.mode, color=self.color, names=self.names)
+        write_kills(outcomes, self.mode, color=self.color, names=self.names, header=self.header)
         return 0 if all(o.destroyed for o in outcomes) else 1
 
     def view(self, view: str) -> int:
@@ -307,23 +311,25 @@ class _Run:
         inventory = self.collect(all_processes=view == "by_process")
         if view == "summary":
             draw.write_summary(views.summary(inventory.records, inventory.processes), self.mode,
-                               color=self.color)
+                               color=self.color, header=self.header)
         elif view == "by_process":
             from pysock.inventory.sources import UserNames
             rows = views.by_process(inventory.records, inventory.processes, UserNames().name)
-            draw.write_rows(rows, draw.BY_PROCESS_COLUMNS, self.mode, color=self.color)
+            draw.write_rows(rows, draw.BY_PROCESS_COLUMNS, self.mode, color=self.color,
+                            header=self.header)
         else:
             draw.write_rows(views.limits(inventory.records), draw.LIMIT_COLUMNS, self.mode,
-                            color=self.color)
+                            color=self.color, header=self.header)
         return 0
 
     def watch(self, interval: float, count: int | None) -> int:
         from pysock.render.watch import ChangeStream, Keys, LiveTable
         if self.mode == "table":
             display = LiveTable(color=self.color, extended=self.extended, names=self.names,
-                                interval=interval)
+                                interval=interval, header=self.header)
         else:
-            display = ChangeStream(self.mode, extended=self.extended, names=self.names)
+            display = ChangeStream(self.mode, extended=self.extended, names=self.names,
+                                   header=self.header)
         before: dict = {}
         turn = 0
         with Keys() as keys, display:

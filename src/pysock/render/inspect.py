@@ -290,14 +290,14 @@ def _write_json(records: Iterable, stream, extended: bool, names: Names) -> None
 def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
                   names: Names, stream=None, title: str | None = None,
                   extra: Callable[[object], dict] | None = None,
-                  columns: list[Column] | None = None) -> None:
+                  columns: list[Column] | None = None, header: bool = True) -> None:
     """Every socket in one of the three renderings."""
     if mode == "json" and extra is None:
         _write_json(records, stream if stream is not None else sys.stdout, extended, names)
         return
     columns = columns or socket_columns(extended)
     with RecordWriter(columns, mode, stream=stream, color=color, title=title,
-                      flush=False) as writer:
+                      flush=False, header=header) as writer:
         for r in records:
             rec = socket_json(r, extended, names) if mode == "json" else row(r, names, extended)
             if extra is not None:
@@ -308,7 +308,8 @@ def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
 KILL_COLUMNS = [Column("killed", "Killed"), Column("reason", "Why not")]
 
 
-def write_kills(outcomes: list, mode: str, *, color: bool, names: Names) -> None:
+def write_kills(outcomes: list, mode: str, *, color: bool, names: Names,
+                header: bool = True) -> None:
     """Each socket --kill acted on, with whether the kernel destroyed it."""
     by_record = {id(o.record): o for o in outcomes}
 
@@ -318,7 +319,8 @@ def write_kills(outcomes: list, mode: str, *, color: bool, names: Names) -> None
             return {"destroyed": o.destroyed, "reason": o.reason}
         return {"killed": "yes" if o.destroyed else "no", "reason": o.reason}
     write_sockets([o.record for o in outcomes], mode, color=color, extended=False, names=names,
-                  extra=extra, columns=SOCKET_COLUMNS + KILL_COLUMNS, title="Killed")
+                  extra=extra, columns=SOCKET_COLUMNS + KILL_COLUMNS, title="Killed",
+                  header=header)
 
 
 # ---- aggregate views ------------------------------------------------------------
@@ -369,15 +371,17 @@ LIMIT_COLUMNS = [Column("setting", "Setting"), Column("value", "Value"),
 
 
 def write_rows(rows: list[dict], columns: list[Column], mode: str, *, color: bool,
-               title: str | None = None, stream=None) -> None:
-    with RecordWriter(columns, mode, stream=stream, color=color, title=title) as writer:
+               title: str | None = None, stream=None, header: bool = True) -> None:
+    with RecordWriter(columns, mode, stream=stream, color=color, title=title,
+                      header=header) as writer:
         for r in rows:
             writer.write(r)
 
 
-def write_summary(sections: dict[str, list[dict]], mode: str, *, color: bool) -> None:
+def write_summary(sections: dict[str, list[dict]], mode: str, *, color: bool,
+                  header: bool = True) -> None:
     """Three tables (kernel counters, states, top processes); JSON rows carry a type."""
     for key, columns, title in (("sockstat", SOCKSTAT_COLUMNS, "Kernel socket counters"),
                                 ("states", STATE_COLUMNS, "Sockets by protocol and state"),
                                 ("processes", TOP_COLUMNS, "Top processes by sockets")):
-        write_rows(sections[key], columns, mode, color=color, title=title)
+        write_rows(sections[key], columns, mode, color=color, title=title, header=header)
