@@ -475,3 +475,24 @@ def test_ss_habits_tlnp_and_no_header(world):
         world.pysock("-tl", "-n").stdout.splitlines()
     assert world.pysock("-tl", "-H").stdout.splitlines() == with_header[1:]
     assert world.pysock("--counters", "-H").stdout.splitlines()[0].split("\t")[1] != "Counter"
+
+
+FULL = [sys.executable, "-c", "import sys; from pysock.cli import main; main()"]
+
+
+@pytest.mark.parametrize("flags", [["-tln"], ["-t", "-a", "--json"], ["-tanp", "-H"],
+                                   ["-x", "-a"], ["--udp", "--all", "-4"], ["-tl6n"],
+                                   ["-wa", "--numeric"], ["-ta", "-6", "-4"]])
+def test_the_quick_path_prints_what_the_click_command_prints(world, flags):
+    quick = world.host.run(*PYSOCK, "inspect", *flags).stdout
+    full = world.host.run(*FULL, "inspect", *flags).stdout
+    assert quick == full and quick
+
+
+def test_the_quick_path_imports_no_click_and_hands_the_rest_to_click():
+    out = subprocess.run([*PYSOCK[:1], "-X", "importtime", *PYSOCK[1:], "inspect", "-tln"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and " click" not in out.stderr and "rich" not in out.stderr
+    bad = subprocess.run([*PYSOCK, "inspect", "-t", "--bogus"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "no such option" in bad.stderr

@@ -6,9 +6,6 @@ minisockets (TIME_WAIT, SYN_RECV); -l listening and unconnected; -a everything;
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-
 from pysock.errors import UsageError
 from pysock.inventory.model import (
     CLOSE,
@@ -71,35 +68,44 @@ def parse_state(text: str) -> int:
     return mask
 
 
-def parse_net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def parse_net(text: str):
+    """An address or CIDR block -> an ipaddress network."""
+    import ipaddress
     try:
         return ipaddress.ip_network(text.strip("[]"), strict=False)
     except ValueError:
         raise UsageError(f"'{text}' is not an IP address or CIDR block") from None
 
 
-@dataclass
 class Filter:
-    protos: frozenset[str] = frozenset(PROTOS)
-    families: frozenset[int] = frozenset((4, 6))
-    states: int = DEFAULT
-    ports: frozenset[int] | None = None  # either side
-    sports: frozenset[int] | None = None
-    dports: frozenset[int] | None = None
-    nets: tuple = ()  # ip_network objects; either side
-    pids: frozenset[int] | None = None
-    process_names: tuple[str, ...] = ()  # substrings
-    uids: frozenset[int] | None = None
-    paths: tuple[str, ...] = ()  # unix: substring of own or peer name
-    expr: object | None = None  # ss's expression (inventory.ssfilter), internet sockets only
-    bytecode: bytes | None = None  # the same expression for the kernel's inet_diag dump
+    """(A plain class: no dataclasses import on the way to `inspect -tln`'s output.)"""
+
+    def __init__(self, *, protos: frozenset[str] = frozenset(PROTOS),
+                 families: frozenset[int] = frozenset((4, 6)), states: int = DEFAULT,
+                 ports: frozenset[int] | None = None, sports: frozenset[int] | None = None,
+                 dports: frozenset[int] | None = None, nets: tuple = (),
+                 pids: frozenset[int] | None = None, process_names: tuple[str, ...] = (),
+                 uids: frozenset[int] | None = None, paths: tuple[str, ...] = (),
+                 expr: object | None = None, bytecode: bytes | None = None):
+        self.protos, self.families, self.states = protos, families, states
+        self.ports = ports  # either side
+        self.sports, self.dports = sports, dports
+        self.nets = nets  # ip_network objects; either side
+        self.pids = pids
+        self.process_names = process_names  # substrings
+        self.uids = uids
+        self.paths = paths  # unix: substring of own or peer name
+        self.expr = expr  # ss's expression (inventory.ssfilter), internet sockets only
+        self.bytecode = bytecode  # the same expression for the kernel's inet_diag dump
 
     @classmethod
     def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
               states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
               uids=(), paths=(), expression=(), internet_only=False) -> Filter:
-        from pysock.inventory import ssfilter
-        expr = ssfilter.parse(expression, parse_state, ALL) if expression else None
+        expr = None
+        if expression:
+            from pysock.inventory import ssfilter
+            expr = ssfilter.parse(expression, parse_state, ALL)
         chosen = set(protos) or set(PROTOS)
         if (family is not None or (expr and expr.tree) or internet_only) and not protos:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
@@ -164,6 +170,7 @@ class Filter:
         return any(p in (r.path or "") or p in (r.peer_path or "") for p in self.paths)
 
     def _net_match(self, r: SocketRecord) -> bool:
+        import ipaddress
         for text in (r.local_addr, r.peer_addr):
             if text is None:
                 continue

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass, field
 
 from pysock.errors import PysockError, UsageError
 from pysock.inventory import procnet, sockdiag
@@ -21,12 +20,13 @@ SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
 TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0)]
 
 
-@dataclass
 class Inventory:
-    records: list[SocketRecord]
-    used: dict[str, str] = field(default_factory=dict)  # table (tcp6, unix) -> netlink | proc
-    processes: ProcessMap | None = None
-    notes: list[str] = field(default_factory=list)  # for stderr
+    def __init__(self, records: list[SocketRecord], used: dict[str, str] | None = None,
+                 processes: ProcessMap | None = None, notes: list[str] | None = None):
+        self.records = records
+        self.used = used if used is not None else {}  # table (tcp6, unix) -> netlink | proc
+        self.processes = processes
+        self.notes = notes if notes is not None else []  # for stderr
 
 
 def choose_source(option: str | None) -> str:
