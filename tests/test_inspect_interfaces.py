@@ -60,8 +60,8 @@ def test_interval_adds_rates_per_second(lab):
                    "--json")
     first = proc.stdout.readline()  # the first look is taken: now the traffic
     a.run("python3", "-c", SEND.format(peer=b.addr))
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    out = proc.stdout.read()  # the same buffered reader: the first look's other lines
+    assert proc.wait(30) == 0, proc.stderr.read()
     looks = [json.loads(line) for line in [first, *out.splitlines()]]
     one = [r for r in looks if r["iface"] == iface]
     assert len(one) == 2 and "tx_bytes_per_s" not in one[0]
