@@ -26,6 +26,28 @@ def _uid(text: str) -> int:
     return uid_of(text)
 
 
+def _query(text: str) -> tuple[str, ...]:
+    """ss -A: table names -> pysock's kinds."""
+    kinds: list[str] = []
+    for word in text.split(","):
+        word = word.strip().lower()
+        if word not in SS_TABLES:
+            raise UsageError(f"pysock has no '{word}' socket table; use all, inet, tcp, udp, "
+                             "raw, unix, packet or netlink")
+        kinds += SS_TABLES[word]
+    return tuple(kinds)
+
+
+SS_TABLES = {"all": ("tcp", "udp", "raw", "unix", "netlink", "packet"),
+             "inet": ("tcp", "udp", "raw"), "tcp": ("tcp",), "udp": ("udp",), "raw": ("raw",),
+             "unix": ("unix",), "unix_stream": ("unix",), "unix_dgram": ("unix",),
+             "unix_seqpacket": ("unix",), "packet": ("packet",), "packet_raw": ("packet",),
+             "packet_dgram": ("packet",), "netlink": ("netlink",)}
+# ss -f NAME -> (kinds, IP family)
+SS_FAMILIES = {"inet": (("tcp", "udp", "raw"), 4), "inet6": (("tcp", "udp", "raw"), 6),
+               "unix": (("unix",), None), "link": (("packet",), None),
+               "netlink": (("netlink",), None)}
+QUERY = options.Parsed("kinds", _query)
 STATE = options.TcpStateType(_state)
 ADDR = options.Parsed("addr", _net)
 USER = options.Parsed("user", _uid)
@@ -37,6 +59,16 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("-u", "--udp", "protos", flag_value="udp", multiple=True, help="UDP sockets.")
 @click.option("-w", "--raw", "protos", flag_value="raw", multiple=True, help="Raw IP sockets.")
 @click.option("-x", "--unix", "protos", flag_value="unix", multiple=True, help="Unix sockets.")
+@click.option("--netlink", "protos", flag_value="netlink", multiple=True,
+              help="Netlink sockets (ss -A netlink), with their owners.")
+@click.option("-0", "--packet", "protos", flag_value="packet", multiple=True,
+              help="Packet sockets (ss -0): raw frames on an interface, with their owners.")
+@click.option("-A", "--query", "queries", type=QUERY, multiple=True, metavar="KINDS",
+              help="ss's socket tables, comma-separated: all, inet, tcp, udp, raw, unix, "
+                   "packet, netlink.")
+@click.option("-f", "--family", "ss_family", type=click.Choice(list(SS_FAMILIES)),
+              default=None, help="ss's families: inet (-4), inet6 (-6), unix (-x), "
+                                 "link (-0), netlink.")
 @options.family
 @click.option("-l", "--listening", is_flag=True,
               help="Listening and unconnected (bound) sockets only.")
@@ -99,9 +131,9 @@ VIEWS = ("summary", "by_process", "limits")
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
 @options.json_output
 @click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
-def inspect(expression, protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
-            pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
-            no_header, kill, yes, source, json) -> int:
+def inspect(expression, protos, queries, ss_family, family, listening, all_states, states, ports,
+            sports, dports, addrs, paths, pids, process_names, uids, resolve, numeric, extended,
+            view, interval, watch, count, no_header, kill, yes, source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
@@ -127,9 +159,11 @@ def inspect(expression, protos, family, listening, all_states, states, ports, sp
     if kill and (watch is not None or view is not None):
         raise UsageError(f"--kill acts on a socket list; it does not go with "
                          f"--{'watch' if watch is not None else view.replace('_', '-')}")
-    if kill and "unix" in protos:
-        raise UsageError("the kernel cannot destroy Unix sockets; --kill takes TCP, UDP and "
-                         "raw sockets")
+    protos, family = _kinds(protos, queries, ss_family, family)
+    local = [k for k in ("unix", "netlink", "packet") if k in protos]
+    if kill and local:
+        raise UsageError(f"the kernel cannot destroy {local[0]} sockets; --kill takes TCP, "
+                         "UDP and raw sockets")
     if watch is not None and view is not None:
         raise UsageError(f"--watch shows the socket list; it does not go with "
                          f"--{view.replace('_', '-')}")
@@ -258,6 +292,19 @@ def _periodic(view: str, every: bool, interval: float | None, watch: float | Non
                 return 0
             if keys.wait(period):
                 return 0
+
+
+def _kinds(protos, queries, ss_family, family):
+    """-t -u -w -x --netlink -0, ss's -A lists and -f family together -> (kinds, family)."""
+    kinds = list(protos) + [k for q in queries for k in q]
+    if ss_family is not None:
+        more, ip = SS_FAMILIES[ss_family]
+        kinds += more
+        if ip is not None:
+            if family is not None and family != ip:
+                raise UsageError(f"-f {ss_family} and -{family} ask for different families")
+            family = ip
+    return tuple(dict.fromkeys(kinds)), family
 
 
 def _names(numeric: bool, resolve: bool):

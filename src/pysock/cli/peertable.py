@@ -265,7 +265,7 @@ UNIX = [
     missing("-s", "nc", "bind the client to a path", "not available", takes_value=True),
 ]
 
-_SS_KINDS = "pysock lists TCP, UDP, raw and Unix sockets (-t -u -w -x)"
+_SS_KINDS = "pysock lists TCP, UDP, raw, Unix, netlink and packet sockets"
 
 INSPECT = [
     same("-t", "ss", "TCP sockets"),
@@ -300,10 +300,9 @@ INSPECT = [
     missing("-M", "ss", "MPTCP sockets", _SS_KINDS),
     missing("-S", "ss", "SCTP sockets", _SS_KINDS),
     missing("-d", "ss", "DCCP sockets", _SS_KINDS),
-    missing("-0", "ss", "packet sockets", _SS_KINDS),
-    missing("-A", "ss", "socket tables to list", "choose them with -t, -u, -w and -x",
-            takes_value=True),
-    missing("-f", "ss", "address family", "choose it with -4, -6 or -x", takes_value=True),
+    same("-0", "ss", "packet sockets"),
+    same("-A", "ss", "socket tables to list (all, inet, tcp, udp, raw, unix, packet, netlink)"),
+    same("-f", "ss", "address family (inet, inet6, unix, link, netlink)"),
     missing("-B", "ss", "bound but inactive sockets", "see -a"),
     missing("-D", "ss", "dump the raw netlink replies to a file", "see --json > FILE",
             takes_value=True),

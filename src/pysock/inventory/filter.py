@@ -22,7 +22,9 @@ from pysock.inventory.model import (
     SocketRecord,
 )
 
-PROTOS = ("tcp", "udp", "raw", "unix")
+PROTOS = ("tcp", "udp", "raw", "unix")  # the default selection, as ss's
+KINDS = PROTOS + ("netlink", "packet")  # everything pysock lists when asked
+LOCAL_KINDS = ("unix", "netlink", "packet")  # no IP family, no ports
 
 
 def _bits(*states: int) -> int:
@@ -109,9 +111,10 @@ class Filter:
         chosen = set(protos) or set(PROTOS)
         if (family is not None or (expr and expr.tree) or internet_only) and not protos:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
-        if expr and expr.tree and "unix" in chosen:
-            raise UsageError("ss expressions select internet sockets; for Unix sockets "
-                             "use --path")
+        local = sorted(chosen.intersection(LOCAL_KINDS))
+        if expr and expr.tree and local:
+            raise UsageError(f"ss expressions select internet sockets, not {local[0]} "
+                             "sockets (for Unix sockets use --path)")
         mask = _state_mask(listening, all_states, states)
         if expr and expr.states is not None:  # ss: leading state words replace -l/-a
             mask = expr.states | (_state_mask(False, False, states) if states else 0)
@@ -132,16 +135,16 @@ class Filter:
         return bool(self.pids is not None or self.process_names or self.uids is not None)
 
     def wants(self, proto: str, family: int) -> bool:
-        return proto in self.protos and (proto == "unix" or family in self.families)
+        return proto in self.protos and (proto in LOCAL_KINDS or family in self.families)
 
     def match_socket(self, r: SocketRecord) -> bool:
         """Everything the kernel tables tell: state, ports, addresses, path."""
         if not (self.states >> r.state) & 1:
             return False
-        if r.proto == "unix":
+        if r.proto in LOCAL_KINDS:
             if self.ports or self.sports or self.dports or self.nets:
                 return False
-            return not self.paths or self._path_match(r)
+            return not self.paths or (r.proto == "unix" and self._path_match(r))
         if self.paths:
             return False
         if self.expr is not None and not self.expr.match(r):

@@ -80,6 +80,10 @@ class SocketRecord:
         """tcp, tcp6, udp, udp6, raw, raw6, u_str, u_dgr, u_seq (as ss's Netid)."""
         if self.proto == "unix":
             return "u_" + (self.unix_type or "stream")[:3]
+        if self.proto == "netlink":
+            return "nl"
+        if self.proto == "packet":
+            return "p_" + (self.unix_type or "raw")[:3]
         return self.proto + ("6" if self.family == 6 else "")
 
     @property
@@ -107,6 +111,8 @@ class SocketRecord:
             "pid": self.pid, "process": self.process, "user": self.user, "uid": self.uid,
             "pids": list(self.pids),
         }
+        if self.proto == "packet":
+            out.update(iface=self.path, type=self.unix_type)
         if self.proto == "unix":
             out.update(path=self.path, type=self.unix_type, peer_inode=self.peer_inode,
                        peer_path=self.peer_path, peer_pid=self.peer_pid,

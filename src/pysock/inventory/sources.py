@@ -17,7 +17,11 @@ from pysock.inventory.processes import ProcessMap, ScanBeside
 
 SOURCES = ("auto", "netlink", "proc")
 SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
-TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0)]
+TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0),
+          ("netlink", 0), ("packet", 0)]
+# read from /proc/net always: every kernel lists them there, and this one may have no
+# netlink_diag or packet_diag
+PROC_ONLY = {"netlink": procnet.netlink_sockets, "packet": procnet.packet_sockets}
 
 
 class Inventory:
@@ -52,6 +56,9 @@ def _dump(diag, proto: str, family: int, states: int, extended: bool,
 def _read_table(diag, proto: str, family: int, flt: Filter, extended: bool, source: str,
                 used: dict[str, str]) -> list[SocketRecord]:
     table = proto + ("6" if family == 6 else "")
+    if proto in PROC_ONLY:
+        used[table] = "proc"
+        return list(PROC_ONLY[proto]())
     if diag is not None:
         try:
             found = _dump(diag, proto, family, flt.states, extended, flt.bytecode)

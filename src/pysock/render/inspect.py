@@ -120,6 +120,10 @@ def row(r, names: Names, extended: bool = False) -> dict:
     """The text of one socket for the table and plain renderings."""
     if r.proto == "unix":
         local, peer = r.path or "*", unix_peer(r)
+    elif r.proto == "netlink":  # protocol:port id, the kernel's own as ss says it
+        local, peer = f"{r.local_addr}:{r.local_port or 'kernel'}", "*"
+    elif r.proto == "packet":  # ethertype:interface
+        local, peer = f"{r.local_addr}:{r.path}", "*"
     else:
         local = endpoint(r.local_addr, r.local_port, r.proto, names)
         peer = endpoint(r.peer_addr, r.peer_port, r.proto, names)
@@ -254,7 +258,7 @@ class FastJson:
         self.owners: dict[tuple, str] = {}
 
     def line(self, r) -> str | None:
-        if r.proto == "unix" or r.recv_q is None or r.send_q is None:
+        if r.proto not in ("tcp", "udp", "raw") or r.recv_q is None or r.send_q is None:
             return None
         key = (tuple(r.pids), r.user, r.uid)
         owner = self.owners.get(key)
