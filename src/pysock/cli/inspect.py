@@ -149,24 +149,12 @@ def inspect(expression, protos, queries, ss_family, family, listening, all_state
         _only_with_counters(click.get_current_context(), view)
         _no_expression(click.get_current_context(), view)
         return _periodic(view, all_states, interval, watch, count, json, not no_header)
-    if interval is not None:
-        raise UsageError("--interval goes with --counters or --interfaces (the socket list "
-                         "refreshes with --watch)")
-    if count is not None and watch is None:
-        raise UsageError("--count goes with --watch")
-    if yes and not kill:
-        raise UsageError("--yes goes with --kill")
-    if kill and (watch is not None or view is not None):
-        raise UsageError(f"--kill acts on a socket list; it does not go with "
-                         f"--{'watch' if watch is not None else view.replace('_', '-')}")
+    _refuse_combinations(view, interval, watch, count, kill, yes)
     protos, family = _kinds(protos, queries, ss_family, family)
     local = [k for k in ("unix", "netlink", "packet") if k in protos]
     if kill and local:
         raise UsageError(f"the kernel cannot destroy {local[0]} sockets; --kill takes TCP, "
                          "UDP and raw sockets")
-    if watch is not None and view is not None:
-        raise UsageError(f"--watch shows the socket list; it does not go with "
-                         f"--{view.replace('_', '-')}")
     flt = Filter.build(
         protos=protos, family=family, listening=listening,
         # the aggregate views count every state unless told otherwise
@@ -189,6 +177,23 @@ def inspect(expression, protos, queries, ss_family, family, listening, all_state
     if view is not None:
         return run.view(view)
     return run.sockets()
+
+
+def _refuse_combinations(view, interval, watch, count, kill, yes) -> None:
+    """The socket list's options that go only with one another."""
+    if interval is not None:
+        raise UsageError("--interval goes with --counters or --interfaces (the socket list "
+                         "refreshes with --watch)")
+    if count is not None and watch is None:
+        raise UsageError("--count goes with --watch")
+    if yes and not kill:
+        raise UsageError("--yes goes with --kill")
+    if kill and (watch is not None or view is not None):
+        raise UsageError(f"--kill acts on a socket list; it does not go with "
+                         f"--{'watch' if watch is not None else view.replace('_', '-')}")
+    if watch is not None and view is not None:
+        raise UsageError(f"--watch shows the socket list; it does not go with "
+                         f"--{view.replace('_', '-')}")
 
 
 # what the periodic views (--counters) take besides their own options
