@@ -151,7 +151,7 @@ def inspect(expression, protos, queries, ss_family, family, listening, all_state
         return _periodic(view, all_states, interval, watch, count, json, not no_header)
     _refuse_combinations(view, interval, watch, count, kill, yes)
     protos, family = _kinds(protos, queries, ss_family, family)
-    local = [k for k in ("unix", "netlink", "packet") if k in protos]
+    local = [k for k in ("Unix", "netlink", "packet") if k.lower() in protos]
     if kill and local:
         raise UsageError(f"the kernel cannot destroy {local[0]} sockets; --kill takes TCP, "
                          "UDP and raw sockets")
