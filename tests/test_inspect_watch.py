@@ -92,8 +92,9 @@ def test_a_socket_whose_process_exits_is_one_changed_row(procs):
         client_port = int(owner.stdout.readline())
         server, _ = listener.accept()
         with server:
+            # both ends: an older TIME_WAIT may hold the same ephemeral port elsewhere
             proc = procs.pysock("inspect", "--watch", "0.1", "--count", "300", "--json", "-t",
-                                "-a", "--sport", str(client_port))
+                                "-a", "--sport", str(client_port), "--dport", str(port))
             first = json.loads(lines_until(proc, lambda line: True)[0])
             assert (first["event"], first["pid"]) == ("present", owner.pid)
             owner.kill()  # the kernel closes its socket: FIN_WAIT, no owner
