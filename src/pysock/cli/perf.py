@@ -1,0 +1,148 @@
+"""pysock perf: throughput between two ends over iperf3's protocol; a server
+that runs many tests at once, a client that talks to iperf3 servers too."""
+
+from __future__ import annotations
+
+import click
+
+from pysock.cli import options
+from pysock.cli.context import settings
+
+SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+class Size(click.ParamType):
+    """iperf3's byte counts: a number with an optional K/M/G/T suffix (1024-based)."""
+
+    name = "bytes"
+
+    def __init__(self, low: int = 1, high: int = 1 << 62):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        scale = SUFFIXES.get(text[-1:], 1)
+        try:
+            number = float(text[:-1] if scale > 1 else text)
+        except ValueError:
+            self.fail(f"'{value}' is not a size (a number with an optional K, M, G suffix)",
+                      param, ctx)
+        size = int(number * scale)
+        if not self.low <= size <= self.high:
+            self.fail(f"{value} is out of range ({self.low} to {self.high} bytes)", param, ctx)
+        return size
+
+
+CLIENT_ONLY = ("time", "nbytes", "blocks", "parallel", "reverse", "bidir", "length", "interval",
+               "omit", "window", "congestion", "zerocopy", "cport", "iperf_json")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("host", required=False, metavar="HOST|ADDRESS")
+@click.option("-s", "-l", "--server", "--listen", "server", is_flag=True,
+              help="Run a server (serves many tests at once).")
+@click.option("-p", "--port", type=options.PORT, default=5201, show_default=True,
+              help="The server's port.")
+@click.option("--max-tests", type=click.IntRange(min=1), help="Server: at most N tests at once.")
+@click.option("--one-off", is_flag=True, help="Server: end after one test (iperf3 -1).")
+@click.option("-t", "--time", type=options.SECONDS, help="Seconds to transmit [default: 10].")
+@click.option("-n", "--bytes", "nbytes", type=Size(), help="Bytes to transmit (K/M/G), instead of -t.")
+@click.option("--blocks", type=click.IntRange(min=1), help="Blocks to transmit, instead of -t.")
+@click.option("-P", "--parallel", type=click.IntRange(1, 128), default=1, show_default=True,
+              help="Parallel streams.")
+@click.option("-R", "--reverse", is_flag=True, help="The server sends, the client receives.")
+@click.option("--bidir", is_flag=True, help="Both ends send and receive at once.")
+@click.option("--length", type=Size(1, 1 << 20), help="Bytes per write [default: 128K].")
+@click.option("-i", "--interval", type=options.Seconds(allow_zero=True), default=1.0,
+              show_default=True, help="Seconds between interval reports (0: none).")
+@click.option("-O", "--omit", type=options.Seconds(allow_zero=True), default=0.0,
+              help="Leave out the first SECS (TCP slow start).")
+@click.option("--window", type=Size(1024, 1 << 30), help="Socket buffer size (SO_SNDBUF/SO_RCVBUF).")
+@click.option("-C", "--congestion", metavar="ALGO", help="TCP congestion control (cubic, bbr, ...).")
+@click.option("-Z", "--zerocopy", is_flag=True, help="Send with sendfile(2) (iperf3 -Z).")
+@options.family
+@click.option("--cport", type=options.PORT, help="Client port of the data streams (then +1 each).")
+@click.option("-J", "--iperf-json", "iperf_json", is_flag=True,
+              help="iperf3's JSON document (as iperf3 -J prints).")
+@options.json_output
+def perf(host, server, port, max_tests, one_off, family, json, **client) -> int:
+    """Measure throughput to HOST running `iperf3 -s` or `pysock perf -s`, or serve
+    (-s [ADDRESS]): iperf3's protocol, so either end may be iperf3. The server runs
+    many tests at once."""
+    if server:
+        _refuse_given(client, CLIENT_ONLY, "a server (-s)")
+        return _serve(host, port, family, max_tests, one_off, json)
+    if max_tests or one_off:
+        raise click.UsageError("--max-tests and --one-off are for the server (-s)")
+    if not host:
+        raise click.UsageError("give the HOST to test against, or -s to serve")
+    return _client(host, port, family, json, **client)
+
+
+def _refuse_given(values: dict, names, what: str) -> None:
+    given = [n for n in names if values.get(n) not in (None, False, 0, 1, 1.0)]
+    if values.get("parallel", 1) != 1 and "parallel" not in given:
+        given.append("parallel")
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-").replace("nbytes", "bytes") for n in given)
+        raise click.UsageError(f"{flags}: client options, not for {what}")
+
+
+def _serve(address, port, family, max_tests, one_off, json) -> int:
+    from pysock.net import endpoints
+    from pysock.probes.perf.server import PerfServer, ServerOptions
+    from pysock.render.perf import ServerView
+    listener = endpoints.listen(address, port, family=family)
+    view = ServerView(json_lines=json)
+    where = listener.getsockname()
+    view.listening(f"{where[0]} port {where[1]}")
+    server = PerfServer(listener, ServerOptions(max_tests=max_tests or 0, one_off=one_off))
+    try:
+        for kind, payload in server.events():
+            if kind == "log":
+                view.log(payload)
+            else:
+                view.test(payload)
+    finally:
+        listener.close()
+    return 0
+
+
+def _client(host, port, family, json, *, time, nbytes, blocks, parallel, reverse, bidir, length,
+            interval, omit, window, congestion, zerocopy, cport, iperf_json) -> int:
+    from pysock.net.endpoints import ClientSpec
+    from pysock.probes.perf.client import ClientOptions, PerfClient
+    from pysock.probes.perf.params import TestSpec
+    if sum(x is not None for x in (time, nbytes, blocks)) > 1:
+        raise click.UsageError("-t, -n and --blocks each end the test: give one")
+    if reverse and bidir:
+        raise click.UsageError("-R and --bidir cannot be used together")
+    if json and iperf_json:
+        raise click.UsageError("--json and -J cannot be used together")
+    duration = 0.0 if (nbytes or blocks) else (time if time is not None else 10.0)
+    spec = TestSpec(duration=duration, bytes=nbytes or 0, blocks=blocks or 0, parallel=parallel,
+                    reverse=reverse, bidir=bidir, length=length or 0, omit=omit,
+                    window=window or 0, congestion=congestion)
+    target = ClientSpec(host=host, port=port, family=family, timeout=10.0)
+    client = PerfClient(spec, ClientOptions(target=target, interval=interval, zerocopy=zerocopy,
+                                            cport=cport))
+    with _view(json, iperf_json, bidir) as view:
+        for kind, payload in client.events():
+            getattr(view, kind)(payload)
+    return 0
+
+
+def _view(json: bool, iperf_json: bool, bidir: bool):
+    from pysock.render import perf as render
+    if iperf_json:
+        return render.IperfJsonView(bidir=bidir)
+    mode = settings().output_mode(json)
+    if mode == "json":
+        return render.JsonLinesView(bidir=bidir)
+    if mode == "table":
+        return render.LiveView(bidir=bidir, color=settings().color)
+    return render.ClientView(bidir=bidir)
+
+

@@ -1,0 +1,182 @@
+"""The data streams: each runs in its own thread, moving bytes as fast as the
+socket takes them (blocking calls release the GIL), and counts them. The control
+side samples the counters; a shared Event stops every stream of a test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import threading
+import time
+
+POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
+
+
+class Budget:
+    """-n / --blocks: a test-wide allowance the senders draw from."""
+
+    def __init__(self, total_bytes: int = 0, total_blocks: int = 0):
+        self.bytes_left = total_bytes or None
+        self.blocks_left = total_blocks or None
+        self._lock = threading.Lock()
+
+    @property
+    def limited(self) -> bool:
+        return self.bytes_left is not None or self.blocks_left is not None
+
+    def take(self, size: int) -> int:
+        """How many bytes the next block may carry (0: the budget is spent)."""
+        if not self.limited:
+            return size
+        with self._lock:
+            if self.blocks_left is not None:
+                if self.blocks_left <= 0:
+                    return 0
+                self.blocks_left -= 1
+            if self.bytes_left is not None:
+                size = min(size, self.bytes_left)
+                self.bytes_left -= size
+            return size
+
+
+class Stream:
+    """One data connection of a test: its id (iperf3's numbering), direction and
+    counters. bytes only grows; the sampler reads it without a lock."""
+
+    def __init__(self, sock: socket.socket, sid: int, sender: bool):
+        self.sock = sock
+        self.id = sid
+        self.sender = sender
+        self.bytes = 0
+        self.baseline = 0  # bytes moved during -O, left out of the results
+        self.started = 0.0
+        self.ended = 0.0
+        self.error: str | None = None
+        self.thread: threading.Thread | None = None
+        self.retr_base = 0
+        self.final_retransmits = 0
+        self.is_tcp = sock.family in (socket.AF_INET, socket.AF_INET6) \
+            and sock.type == socket.SOCK_STREAM
+        _set_poll_timeouts(sock)
+
+    @property
+    def counted(self) -> int:
+        return self.bytes - self.baseline
+
+    def start(self, stop: threading.Event, block: int, budget: Budget, zerocopy: bool) -> None:
+        self.started = time.monotonic()
+        target = self._send_loop if self.sender else self._recv_loop
+        args = (stop, block, budget, zerocopy) if self.sender else (stop, block)
+        self.thread = threading.Thread(target=self._guarded, args=(target, *args), daemon=True,
+                                       name=f"perf-stream-{self.id}")
+        self.thread.start()
+
+    def join(self, timeout: float) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        self.finish()
+
+    def omit_done(self) -> None:
+        self.baseline = self.bytes
+        self.started = time.monotonic()
+        self.retr_base = self.tcp_info().get("total_retrans") or 0
+
+    @property
+    def seconds(self) -> float:
+        return max((self.ended or time.monotonic()) - self.started, 0.0)
+
+    def finish(self) -> None:
+        """After the thread ended: fix the end time and the retransmit count."""
+        if not self.ended:
+            self.ended = time.monotonic()
+        if self.sender:
+            self.final_retransmits = (self.tcp_info().get("total_retrans") or 0) - self.retr_base
+
+    def tcp_info(self) -> dict:
+        if not self.is_tcp:
+            return {}
+        from pysock.inventory.tcpinfo import SIZE, raw_fields
+        try:
+            return raw_fields(self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, SIZE))
+        except OSError:
+            return {}
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _guarded(self, loop, *args) -> None:
+        try:
+            loop(*args)
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+        finally:
+            self.ended = time.monotonic()
+
+    def _send_loop(self, stop: threading.Event, block: int, budget: Budget,
+                   zerocopy: bool) -> None:
+        if zerocopy and self.is_tcp:
+            return self._sendfile_loop(stop, block, budget)
+        view = memoryview(bytes(_pattern(block)))
+        send = self.sock.send
+        while not stop.is_set():
+            size = budget.take(block)
+            if not size:
+                return
+            sent = 0
+            while sent < size and not stop.is_set():
+                try:
+                    sent += send(view[sent:size])
+                except BlockingIOError:
+                    continue
+            self.bytes += sent
+
+    def _sendfile_loop(self, stop: threading.Event, block: int, budget: Budget) -> None:
+        """-Z: the kernel copies from a page-cache file into the socket (sendfile)."""
+        fd = os.memfd_create("pysock-perf")
+        try:
+            os.write(fd, bytes(_pattern(block)))
+            out = self.sock.fileno()
+            while not stop.is_set():
+                size = budget.take(block)
+                if not size:
+                    return
+                sent = 0
+                while sent < size and not stop.is_set():
+                    try:
+                        sent += os.sendfile(out, fd, sent, size - sent)
+                    except BlockingIOError:
+                        continue
+                self.bytes += sent
+        finally:
+            os.close(fd)
+
+    def _recv_loop(self, stop: threading.Event, block: int) -> None:
+        buffer = bytearray(max(block, 128 * 1024))
+        recv_into = self.sock.recv_into
+        while not stop.is_set():
+            try:
+                n = recv_into(buffer)
+            except BlockingIOError:
+                continue
+            if not n:
+                return
+            self.bytes += n
+
+
+def _set_poll_timeouts(sock: socket.socket) -> None:
+    """Kernel-side timeouts keep the socket blocking (no poll per call) yet let a
+    loop see the stop flag every POLL seconds."""
+    sock.settimeout(None)
+    value = struct.pack("ll", 0, int(POLL * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+
+
+def _pattern(size: int) -> bytearray:
+    """iperf3 fills its buffer with a repeating ASCII pattern."""
+    unit = b"0123456789"
+    return bytearray((unit * (size // len(unit) + 1))[:size])
