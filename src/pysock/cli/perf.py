@@ -82,9 +82,9 @@ def perf(host, server, port, max_tests, one_off, family, json, **client) -> int:
 
 
 def _refuse_given(values: dict, names, what: str) -> None:
-    given = [n for n in names if values.get(n) not in (None, False, 0, 1, 1.0)]
-    if values.get("parallel", 1) != 1 and "parallel" not in given:
-        given.append("parallel")
+    ctx = click.get_current_context()
+    default = click.core.ParameterSource.DEFAULT
+    given = [n for n in names if ctx.get_parameter_source(n) not in (default, None)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-").replace("nbytes", "bytes") for n in given)
         raise click.UsageError(f"{flags}: client options, not for {what}")

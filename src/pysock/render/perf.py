@@ -66,8 +66,9 @@ def summary_line(rec: dict) -> str:
     else:
         text += "      "
     text += f"             {rec['direction']}"
-    if rec.get("reverse") is not None and rec.get("bidir"):
-        text = text.replace("[", "[R-", 1) if rec["reverse"] else text
+    if rec.get("bidir"):  # iperf3's marks: the client's sending (TX-C) or receiving side
+        mark = "[RX-C]" if rec.get("reverse") else "[TX-C]"
+        text = text.replace("]", "]" + mark, 1)
     return text
 
 
@@ -111,7 +112,8 @@ class ClientView:
         self._write(SEPARATOR)
         self._write("[ ID] Interval           Transfer     Bitrate" + ("         Retr"
                                                                        if self.tcp else ""))
-        many = sum(1 for r in result["records"] if r["stream"] is not None) > 2
+        ids = {r["stream"] for r in result["records"] if r["stream"] is not None}
+        many = len(ids) > (2 if self.bidir else 1)
         for rec in result["records"]:
             if rec["stream"] is None and not many:
                 continue

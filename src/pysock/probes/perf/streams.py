@@ -11,6 +11,9 @@ import threading
 import time
 
 POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
+FINISH_WAIT = 1.0
+DRAIN_QUIET = 0.05
+DRAIN_LIMIT = 1.0
 
 
 class Budget:
@@ -127,11 +130,12 @@ class Stream:
             if not size:
                 return
             sent = 0
-            while sent < size and not stop.is_set():
+            while sent < size:
                 try:
                     sent += send(view[sent:size])
                 except BlockingIOError:
-                    continue
+                    if _given_up(stop, sent):
+                        break
             self.bytes += sent
 
     def _sendfile_loop(self, stop: threading.Event, block: int, budget: Budget) -> None:
@@ -145,11 +149,12 @@ class Stream:
                 if not size:
                     return
                 sent = 0
-                while sent < size and not stop.is_set():
+                while sent < size:
                     try:
                         sent += os.sendfile(out, fd, sent, size - sent)
                     except BlockingIOError:
-                        continue
+                        if _given_up(stop, sent):
+                            break
                 self.bytes += sent
         finally:
             os.close(fd)
@@ -165,6 +170,36 @@ class Stream:
             if not n:
                 return
             self.bytes += n
+        self._drain(buffer)
+
+    def _drain(self, buffer: bytearray) -> None:
+        """After the stop: what the sender sent before TEST_END is still arriving;
+        count it until the stream has been quiet for DRAIN_QUIET (iperf3's single
+        loop reads it before it sees TEST_END on the control connection)."""
+        import select
+        deadline = time.monotonic() + DRAIN_LIMIT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.sock], [], [], DRAIN_QUIET)
+            if not ready:
+                return
+            try:
+                n = self.sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not n:
+                return
+            self.bytes += n
+
+
+def _given_up(stop: threading.Event, sent: int) -> bool:
+    """A block once begun is finished (iperf3 reads whole blocks and would wait
+    for the rest); only a peer that takes nothing for FINISH_WAIT after the stop
+    leaves it cut."""
+    if not stop.is_set():
+        return False
+    if not hasattr(stop, "cut_at"):
+        stop.cut_at = time.monotonic() + FINISH_WAIT
+    return time.monotonic() > stop.cut_at
 
 
 def _set_poll_timeouts(sock: socket.socket) -> None:

@@ -1,0 +1,258 @@
+"""pysock perf against the real iperf3, both ways: the byte totals each side
+reports agree, throughput figures agree within 2%, -J parses as iperf3's does,
+and the server keeps serving while clients misbehave."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+from conftest import PYSOCK, free_port, need_tool, wait_listening
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _sum(records: list[dict], direction: str, reverse: bool = False) -> dict:
+    return next(r for r in records if r.get("type") == "summary" and r["stream"] is None
+                and r["direction"] == direction and r["reverse"] == reverse)
+
+
+def _close(a: float, b: float, tolerance: float = 0.02) -> bool:
+    return abs(a - b) <= tolerance * max(a, b)
+
+
+@pytest.fixture
+def iperf3_server(procs):
+    need_tool("iperf3")
+
+    def start(*extra: str):
+        port = free_port()
+        proc = procs.start(["iperf3", "-s", "-1", "-J", "-p", str(port), *extra])
+        wait_listening(port, proc=proc)
+        return port, proc
+    return start
+
+
+@pytest.fixture
+def pysock_server(procs):
+    def start(*extra: str):
+        port = free_port()
+        proc = procs.pysock("perf", "-s", "-p", str(port), "--json", *extra)
+        wait_listening(port, proc=proc)
+        return port, proc
+    return start
+
+
+def _pysock_client(port: int, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*PYSOCK, "perf", "-p", str(port), *args, "127.0.0.1"],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _iperf3_client(port: int, *args: str) -> dict:
+    out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-J", *args],
+                         capture_output=True, text=True, timeout=60)
+    doc = json.loads(out.stdout)
+    assert "error" not in doc, doc.get("error")
+    return doc
+
+
+@pytest.mark.parametrize("args", [["-t", "1"], ["-t", "1", "-P", "4"], ["-n", "200M"],
+                                  ["-t", "1", "-O", "1"]])
+def test_pysock_client_to_iperf3_server(iperf3_server, args):
+    port, server = iperf3_server()
+    out = _pysock_client(port, "--json", *args)
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(server.communicate(timeout=30)[0])["end"]["sum_received"]
+    records = _json_lines(out.stdout)
+    received = _sum(records, "receiver")
+    assert received["bytes"] == theirs["bytes"]
+    assert _close(received["bits_per_second"], theirs["bits_per_second"])
+    if "-O" not in args:  # with -O each end starts counting at its own omit point
+        assert _sum(records, "sender")["bytes"] >= theirs["bytes"]
+    if "-n" in args:
+        assert _sum(records, "sender")["bytes"] == 200 << 20
+    if "-P" in args:
+        assert {r["stream"] for r in records if r.get("type") != "summary"} == {1, 3, 4, 5}
+
+
+def test_pysock_client_reverse_and_bidir_with_iperf3(iperf3_server):
+    port, server = iperf3_server()
+    out = _pysock_client(port, "--json", "-t", "1", "-R", "-P", "2")
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(server.communicate(timeout=30)[0])["end"]
+    mine = _json_lines(out.stdout)
+    assert _sum(mine, "sender", True)["bytes"] == theirs["sum_sent"]["bytes"]
+    assert _sum(mine, "receiver", True)["bytes"] <= theirs["sum_sent"]["bytes"]
+
+    port, server = iperf3_server()
+    out = _pysock_client(port, "--json", "-t", "1", "--bidir")
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(server.communicate(timeout=30)[0])["end"]
+    mine = _json_lines(out.stdout)
+    assert _sum(mine, "receiver")["bytes"] == theirs["sum_received"]["bytes"]
+    assert _sum(mine, "sender", True)["bytes"] == theirs["sum_sent_bidir_reverse"]["bytes"]
+
+
+def test_pysock_iperf_json_document_parses_as_iperf3s(iperf3_server):
+    port, server = iperf3_server()
+    out = _pysock_client(port, "-J", "-t", "1", "-P", "2")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    theirs = json.loads(server.communicate(timeout=30)[0])["end"]["sum_received"]
+    assert doc["end"]["sum_received"]["bytes"] == theirs["bytes"]
+    assert doc["start"]["test_start"]["num_streams"] == 2
+    assert len(doc["end"]["streams"]) == 2 and doc["intervals"]
+    assert doc["end"]["sum_sent"]["sender"] is True
+
+
+@pytest.mark.parametrize("args", [["-t", "1"], ["-t", "1", "-P", "4"], ["-t", "1", "-R"],
+                                  ["-t", "1", "--bidir"], ["-n", "100M"]])
+def test_iperf3_client_to_pysock_server(pysock_server, args):
+    need_tool("iperf3")
+    port, server = pysock_server("--one-off")
+    doc = _iperf3_client(port, *args)
+    out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    rows = _json_lines(out)
+    end = doc["end"]
+    received = sum(r["bytes"] for r in rows if r["direction"] == "receiver")
+    sent = sum(r["bytes"] for r in rows if r["direction"] == "sender")
+    if "-R" not in args:
+        assert received == end["sum_received"]["bytes"]
+        mine = received * 8 / max(r["end_s"] for r in rows if r["direction"] == "receiver")
+        assert _close(mine, end["sum_received"]["bits_per_second"])
+    if "-R" in args:
+        assert sent == end["sum_sent"]["bytes"]
+    if "--bidir" in args:
+        assert sent == end["sum_sent_bidir_reverse"]["bytes"]
+    if "-n" in args:
+        assert end["sum_sent"]["bytes"] == 100 << 20 == received
+
+
+def test_many_clients_at_once(pysock_server):
+    """8 iperf3 and 8 pysock clients against one server: every test completes."""
+    need_tool("iperf3")
+    port, server = pysock_server()
+    clients = []
+    for _ in range(8):
+        clients.append(subprocess.Popen(
+            ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-J", "-n", "20M"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        clients.append(subprocess.Popen(
+            [*PYSOCK, "perf", "-p", str(port), "--json", "-n", "20M", "127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [c.communicate(timeout=90) for c in clients]
+    finally:
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+    for client, (out, err) in zip(clients, outputs):
+        assert client.returncode == 0, err
+        if client.args[0] == "iperf3":
+            assert json.loads(out)["end"]["sum_received"]["bytes"] == 20 << 20
+        else:
+            assert _sum(_json_lines(out), "receiver")["bytes"] == 20 << 20
+    time.sleep(0.5)
+    server.kill()
+    out, _ = server.communicate(timeout=10)
+    rows = [r for r in _json_lines(out) if r["direction"] == "receiver"]
+    assert len(rows) == 16 and all(r["bytes"] == 20 << 20 for r in rows)
+
+
+def _misbehave(port: int, kind: str) -> None:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if kind == "cookie":
+        sock.sendall(b"\x01\x02not a cookie at all\xff" + b"\0" * 16)
+    else:
+        sock.sendall(b"abcdefghijklmnopqrstuvwxyz2345672345\0")
+        assert sock.recv(1) == b"\x09"  # PARAM_EXCHANGE
+        if kind == "length":
+            sock.sendall(struct.pack("!I", 0xFFFFFFF0))
+        elif kind == "params":
+            body = b'{"tcp": true, "parallel": -3}'
+            sock.sendall(struct.pack("!I", len(body)) + body)
+        elif kind == "vanish":
+            body = b'{"tcp":true,"time":30,"parallel":1,"len":131072}'
+            sock.sendall(struct.pack("!I", len(body)) + body)
+            assert sock.recv(1) == b"\x0a"  # CREATE_STREAMS
+            data = socket.create_connection(("127.0.0.1", port), timeout=5)
+            data.sendall(b"abcdefghijklmnopqrstuvwxyz2345672345\0")
+            sock.recv(2)  # TEST_START, TEST_RUNNING
+            data.sendall(b"x" * 100000)
+            data.close()
+    sock.close()
+
+
+def test_server_survives_misbehaving_clients(pysock_server):
+    need_tool("iperf3")
+    port, server = pysock_server()
+    good = subprocess.Popen(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-J", "-t", "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        for kind in ("cookie", "length", "params", "vanish"):
+            _misbehave(port, kind)
+        out, err = good.communicate(timeout=30)
+    finally:
+        if good.poll() is None:
+            good.kill()
+    assert good.returncode == 0, err
+    assert json.loads(out)["end"]["sum_received"]["bytes"] > 0
+    after = _iperf3_client(port, "-n", "10M")
+    assert after["end"]["sum_received"]["bytes"] == 10 << 20
+    time.sleep(0.5)
+    server.kill()
+    err = server.communicate(timeout=10)[1].decode()
+    dropped = [line for line in err.splitlines() if "dropped" in line]
+    assert len(dropped) == 4, err
+    assert any("malformed cookie" in line for line in dropped)
+    assert any("claims" in line for line in dropped)
+    assert any("parallel" in line for line in dropped)
+
+
+def test_max_tests_refuses_like_a_busy_iperf3(pysock_server):
+    need_tool("iperf3")
+    port, server = pysock_server("--max-tests", "1")
+    first = subprocess.Popen([*PYSOCK, "perf", "-p", str(port), "-t", "3", "127.0.0.1"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)
+        second = _pysock_client(port, "-t", "1")
+        assert second.returncode == 1
+        assert "busy" in second.stderr
+        assert first.wait(timeout=30) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+
+
+def test_client_errors_and_usage(port):
+    refused = _pysock_client(port, "-t", "1")
+    assert refused.returncode == 1 and refused.stderr.startswith("pysock: ")
+    for args in (["-t", "1", "-n", "1M"], ["-R", "--bidir"], ["-s", "-P", "2"],
+                 ["--one-off"], ["-n", "lots"], ["-s", "-t", "3"]):
+        out = subprocess.run([*PYSOCK, "perf", *args, "127.0.0.1"], capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 2, (args, out.stderr)
+        assert out.stderr.startswith("pysock: ") and len(out.stderr.splitlines()) == 1
+
+
+def test_plain_output_is_iperf3_like(pysock_server):
+    port, server = pysock_server("--one-off")
+    out = _pysock_client(port, "-t", "1", "-P", "2")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"Connecting to host 127.0.0.1, port {port}"
+    assert any(line.startswith("[SUM]") and line.endswith("sender") for line in lines)
+    assert any(line.startswith("[SUM]") and line.endswith("receiver") for line in lines)
+    assert lines[-1] == "iperf Done."
+    server.communicate(timeout=30)
