@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+
 from conftest import PYSOCK, free_port, need_tool, wait_listening
 
 pytestmark = pytest.mark.timeout(120)

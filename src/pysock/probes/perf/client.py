@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import select
 import socket
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
@@ -15,8 +14,13 @@ from pysock.errors import NetworkError
 from pysock.net import endpoints
 from pysock.probes.perf import protocol as P
 from pysock.probes.perf.params import TestSpec
-from pysock.probes.perf.results import (congestion_of, local_results, peer_results,
-                                        summary_records, summary_row)
+from pysock.probes.perf.results import (
+    congestion_of,
+    local_results,
+    peer_results,
+    summary_records,
+    summary_row,
+)
 from pysock.probes.perf.run import Run
 from pysock.probes.perf.streams import Stream
 

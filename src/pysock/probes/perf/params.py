@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pysock.probes.perf.protocol import (CLIENT_VERSION, DEFAULT_TCP_LEN, DEFAULT_UDP_LEN,
-                                         ProtocolError)
+from pysock.probes.perf.protocol import CLIENT_VERSION, DEFAULT_TCP_LEN, DEFAULT_UDP_LEN, ProtocolError
 
 MAX_STREAMS = 128  # iperf3's limit on -P
 MAX_LENGTH = 1 << 20  # iperf3's MAX_BLOCKSIZE

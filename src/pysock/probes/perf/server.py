@@ -229,8 +229,8 @@ class ServerTest:
             row["direction"] = "sender" if stream.sender else "receiver"
             row["peer_bytes"] = other.get("bytes")
             rows.append(row)
-        return {"client": self.where, "client_addr": self.addr[0].removeprefix("::ffff:"), "client_port": self.addr[1],
-                "spec": self.spec, "streams": rows}
+        return {"client": self.where, "client_addr": self.addr[0].removeprefix("::ffff:"),
+                "client_port": self.addr[1], "spec": self.spec, "streams": rows}
 
     def _close(self) -> None:
         if self.run_ is not None:

@@ -1,0 +1,79 @@
+"""perf: pysock perf against iperf3 on loopback, in the same run, alternating:
+one TCP stream (plain and -Z), -P 4 aggregate, each figure the receiver's own
+(the sum_received line of the -J document, pysock's receiver summary), and the
+server's CPU seconds per GB received (iperf3 -s vs pysock perf -s)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from bench.core import BenchFailure, Contender, Scenario
+from bench.tools import PYSOCK, free_port, have, pysock_has, run, start, stop, wait_listening
+
+
+def _server(tool: str, port: int) -> subprocess.Popen:
+    if tool == "iperf3":
+        return start(["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL)
+    return start([PYSOCK, "perf", "-s", "--one-off", "-p", str(port), "127.0.0.1"],
+                 stdout=subprocess.DEVNULL)
+
+
+def _received(tool: str, port: int, seconds: float, extra: list[str]) -> tuple[int, float]:
+    """(bytes, bits/s) the receiver reported."""
+    if tool == "iperf3":
+        argv = ["iperf3", "-c", "127.0.0.1", "-p", str(port), "-J", "-t", str(seconds), *extra]
+    else:
+        argv = [PYSOCK, "perf", "-p", str(port), "--json", "-t", str(seconds), *extra,
+                "127.0.0.1"]
+    out = run(argv, timeout=seconds + 60, stdout=subprocess.PIPE)
+    if out.returncode != 0:
+        raise BenchFailure(f"{tool} client exited {out.returncode}: {out.stderr[-200:]!r}")
+    if tool == "iperf3":
+        total = json.loads(out.stdout)["end"]["sum_received"]
+    else:
+        records = [json.loads(line) for line in out.stdout.splitlines()]
+        total = next(r for r in records if r.get("type") == "summary" and r["stream"] is None
+                     and r["direction"] == "receiver")
+    return total["bytes"], total["bits_per_second"]
+
+
+def _test(tool: str, seconds: float, extra: list[str], measure: str):
+    def go(_env) -> float:
+        port = free_port()
+        server = _server(tool, port)
+        try:
+            wait_listening(port, proc=server)
+            nbytes, bps = _received(tool, port, seconds, extra)
+            _, status, usage = os.wait4(server.pid, 0)
+            server.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            stop(server)
+        if measure == "cpu":
+            return (usage.ru_utime + usage.ru_stime) / (nbytes / 1e9)
+        return bps / 8e9
+    return go
+
+
+def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
+              measure: str = "rate") -> Scenario:
+    flags = " ".join(extra)
+    contenders = [Contender(f"pysock perf {flags}".strip(), _test("pysock", seconds, extra,
+                                                                    measure), peer=False),
+                  Contender(f"iperf3 {flags}".strip(), _test("iperf3", seconds, extra, measure))]
+    unit, better = ("s/GB", "lower") if measure == "cpu" else ("GB/s", "higher")
+    return Scenario(f"perf: {title}, {seconds:g} s on loopback", unit, better, contenders,
+                    rounds=rounds)
+
+
+def scenarios(quick: bool):
+    if not (pysock_has("perf") and have("iperf3")):
+        return
+    if quick:
+        yield _scenario("one TCP stream", 1, [], 1)
+        return
+    yield _scenario("one TCP stream", 5, [], 3)
+    yield _scenario("one TCP stream, zero copy", 5, ["-Z"], 3)
+    yield _scenario("four TCP streams, aggregate", 5, ["-P", "4"], 3)
+    yield _scenario("server CPU per GB received, one stream", 5, [], 3, measure="cpu")
