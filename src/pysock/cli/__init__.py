@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
+    "help": ("pysock.cli.help", "Show the manual page of pysock or of COMMAND, wherever installed."),
 }
 
 
@@ -96,6 +97,9 @@ def _on_sigterm(signum, frame):
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_PYSOCK_COMPLETE" in os.environ:  # a Tab: answer in pysock's own line format
+        from pysock.cli.completion import register
+        register()
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK

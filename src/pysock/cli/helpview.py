@@ -60,7 +60,7 @@ class TeachingCommand(click.Command):
             with formatter.section("Examples"):
                 write_examples(formatter, [c for e in examples for c in e.commands])
         formatter.write_paragraph()
-        formatter.write_text(f"More in 'man pysock-{self.name}'.")
+        formatter.write_text(f"More in 'pysock help {self.name}' (man pysock-{self.name}).")
 
 
 def format_group_options(group: click.Group, ctx: click.Context,
@@ -72,7 +72,7 @@ def format_group_options(group: click.Group, ctx: click.Context,
     with formatter.section("Options"):
         formatter.write_dl(rows)
     formatter.write_paragraph()
-    formatter.write_text("See 'pysock COMMAND --help' and 'man pysock-COMMAND'.")
+    formatter.write_text("See 'pysock COMMAND --help' and 'pysock help COMMAND' (the manual).")
 
 
 def teach(command: click.Command) -> click.Command:
