@@ -6,10 +6,12 @@ ss both run inside it, so counts must agree exactly."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -371,6 +373,31 @@ def test_by_process_flags_leaks_and_close_wait(world):
     assert rows[0]["flags"]  # flagged processes come first
     plain = world.pysock("--by-process", "--pid", str(info["pid"])).stdout.splitlines()
     assert len(plain) == 2 and "near-fd-limit,close-wait-pile" in plain[1]
+
+
+def test_by_process_has_psutils_details_checked_against_proc(world):
+    pid = world.info["pid"]
+    mine = next(r for r in world.records("--by-process") if r["pid"] == pid)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert mine["cmdline"] == " ".join(a.decode() for a in f.read().split(b"\0") if a)
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f)
+    assert mine["threads"] == int(status["Threads"])
+    rss = int(status["VmRSS"].split()[0]) * 1024
+    assert abs(mine["rss_bytes"] - rss) <= rss * 0.1
+    assert 0 <= mine["cpu_pct"] < 50  # the fixture sleeps
+    started = datetime.datetime.fromisoformat(mine["started"]).timestamp()
+    assert abs(started - (time.time() - _age(pid))) < 3
+    assert "inspect_fixture.py" in world.pysock("--by-process").stdout
+
+
+def _age(pid: int) -> float:
+    """Seconds since pid started, from /proc (starttime in clock ticks since boot)."""
+    with open(f"/proc/{pid}/stat") as f:
+        ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
 
 def test_limits_show_settings_with_use(world):

@@ -41,7 +41,8 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("-l", "--listening", is_flag=True,
               help="Listening and unconnected (bound) sockets only.")
 @click.option("-a", "--all", "all_states", is_flag=True,
-              help="Sockets in every state (default: connected ones, as ss).")
+              help="Sockets in every state (default: connected ones, as ss); with "
+                   "--counters, every counter.")
 @click.option("--state", "states", type=STATE, multiple=True, metavar="STATE",
               help="Only this state (repeatable): established, syn-sent, syn-recv, fin-wait-1, "
                    "fin-wait-2, time-wait, close-wait, last-ack, closing, listen, unconn; or a "
@@ -69,33 +70,64 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("--summary", "view", flag_value="summary",
               help="Counts by protocol and state, kernel counters, top processes (ss -s).")
 @click.option("--by-process", "view", flag_value="by_process",
-              help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE.")
+              help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE, "
+                   "command line, memory, CPU %, threads, start time.")
 @click.option("--limits", "view", flag_value="limits",
               help="Kernel settings that bound sockets, with current use beside each.")
+@click.option("--counters", "view", flag_value="counters",
+              help="The kernel's TCP/IP counters (nstat, netstat -s): the ones that explain "
+                   "failing connections named and flagged; -a every counter.")
+@click.option("--interfaces", "view", flag_value="interfaces",
+              help="Every network interface: addresses, state, MTU, speed, duplex, bytes, "
+                   "packets, errors and drops each way (ip -s link, netstat -i).")
+@click.option("--interval", type=options.SECONDS, default=None, metavar="SECS",
+              help="With --counters or --interfaces: the change every SECS, per second "
+                   "(as nstat).")
 @click.option("--watch", type=options.SECONDS, is_flag=False, flag_value=2.0, default=None,
               metavar="[SECS]", help="Refresh every SECS (default 2): new sockets highlighted, "
                                      "gone ones marked. q or Ctrl-C quits.")
 @click.option("--count", type=click.IntRange(min=1), default=None, metavar="N",
               help="With --watch: stop after this many looks.")
+@click.option("-K", "--kill", is_flag=True,
+              help="Close the selected TCP, UDP and raw sockets (SOCK_DESTROY, as ss -K): "
+                   "TCP peers get a reset. Asks first on a terminal.")
+@click.option("--yes", is_flag=True, help="With --kill: do not ask.")
 @click.option("--source", type=click.Choice(["auto", "netlink", "proc"]), default=None,
               help="Where sockets are read: netlink sock_diag, /proc/net, or auto (netlink, "
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
 @options.json_output
-def inspect(protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
-            pids, process_names, uids, resolve, numeric, extended, view, watch, count, source,
-            json) -> int:
+@click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
+def inspect(expression, protos, family, listening, all_states, states, ports, sports, dports, addrs, paths,
+            pids, process_names, uids, resolve, numeric, extended, view, interval, watch, count,
+            kill, yes, source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
     -a adds listeners and TIME_WAIT, -l shows only listeners. For a listener,
     Recv-Q/Send-Q are its accept queue and backlog; a Recv-Q ending in '!' is a
     queue at (or near) its backlog. Different selections must all match;
-    repeating one adds alternatives."""
+    repeating one adds alternatives. After the options, ss's filter language:
+    state established '( dport = :443 or sport >= :1024 )' and not dst 10.0.0.0/8."""
     from pysock.inventory.filter import Filter
     from pysock.inventory.sources import choose_source
 
+    if view in PERIODIC:
+        _only_with_counters(click.get_current_context(), view)
+        _no_expression(click.get_current_context(), view)
+        return _periodic(view, all_states, interval, watch, count, json)
+    if interval is not None:
+        raise UsageError("--interval goes with --counters or --interfaces (the socket list "
+                         "refreshes with --watch)")
     if count is not None and watch is None:
         raise UsageError("--count goes with --watch")
+    if yes and not kill:
+        raise UsageError("--yes goes with --kill")
+    if kill and (watch is not None or view is not None):
+        raise UsageError(f"--kill acts on a socket list; it does not go with "
+                         f"--{'watch' if watch is not None else view.replace('_', '-')}")
+    if kill and "unix" in protos:
+        raise UsageError("the kernel cannot destroy Unix sockets; --kill takes TCP, UDP and "
+                         "raw sockets")
     if watch is not None and view is not None:
         raise UsageError(f"--watch shows the socket list; it does not go with "
                          f"--{view.replace('_', '-')}")
@@ -105,14 +137,119 @@ def inspect(protos, family, listening, all_states, states, ports, sports, dports
         all_states=all_states or view is not None, states=states,
         ports=[p for group in ports for p in group], sports=[p for group in sports for p in group],
         dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
-        process_names=process_names, uids=uids, paths=paths)
+        process_names=process_names, uids=uids, paths=paths, expression=expression,
+        internet_only=kill)
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
                settings().color, _names(numeric, resolve))
+    if kill:
+        return run.kill(yes)
     if watch is not None:
         return run.watch(watch, count)
     if view is not None:
         return run.view(view)
     return run.sockets()
+
+
+# what the periodic views (--counters) take besides their own options
+PERIODIC_OPTIONS = {"view", "all_states", "interval", "watch", "count", "json"}
+
+
+def _no_expression(ctx: click.Context, view: str) -> None:
+    if ctx.params.get("expression"):
+        raise UsageError(f"a filter expression selects sockets; it does not go with --{view}")
+
+
+def _only_with_counters(ctx: click.Context, view: str) -> None:
+    from click.core import ParameterSource
+    for param in ctx.command.params:
+        if param.name in PERIODIC_OPTIONS or not isinstance(param, click.Option):
+            continue
+        if ctx.get_parameter_source(param.name) == ParameterSource.COMMANDLINE:
+            raise UsageError(f"{param.opts[-1]} selects sockets; it does not go with --{view}")
+
+
+class _Counters:
+    """--counters: the kernel's counters; later looks show the change."""
+
+    def __init__(self, every: bool):
+        from pysock.inventory import counters
+        self.core, self.every = counters, every
+
+    def snapshot(self):
+        return self.core.Snapshot.now()
+
+    def rows(self, now, before, live: bool) -> list[dict]:
+        return self.core.records(now, before, every=self.every,
+                                 changed_only=before is not None and not live)
+
+    def columns(self, periodic: bool):
+        from pysock.render.counters import counter_columns
+        return counter_columns(periodic)
+
+    def title(self, turn: int, period: float | None) -> str:
+        if turn == 0:
+            return "Kernel counters since boot (or since the network namespace was made)"
+        return f"Kernel counters: change over the last {period:g}s; q quits"
+
+
+class _Interfaces:
+    """--interfaces: every interface; later looks add rates."""
+
+    def __init__(self, every: bool):
+        from pysock.inventory import interfaces
+        self.core = interfaces
+
+    def snapshot(self):
+        return self.core.Snapshot.now()
+
+    def rows(self, now, before, live: bool) -> list[dict]:
+        return self.core.with_rates(now, before)
+
+    def columns(self, periodic: bool):
+        from pysock.render.counters import interface_columns
+        return interface_columns(periodic)
+
+    def title(self, turn: int, period: float | None) -> str:
+        if turn == 0:
+            return "Interfaces: counters since they came up"
+        return f"Interfaces: rates over the last {period:g}s; q quits"
+
+
+PERIODIC = {"counters": _Counters, "interfaces": _Interfaces}
+
+
+def _periodic(view: str, every: bool, interval: float | None, watch: float | None,
+              count: int | None, json: bool) -> int:
+    """--counters, --interfaces: one look, or with --interval/--watch one every SECS."""
+    if interval is not None and watch is not None:
+        raise UsageError("--interval and --watch both set the period; give one")
+    if every and view == "interfaces":
+        raise UsageError("-a/--all goes with --counters or the socket list, not --interfaces "
+                         "(which shows every interface)")
+    source = PERIODIC[view](every)
+    mode, color = settings().output_mode(json), settings().color
+    period = interval if interval is not None else watch
+    if period is None:
+        if count is not None:
+            raise UsageError("--count goes with --interval or --watch")
+        from pysock.render.inspect import write_rows
+        write_rows(source.rows(source.snapshot(), None, False), source.columns(False), mode,
+                   color=color, title=source.title(0, None))
+        return 0
+    from pysock.render.watch import Keys, LiveRows, RowsStream
+    live = watch is not None and mode == "table"
+    columns = source.columns(True)
+    display = LiveRows(columns, color=color) if live else RowsStream(columns, mode, color=color)
+    before, turn = None, 0
+    with Keys() as keys, display:
+        while True:
+            now = source.snapshot()
+            display.show(source.rows(now, before, live), source.title(turn, period))
+            before, turn = now, turn + 1
+            if count is not None and turn >= count:
+                return 0
+            if keys.wait(period):
+                return 0
 
 
 def _names(numeric: bool, resolve: bool):
@@ -141,6 +278,23 @@ class _Run:
         write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
                       names=self.names)
         return 0
+
+    def kill(self, yes: bool) -> int:
+        from pysock.inventory.kill import destroy
+        from pysock.render.inspect import write_kills, write_sockets
+        records = self.collect().records
+        if not records:
+            _note("no sockets match; nothing killed")
+            return 0
+        if not yes and sys.stdin.isatty():
+            write_sockets(records, "table", color=self.color, extended=False, names=self.names,
+                          stream=sys.stderr, title="To kill")
+            if not click.confirm(f"Kill these {len(records)} sockets?", err=True):
+                _note("nothing killed")
+                return 1
+        outcomes = list(destroy(records))
+        write_kills(outcomes, self.mode, color=self.color, names=self.names)
+        return 0 if all(o.destroyed for o in outcomes) else 1
 
     def view(self, view: str) -> int:
         from pysock.inventory import views

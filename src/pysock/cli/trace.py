@@ -59,7 +59,7 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
                      names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
     reached = False
     tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, fam, interface, action="trace")  # no route: say so now
+    route_source(host, tracer.sockaddr, interface, action="trace")  # no route: say so now
     try:
         with tracer:
             view.start(header(host, addr, fam, max_hops, spec.packet_size))
@@ -80,8 +80,9 @@ def _typed(name: str) -> bool:
 
 
 def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
+    """(address, AF_INET or AF_INET6) of HOST."""
     import socket
 
     from pysock.net.address import resolve
     found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
-    return found.host, 6 if found.family == socket.AF_INET6 else 4
+    return found.host, found.family

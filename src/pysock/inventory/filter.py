@@ -91,18 +91,30 @@ class Filter:
     process_names: tuple[str, ...] = ()  # substrings
     uids: frozenset[int] | None = None
     paths: tuple[str, ...] = ()  # unix: substring of own or peer name
+    expr: object | None = None  # ss's expression (inventory.ssfilter), internet sockets only
+    bytecode: bytes | None = None  # the same expression for the kernel's inet_diag dump
 
     @classmethod
     def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
               states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
-              uids=(), paths=()) -> Filter:
+              uids=(), paths=(), expression=(), internet_only=False) -> Filter:
+        from pysock.inventory import ssfilter
+        expr = ssfilter.parse(expression, parse_state, ALL) if expression else None
         chosen = set(protos) or set(PROTOS)
-        if family is not None and not protos:
+        if (family is not None or (expr and expr.tree) or internet_only) and not protos:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
+        if expr and expr.tree and "unix" in chosen:
+            raise UsageError("ss expressions select internet sockets; for Unix sockets "
+                             "use --path")
+        mask = _state_mask(listening, all_states, states)
+        if expr and expr.states is not None:  # ss: leading state words replace -l/-a
+            mask = expr.states | (_state_mask(False, False, states) if states else 0)
         return cls(
             protos=frozenset(chosen),
             families=frozenset((family,)) if family else frozenset((4, 6)),
-            states=_state_mask(listening, all_states, states),
+            states=mask,
+            expr=expr.tree if expr else None,
+            bytecode=expr.bytecode() if expr else None,
             ports=_set(ports), sports=_set(sports), dports=_set(dports),
             nets=tuple(parse_net(a) if isinstance(a, str) else a for a in addrs),
             pids=_set(pids), process_names=tuple(p.lower() for p in process_names),
@@ -125,6 +137,8 @@ class Filter:
                 return False
             return not self.paths or self._path_match(r)
         if self.paths:
+            return False
+        if self.expr is not None and not self.expr.match(r):
             return False
         if self.sports is not None and r.local_port not in self.sports:
             return False

@@ -37,15 +37,24 @@ def choose_source(option: str | None) -> str:
     return source
 
 
-def _read_table(diag, proto: str, family: int, states: int, extended: bool, source: str,
+def _dump(diag, proto: str, family: int, states: int, extended: bool,
+          bytecode: bytes | None) -> list[SocketRecord]:
+    if proto == "unix":
+        return list(sockdiag.unix_sockets(diag, ALL, extended))
+    if bytecode:
+        try:
+            return list(sockdiag.inet_sockets(diag, proto, family, states, extended, bytecode))
+        except sockdiag.Unsupported:
+            pass  # a kernel that refuses the filter: dump all, filter here (we do anyway)
+    return list(sockdiag.inet_sockets(diag, proto, family, states, extended))
+
+
+def _read_table(diag, proto: str, family: int, flt: Filter, extended: bool, source: str,
                 used: dict[str, str]) -> list[SocketRecord]:
     table = proto + ("6" if family == 6 else "")
     if diag is not None:
         try:
-            if proto == "unix":
-                found = list(sockdiag.unix_sockets(diag, ALL, extended))
-            else:
-                found = list(sockdiag.inet_sockets(diag, proto, family, states, extended))
+            found = _dump(diag, proto, family, flt.states, extended, flt.bytecode)
             used[table] = "netlink"
             return found
         except sockdiag.Unsupported as exc:
@@ -79,7 +88,7 @@ def read_sockets(flt: Filter, *, source: str = "auto", extended: bool = False
     try:
         for proto, family in TABLES:
             if flt.wants(proto, family):
-                records += _read_table(diag, proto, family, flt.states, extended, source, used)
+                records += _read_table(diag, proto, family, flt, extended, source, used)
     finally:
         if diag is not None:
             diag.close()

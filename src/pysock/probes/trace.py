@@ -13,22 +13,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pysock.net import errqueue
+from pysock.net.errqueue import stamp_and_ttl, stamps_ready
+from pysock.net.sockopt import bind_device, set_ttl
 from pysock.probes import icmp
-from pysock.probes.icmpsock import (
-    ANCILLARY,
-    IP_RECVERR,
-    IPV6_RECVERR,
-    IPV6_UNICAST_HOPS,
-    MSG_ERRQUEUE,
-    SO_EE_ORIGIN_ICMP,
-    SO_EE_ORIGIN_ICMP6,
-    SO_TIMESTAMPNS,
-    SOL_IP,
-    SOL_IPV6,
-    ancillary,
-    extended_error,
-    stamps_ready,
-)
 
 UDP_BASE_PORT = 33434  # traceroute's default base port
 DATA = 32  # probe data bytes (60-byte IPv4 packets, as traceroute)
@@ -81,8 +69,8 @@ class Tracer:
     def __init__(self, addr: str, family: int, spec: TraceSpec, *, privileged: bool | None = None):
         self.addr, self.family, self.spec = addr, family, spec
         self.privileged = privileged
-        self.sockaddr = socket.getaddrinfo(addr, 0, socket.AF_INET6 if family == 6 else socket.AF_INET,
-                                           socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0][4]
+        self.sockaddr = socket.getaddrinfo(addr, 0, family, socket.SOCK_DGRAM, 0,
+                                           socket.AI_NUMERICHOST)[0][4]
 
     def __enter__(self) -> Tracer:
         """Opens the sockets (their errors come here, before any output)."""
@@ -161,17 +149,6 @@ def _send_note(exc: OSError) -> str:
         exc.errno, f"!<{os.strerror(exc.errno or 0)}>")
 
 
-def _set_ttl(sock: socket.socket, family: int, ttl: int) -> None:
-    if family == 6:
-        sock.setsockopt(SOL_IPV6, IPV6_UNICAST_HOPS, ttl)
-    else:
-        sock.setsockopt(SOL_IP, socket.IP_TTL, ttl)
-
-
-def _recverr(sock: socket.socket, family: int) -> None:
-    sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP, IPV6_RECVERR if family == 6 else IP_RECVERR, 1)
-
-
 # ---- methods ------------------------------------------------------------------------
 
 
@@ -230,16 +207,15 @@ class _SocketPerProbe:
         self.count = 0
 
     def _socket(self, probe: _Probe) -> socket.socket:
-        family = self.tracer.family
-        sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, self.kind)
+        sock = socket.socket(self.tracer.family, self.kind)
         try:
             sock.setblocking(False)
-            _recverr(sock, family)
-            _set_ttl(sock, family, probe.hop)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            errqueue.want_errors(sock)
+            set_ttl(sock, probe.hop)
+            errqueue.want_stamps(sock)
             spec = self.tracer.spec
             if spec.device:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.device.encode() + b"\0")
+                bind_device(sock, spec.device)
             if spec.source:
                 sock.bind((spec.source, 0))
         except BaseException:
@@ -256,15 +232,13 @@ class _SocketPerProbe:
     def _icmp_answer(self, probe: _Probe):
         """The ICMP error on this probe's socket, if there is one."""
         try:
-            _, anc, _, _ = probe.sock.recvmsg(512, ANCILLARY, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            err = errqueue.read_error(probe.sock, 512)
         except OSError:
             return None
-        recv_ns, _ = ancillary(anc)
-        err = extended_error(anc)
-        if err is None or err[0] not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or err[4] is None:
+        if err is None or not err.is_icmp or err.offender is None:
             return None
-        origin, kind, code, _info, offender, _errno = err
-        return self.tracer.answer(probe, offender, recv_ns, kind=kind, code=code)
+        return self.tracer.answer(probe, err.offender, err.recv_ns, kind=err.icmp_type,
+                                  code=err.icmp_code)
 
     def forget(self, probe: _Probe) -> None:
         if probe.sock is not None:
@@ -296,8 +270,8 @@ class _UdpMethod(_SocketPerProbe):
         result = self._icmp_answer(probe)
         if result is None and mask & select.POLLIN:
             try:
-                _, anc, _, addr = probe.sock.recvmsg(2048, ANCILLARY, socket.MSG_DONTWAIT)
-                result = self.tracer.answer(probe, addr[0], ancillary(anc)[0], reached=True)
+                _, anc, _, addr = probe.sock.recvmsg(2048, errqueue.ANCILLARY, socket.MSG_DONTWAIT)
+                result = self.tracer.answer(probe, addr[0], stamp_and_ttl(anc)[0], reached=True)
             except OSError:
                 return []
         return [(probe, result)] if result is not None else []

@@ -242,6 +242,22 @@ def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
             writer.write(rec)
 
 
+KILL_COLUMNS = [Column("killed", "Killed"), Column("reason", "Why not")]
+
+
+def write_kills(outcomes: list, mode: str, *, color: bool, names: Names) -> None:
+    """Each socket --kill acted on, with whether the kernel destroyed it."""
+    by_record = {id(o.record): o for o in outcomes}
+
+    def extra(r) -> dict:
+        o = by_record[id(r)]
+        if mode == "json":
+            return {"destroyed": o.destroyed, "reason": o.reason}
+        return {"killed": "yes" if o.destroyed else "no", "reason": o.reason}
+    write_sockets([o.record for o in outcomes], mode, color=color, extended=False, names=names,
+                  extra=extra, columns=SOCKET_COLUMNS + KILL_COLUMNS, title="Killed")
+
+
 # ---- aggregate views ------------------------------------------------------------
 
 SOCKSTAT_COLUMNS = [Column("name", "Kind"), Column("inuse", "In use", "right"),
@@ -259,6 +275,15 @@ def _flags(value) -> str:
     return ",".join(value) if value else "-"
 
 
+def _bytes(value) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
+
+
 def _flag_style(record: dict) -> str | None:
     return "bold red" if record.get("flags") else None
 
@@ -272,6 +297,9 @@ BY_PROCESS_COLUMNS = [
     Column("fds", "FDs", "right"), Column("fd_limit", "Limit", "right"),
     Column("fd_pct", "FD%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
     Column("flags", "Flags", fmt=_flags, style=_flag_style),
+    Column("threads", "Thr", "right"), Column("rss_bytes", "RSS", "right", fmt=_bytes),
+    Column("cpu_pct", "CPU%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
+    Column("started", "Started"), Column("cmdline", "Command"),
 ]
 LIMIT_COLUMNS = [Column("setting", "Setting"), Column("value", "Value"),
                  Column("in_use", "In use", "right"), Column("note", "Note")]

@@ -133,3 +133,53 @@ class ChangeStream:
             else:
                 rec = {"event": event, **row(r, self.names, self.extended)}
             self.writer.write(rec)
+
+
+class LiveRows:
+    """Rows redrawn in place on a terminal at every look (counters, interfaces)."""
+
+    def __init__(self, columns: list[Column], *, color: bool, stream=None):
+        from rich.live import Live
+
+        from pysock.render.style import console
+        stream = stream if stream is not None else sys.stdout
+        self.writer = RecordWriter(columns, "table", stream=stream, color=color)
+        self.live = Live(console=console(stream, color), auto_refresh=False, transient=False,
+                         vertical_overflow="crop")
+
+    def __enter__(self) -> LiveRows:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.stop()
+
+    def show(self, rows: list[dict], title: str) -> None:
+        self.writer.title = title
+        self.live.update(self.writer.table(rows), refresh=True)
+
+
+class RowsStream:
+    """Every look's rows one after the other: a table per look on a terminal,
+    lines (one header) when piped, JSON Lines."""
+
+    def __init__(self, columns: list[Column], mode: str, *, color: bool, stream=None):
+        self.columns, self.mode, self.color = columns, mode, color
+        self.stream = stream if stream is not None else sys.stdout
+        self.writer = RecordWriter(columns, mode, stream=self.stream, color=color)
+
+    def __enter__(self) -> RowsStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.close()
+
+    def show(self, rows: list[dict], title: str) -> None:
+        if self.mode == "table":
+            with RecordWriter(self.columns, "table", stream=self.stream, color=self.color,
+                              title=title) as table:
+                for r in rows:
+                    table.write(r)
+            return
+        for r in rows:
+            self.writer.write(r)
