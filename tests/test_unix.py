@@ -139,7 +139,7 @@ def test_dgram_client_to_peer_server(peer, procs, sock_path):
 @pytest.mark.parametrize("peer", sorted(DGRAM_CLIENTS))
 def test_peer_dgram_client_to_pysock_server(peer, procs, sock_path):
     need_tool(peer)
-    server = procs.pysock("unix", "-l", "-k", "--type", "dgram", "--show", "--json", sock_path)
+    server = procs.pysock("unix", "-l", "-k", "--type", "dgram", "--json", sock_path)  # --show implied
     wait_unix(sock_path, server)
     subprocess.run(DGRAM_CLIENTS[peer](sock_path), input=b"datagram\n", timeout=20,
                    capture_output=True)
