@@ -132,8 +132,5 @@ def _probe(place, spec, json: bool, verbose: int) -> int:
 
 
 def _service(port: int) -> str | None:
-    import socket
-    try:
-        return socket.getservbyport(port, "tcp")
-    except OSError:
-        return None
+    from pysock.probes.scan.ports import service
+    return service(port, "tcp")
