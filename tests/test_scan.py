@@ -86,7 +86,7 @@ def test_syn_without_privilege_says_what_is_needed():
     need_root()  # to become nobody
     out = subprocess.run([*NOBODY, *PYSOCK, "scan", "--syn", "-p", "80", "127.0.0.1"],
                          capture_output=True, timeout=30)
-    one_line_error(out, 1, "--syn", "root", "CAP_NET_RAW")
+    one_line_error(out, 2, "--syn", "root", "CAP_NET_RAW")  # errors.PrivilegeError: one rule
 
 
 def test_udp_needs_no_privilege():
