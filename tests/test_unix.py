@@ -409,6 +409,33 @@ def test_wrong_type_says_so(procs, sock_path):
     assert "is not a stream socket (try --type dgram or seqpacket)" in out.stderr.decode()
 
 
+def test_wrong_type_on_an_abstract_name_says_so_too(procs):
+    """The kernel answers ECONNREFUSED there, not EPROTOTYPE: its table tells the type."""
+    name = f"@pysock-seqpacket-{os.getpid()}"
+    server = procs.pysock("unix", "-l", "-k", "-t", "seqpacket", "--echo", name)
+    deadline = time.monotonic() + 10
+    while name not in open("/proc/net/unix").read() and time.monotonic() < deadline:
+        assert server.poll() is None
+        time.sleep(0.05)
+    out = run_pysock("unix", name, input=b"")
+    assert (out.returncode, out.stderr.decode()) == (
+        1, f"pysock: {name} is not a stream socket (try --type seqpacket)\n")
+    out = run_pysock("unix", "-t", "seqpacket", name, input=b"hi\n")  # and the server is intact
+    assert out.returncode == 0 and out.stdout == b"hi\n", out.stderr
+    out = run_pysock("unix", name + "-nobody", input=b"")
+    assert out.stderr.decode() == f"pysock: nobody is listening on abstract socket {name}-nobody\n"
+
+
+def test_listening_where_no_socket_file_can_be_says_why():
+    out = run_pysock("unix", "-l", "/proc/pysock-test.sock")
+    assert (out.returncode, out.stderr.decode()) == (
+        1, "pysock: cannot create /proc/pysock-test.sock: /proc is on a proc file system, "
+           "which cannot hold socket files\n")
+    out = run_pysock("unix", "-l", "/nonexistent-dir/a.sock")
+    assert out.stderr.decode() == ("pysock: cannot create /nonexistent-dir/a.sock: directory "
+                                   "/nonexistent-dir does not exist\n")
+
+
 @pytest.fixture
 def open_dir():
     """A directory everyone may enter (pytest's own tmp_path is private to root)."""
