@@ -68,6 +68,11 @@ def test_bash_completes_a_command():
     assert set(bash_complete("pysock ")) >= {"listen", "connect", "completion"}
 
 
+def test_bash_completes_help_topics():
+    assert bash_complete("pysock help sc") == ["scan"]
+    assert set(bash_complete("pysock help ")) >= {"listen", "scan", "inspect"}
+
+
 def test_bash_completes_options_and_choices():
     assert bash_complete("pysock listen --kee") == ["--keep-open"]
     assert bash_complete("pysock --color ne") == ["never"]
