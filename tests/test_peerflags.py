@@ -15,7 +15,7 @@ from pysock.cli.peertable import TABLES
 
 from conftest import PYSOCK
 
-BASE = {"scan": ["127.0.0.1"], "trace": ["127.0.0.1"], "ping": ["127.0.0.1"],
+BASE = {"inspect": [], "scan": ["127.0.0.1"], "trace": ["127.0.0.1"], "ping": ["127.0.0.1"],
         "connect": ["127.0.0.1", "1"], "listen": ["1"], "udp": ["127.0.0.1", "1"],
         "unix": ["/tmp/peerflags.sock"]}
 SAMPLE = {"--top": "7", "--retries": "3", "--rate": "50", "--concurrency": "4",

@@ -265,5 +265,51 @@ UNIX = [
     missing("-s", "nc", "bind the client to a path", "not available", takes_value=True),
 ]
 
-TABLES = {"scan": SCAN, "trace": TRACE, "ping": PING, "connect": CONNECT, "listen": LISTEN,
-          "udp": UDP, "unix": UNIX}
+_SS_KINDS = "pysock lists TCP, UDP, raw, Unix, netlink and packet sockets"
+
+INSPECT = [
+    same("-t", "ss", "TCP sockets"),
+    same("-u", "ss", "UDP sockets"),
+    same("-w", "ss", "raw sockets"),
+    same("-x", "ss", "Unix sockets"),
+    same("-l", "ss", "listening sockets"),
+    same("-a", "ss", "sockets in every state"),
+    same("-n", "ss", "port numbers, not service names"),
+    same("-r", "ss", "resolve host names"),
+    same("-e", "ss", "extended socket information"),
+    same("-4", "ss", "IPv4 only"),
+    same("-6", "ss", "IPv6 only"),
+    same("-K", "ss", "kill (destroy) the selected sockets"),
+    same("-H", "ss", "no header line"),
+    alias("-s", "ss", "summary statistics", "--summary"),
+    alias("-i", "ss", "internal TCP information", "-e"),
+    alias("-m", "ss", "socket memory", "-e"),
+    alias("-o", "ss", "timer information", "-e"),
+    preset("-p", "ss", "the processes using each socket",
+           note="pysock always shows the processes; accepted so -tlnp and -tanp work"),
+    preset("-O", "ss", "one line per socket", note="pysock's rows are always one line"),
+    missing("-N", "ss", "switch to a network namespace",
+            "run it there: ip netns exec NAME pysock inspect", takes_value=True),
+    missing("-E", "ss", "print sockets as they are made and destroyed",
+            "see --watch (new, changed and gone sockets)"),
+    missing("-b", "ss", "BPF socket filters", "pysock does not show socket filters"),
+    missing("-Z", "ss", "SELinux process context", "pysock does not show security contexts"),
+    missing("-z", "ss", "SELinux socket context", "pysock does not show security contexts"),
+    missing("-T", "ss", "the threads using each socket",
+            "pysock shows processes; see --by-process for their thread counts"),
+    missing("-M", "ss", "MPTCP sockets", _SS_KINDS),
+    missing("-S", "ss", "SCTP sockets", _SS_KINDS),
+    missing("-d", "ss", "DCCP sockets", _SS_KINDS),
+    same("-0", "ss", "packet sockets"),
+    same("-A", "ss", "socket tables to list (all, inet, tcp, udp, raw, unix, packet, netlink)"),
+    same("-f", "ss", "address family (inet, inet6, unix, link, netlink)"),
+    missing("-B", "ss", "bound but inactive sockets", "see -a"),
+    missing("-D", "ss", "dump the raw netlink replies to a file", "see --json > FILE",
+            takes_value=True),
+    missing("-F", "ss", "read the filter expression from a file",
+            "give the expression after the options: pysock inspect $(cat FILE)",
+            takes_value=True),
+]
+
+TABLES = {"inspect": INSPECT, "scan": SCAN, "trace": TRACE, "ping": PING, "connect": CONNECT,
+          "listen": LISTEN, "udp": UDP, "unix": UNIX}

@@ -29,11 +29,19 @@ from pysock.errors import ExitStatus, PysockError, UsageError
               help="Probes in flight at once.")
 @click.option("-s", "--source", help="Send from this address.")
 @click.option("-i", "--interface", type=options.IFACE, help="Send through this interface.")
+@click.option("-c", "--repeat", type=click.IntRange(1, 100000), metavar="N",
+              help="mtr's mode: probe every hop at once, N rounds, then per hop loss %, sent, "
+                   "last, avg, best, worst and stdev.")
+@click.option("--watch", is_flag=True,
+              help="mtr's live view: the per-hop table redrawn each round (a terminal only; "
+                   "until Ctrl-C unless --repeat).")
+@click.option("--interval", type=options.SECONDS, default=1.0, show_default=True,
+              help="With --repeat/--watch: seconds between rounds.")
 @options.family
 @options.numeric
 @options.json_output
 def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, sim_queries,
-          source, interface, family, numeric, json) -> int:
+          source, interface, repeat, watch, interval, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
@@ -53,8 +61,11 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     spec = TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
                      first_hop=first_hop, wait=wait, window=sim_queries, source=source,
                      device=interface)
+    repeating = _repeat_mode(repeat, watch, json)
     addr, fam = _resolve(host, family, numeric)
     cache: dict = {}
+    if repeating:
+        return _repeat(host, addr, fam, spec, repeat, interval, watch, numeric, json, cache)
     view = TraceView(settings().output_mode(json), numeric=numeric,
                      names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
     reached = False
@@ -70,6 +81,50 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
         raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
     finally:
         view.finish()
+    return ExitStatus.OK if reached else ExitStatus.FAILURE
+
+
+def _repeat_mode(repeat, watch, json) -> bool:
+    """Whether this is mtr's mode; options that mean nothing there are refused."""
+    if not (repeat or watch):
+        if _typed("interval"):
+            raise click.UsageError("--interval is for --repeat and --watch")
+        return False
+    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
+        if _typed(name):
+            raise click.UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
+                                   f"probe to every hop each round")
+    if watch and (json or not settings().stdout_tty):
+        raise click.UsageError("--watch draws on a terminal; use --repeat N for a report")
+    return True
+
+
+def _repeat(host, addr, fam, spec, count, interval, watch, numeric, json, cache) -> int:
+    """mtr's mode: rounds of probes to every hop, then the per-hop report."""
+    from pysock.probes.mtr import Repeater
+    from pysock.probes.ping import route_source
+    from pysock.probes.trace import Tracer, name_of
+    from pysock.render.mtr import MtrView
+
+    tracer = Tracer(addr, fam, spec)
+    route_source(host, tracer.sockaddr, spec.device, action="trace")
+    view = MtrView(settings().output_mode(json), numeric=numeric, watch=watch,
+                   names=lambda a: name_of(a, cache), color=settings().color)
+    repeater = Repeater(tracer, count, interval)
+    try:
+        with tracer:
+            view.start(f"mtr to {host} ({addr})", [])
+            try:
+                for round_ in repeater.rounds():
+                    view.round(round_, repeater.hops())
+            except KeyboardInterrupt:
+                if not watch:
+                    raise
+    except OSError as exc:
+        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+    finally:
+        view.finish(repeater.hops())
+    reached = any(h.addr == addr for h in repeater.hops())
     return ExitStatus.OK if reached else ExitStatus.FAILURE
 
 

@@ -13,7 +13,6 @@ import socket
 import struct
 from collections.abc import Iterator
 
-from pysock.inventory import tcpinfo
 from pysock.inventory.model import UNIX_TYPES, SocketRecord
 
 NETLINK_SOCK_DIAG = 4
@@ -180,6 +179,8 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
     addr_len = 4 if family == 4 else 16
     unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
     names: dict[bytes, str] = {}  # most sockets share a handful of addresses
+    if extended or proto == "raw":
+        _load_tcpinfo()
     for view, start, end in diag.dump(inet_request(proto, family, states, extended, bytecode)):
         _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
         sport, dport = ports(view, start + 4)
@@ -196,6 +197,16 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
         if extended or proto == "raw":
             _inet_attrs(record, view, start + INET_MSG.size, end)
         yield record
+
+
+tcpinfo = None  # pysock.inventory.tcpinfo, imported by the dumps that ask for it (-e)
+
+
+def _load_tcpinfo() -> None:
+    global tcpinfo
+    if tcpinfo is None:
+        from pysock.inventory import tcpinfo as module
+        tcpinfo = module
 
 
 def _inet_attrs(record: SocketRecord, view: memoryview, start: int, end: int) -> None:
@@ -243,6 +254,7 @@ def unix_sockets(diag: DiagSocket, states: int = ALL_STATES,
             elif attr == UNIX_DIAG_UID:
                 record.uid = struct.unpack_from("=I", data)[0]
             elif attr == UNIX_DIAG_MEMINFO:
+                _load_tcpinfo()
                 record.skmem = tcpinfo.decode_skmem(data)
         yield record
 

@@ -26,7 +26,7 @@ NEAR_FD_LIMIT = 0.8  # of RLIMIT_NOFILE
 CLOSE_WAIT_PILE = 10  # sockets a process left in CLOSE_WAIT
 PORT_RISK = 0.5  # share of the ephemeral range used towards one destination
 TOP_DESTINATIONS = 5
-PROTO_ORDER = ("tcp", "udp", "raw", "unix")
+PROTO_ORDER = ("tcp", "udp", "raw", "unix", "netlink", "packet")
 
 # ---- --summary --------------------------------------------------------------
 

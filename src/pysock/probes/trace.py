@@ -50,13 +50,14 @@ class ProbeResult:
 
 
 @dataclass(eq=False)
-class _Probe:
+class Probe:
     hop: int
     index: int
     sent_ns: int = 0
     expires_at: float = 0.0
     sock: socket.socket | None = None
     result: ProbeResult | None = None
+    seq: int = 0  # ICMP: the sequence number that names it
 
 
 @dataclass
@@ -90,16 +91,16 @@ class Tracer:
 
     def _run(self, poller) -> Iterator[Hop]:
         spec = self.spec
-        pending = [_Probe(h, q) for h in range(spec.first_hop, spec.max_hops + 1)
+        pending = [Probe(h, q) for h in range(spec.first_hop, spec.max_hops + 1)
                    for q in range(spec.queries)]
-        inflight: list[_Probe] = []
-        done: dict[int, list[_Probe]] = {}
+        inflight: list[Probe] = []
+        done: dict[int, list[Probe]] = {}
         last_hop = spec.max_hops  # lowered when the destination (or a dead end) answers
         next_hop = spec.first_hop
         while next_hop <= last_hop:
             while pending and len(inflight) < spec.window and pending[0].hop <= last_hop:
                 probe = pending.pop(0)
-                self._send(probe)
+                self.send(probe)
                 inflight.append(probe)
             wait = min((p.expires_at for p in inflight), default=time.monotonic()) - time.monotonic()
             for fd, mask in poller.poll(max(0.0, wait) * 1000):
@@ -123,7 +124,8 @@ class Tracer:
             if not pending and not inflight and next_hop <= last_hop:
                 break
 
-    def _send(self, probe: _Probe) -> None:
+    def send(self, probe: Probe) -> None:
+        """Send one probe; a probe that cannot leave this host has its result at once."""
         probe.expires_at = time.monotonic() + self.spec.wait
         try:
             probe.sent_ns = self.method.send(probe)
@@ -131,7 +133,7 @@ class Tracer:
             probe.result = ProbeResult(probe.hop, probe.index, note=_send_note(exc))
             probe.expires_at = 0.0
 
-    def answer(self, probe: _Probe, addr: str, recv_ns: int, *, kind: int = 0, code: int = 0,
+    def answer(self, probe: Probe, addr: str, recv_ns: int, *, kind: int = 0, code: int = 0,
                reached: bool = False) -> ProbeResult:
         """The result of a probe from what came back: time exceeded from a hop, or the
         destination (reached), or an unreachable with traceroute's mark."""
@@ -162,13 +164,14 @@ class _IcmpMethod:
         self.sock = EchoSocket(tracer.family, privileged=tracer.privileged, source=spec.source,
                                device=spec.device)
         poller.register(self.sock.fileno, select.POLLIN | select.POLLERR)
-        self.by_seq: dict[int, _Probe] = {}
+        self.by_seq: dict[int, Probe] = {}
         self.seq = 0
         self.payload = icmp.fill_payload(DATA, None)
 
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         self.seq = (self.seq + 1) & 0xFFFF
         self.by_seq[self.seq] = probe
+        probe.seq = self.seq
         self.sock.set_ttl(probe.hop)
         packet = icmp.echo_request(self.tracer.family, self.sock.ident, self.seq, self.payload)
         sent = time.time_ns()
@@ -188,8 +191,9 @@ class _IcmpMethod:
                                                       kind=item.icmp_type, code=item.icmp_code)))
         return out
 
-    def forget(self, probe: _Probe) -> None:
-        pass
+    def forget(self, probe: Probe) -> None:
+        if self.by_seq.get(probe.seq) is probe:
+            del self.by_seq[probe.seq]
 
     def close(self) -> None:
         self.sock.close()
@@ -203,10 +207,10 @@ class _SocketPerProbe:
 
     def __init__(self, tracer: Tracer, poller):
         self.tracer, self.poller = tracer, poller
-        self.by_fd: dict[int, _Probe] = {}
+        self.by_fd: dict[int, Probe] = {}
         self.count = 0
 
-    def _socket(self, probe: _Probe) -> socket.socket:
+    def _socket(self, probe: Probe) -> socket.socket:
         sock = socket.socket(self.tracer.family, self.kind)
         try:
             sock.setblocking(False)
@@ -229,7 +233,7 @@ class _SocketPerProbe:
     def _dest(self, port: int) -> tuple:
         return (self.tracer.sockaddr[0], port, *self.tracer.sockaddr[2:])
 
-    def _icmp_answer(self, probe: _Probe):
+    def _icmp_answer(self, probe: Probe):
         """The ICMP error on this probe's socket, if there is one."""
         try:
             err = errqueue.read_error(probe.sock, 512)
@@ -240,7 +244,7 @@ class _SocketPerProbe:
         return self.tracer.answer(probe, err.offender, err.recv_ns, kind=err.icmp_type,
                                   code=err.icmp_code)
 
-    def forget(self, probe: _Probe) -> None:
+    def forget(self, probe: Probe) -> None:
         if probe.sock is not None:
             self.by_fd.pop(probe.sock.fileno(), None)
             self.poller.unregister(probe.sock)
@@ -253,7 +257,7 @@ class _SocketPerProbe:
 
 
 class _UdpMethod(_SocketPerProbe):
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         sock = self._socket(probe)
         base = self.tracer.spec.port or UDP_BASE_PORT
         port = (base + self.count) if not self.tracer.spec.port else base
@@ -281,7 +285,7 @@ class _TcpMethod(_SocketPerProbe):
     kind = socket.SOCK_STREAM
     events = select.POLLOUT | select.POLLERR
 
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         sock = self._socket(probe)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sent = time.time_ns()
