@@ -21,7 +21,7 @@ BASE = {"inspect": [], "scan": ["127.0.0.1"], "trace": ["127.0.0.1"], "ping": ["
 SAMPLE = {"--top": "7", "--retries": "3", "--rate": "50", "--concurrency": "4",
           "--proxy": "127.0.0.1:1080", "--hexdump": "-", "--cert": __file__, "--key": __file__,
           "--cafile": __file__, "--alpn": "h2", "--sni": "example.org", "--max-conns": "3",
-          "--exec": "cat", "--sh-exec": "cat", "--ttl": "4"}
+          "--exec": "cat", "--sh-exec": "cat", "--ttl": "4", "--repeat": "3"}
 
 
 def command(name: str) -> click.Command:

@@ -84,6 +84,8 @@ TRACE = [
     same("-p", "traceroute", "destination port (UDP, or TCP with -T)"),
     same("-4", "traceroute", "IPv4"),
     same("-6", "traceroute", "IPv6"),
+    same("-c", "mtr", "rounds, then a summary per hop"),
+    alias("--report-cycles", "mtr", "rounds, then a summary per hop", "--repeat"),
     alias("-I", "traceroute", "ICMP echo probes", "--icmp"),
     alias("-U", "traceroute", "UDP probes", "--udp"),
     preset("-T", "traceroute", "TCP SYN probes (port 80, or -p)", ("--tcp", 80)),
