@@ -29,7 +29,8 @@ def command(name: str) -> click.Command:
 
 
 def params(name: str, args: list[str]) -> dict:
-    ctx = command(name).make_context(name, [*args, *BASE[name]], parent=click.Context(cli))
+    parent = click.Context(cli, info_name="pysock", **cli.context_settings)  # -h as in use
+    ctx = command(name).make_context(name, [*args, *BASE[name]], parent=parent)
     return {k: v for k, v in ctx.params.items()}
 
 
