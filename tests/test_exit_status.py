@@ -208,6 +208,12 @@ CASES = {
         2: lambda box: status("inspect", "--state", "bogus"),
         130: lambda box: interrupted("inspect", "--watch", "0.5", ready=settle()),
     },
+    "perf": {
+        0: lambda box: _perf_test(),
+        1: lambda box: status("perf", "-t", "1", "-p", str(free_port()), "127.0.0.1"),
+        2: lambda box: status("perf", "-R", "--bidir", "127.0.0.1"),
+        130: lambda box: interrupted("perf", "-s", "-p", str(free_port()), ready=settle()),
+    },
     "completion": {
         0: lambda box: status("completion", "bash"),
         2: lambda box: status("completion", "tcsh"),
@@ -217,6 +223,19 @@ CASES = {
         2: lambda box: status("help", "lisen"),
     },
 }
+
+
+def _perf_test() -> int:
+    """A one-second test against a one-off pysock server."""
+    port = free_port()
+    server = subprocess.Popen([*PYSOCK, "perf", "-s", "--one-off", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc=server)
+        return status("perf", "-t", "1", "-p", str(port), "127.0.0.1")
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_every_command_has_its_cases():
