@@ -35,7 +35,30 @@ class Size(click.ParamType):
         return size
 
 
-CLIENT_ONLY = ("time", "nbytes", "blocks", "parallel", "reverse", "bidir", "length", "interval",
+class Bitrate(click.ParamType):
+    """-b: bits per second with an optional K/M/G suffix (1000-based, as iperf3)."""
+
+    name = "rate"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-1:], 1)
+        try:
+            number = float(text[:-1] if scale > 1 else text)
+        except ValueError:
+            self.fail(f"'{value}' is not a rate (bits/s with an optional K, M, G suffix)",
+                      param, ctx)
+        if not 0 < number * scale < 1e13:
+            self.fail(f"{value} is out of range", param, ctx)
+        return int(number * scale)
+
+
+UDP_DEFAULT_RATE = 1 << 20  # iperf3's default for UDP: 1 Mbit/s (1024 * 1024)
+
+CLIENT_ONLY = ("udp", "bitrate", "time", "nbytes", "blocks", "parallel", "reverse", "bidir",
+               "length", "interval",
                "omit", "window", "congestion", "zerocopy", "cport", "iperf_json")
 
 
@@ -54,7 +77,11 @@ CLIENT_ONLY = ("time", "nbytes", "blocks", "parallel", "reverse", "bidir", "leng
               help="Parallel streams.")
 @click.option("-R", "--reverse", is_flag=True, help="The server sends, the client receives.")
 @click.option("--bidir", is_flag=True, help="Both ends send and receive at once.")
-@click.option("--length", type=Size(1, 1 << 20), help="Bytes per write [default: 128K].")
+@click.option("-u", "--udp", is_flag=True, help="UDP datagrams instead of TCP streams.")
+@click.option("-b", "--bitrate", type=Bitrate(),
+              help="Bits/s per stream (K/M/G) [default: unlimited; 1M with -u].")
+@click.option("--length", type=Size(1, 65507),
+              help="Bytes per write or datagram [default: 128K; 1460 with -u].")
 @click.option("-i", "--interval", type=options.Seconds(allow_zero=True), default=1.0,
               show_default=True, help="Seconds between interval reports (0: none).")
 @click.option("-O", "--omit", type=options.Seconds(allow_zero=True), default=0.0,
@@ -110,7 +137,7 @@ def _serve(address, port, family, max_tests, one_off, json) -> int:
     return 0
 
 
-def _client(host, port, family, json, *, time, nbytes, blocks, parallel, reverse, bidir, length,
+def _client(host, port, family, json, *, udp, bitrate, time, nbytes, blocks, parallel, reverse, bidir, length,
             interval, omit, window, congestion, zerocopy, cport, iperf_json) -> int:
     from pysock.net.endpoints import ClientSpec
     from pysock.probes.perf.client import ClientOptions, PerfClient
@@ -121,8 +148,17 @@ def _client(host, port, family, json, *, time, nbytes, blocks, parallel, reverse
         raise click.UsageError("-R and --bidir cannot be used together")
     if json and iperf_json:
         raise click.UsageError("--json and -J cannot be used together")
+    if udp and (zerocopy or congestion):
+        raise click.UsageError("-Z and -C are for TCP, not with -u")
+    if udp and length is not None and length < 16:
+        raise click.UsageError("--length: UDP datagrams need at least 16 bytes (the header)")
+    if not udp and length is not None and length > 1 << 20:
+        raise click.UsageError("--length: at most 1M for TCP")
     duration = 0.0 if (nbytes or blocks) else (time if time is not None else 10.0)
-    spec = TestSpec(duration=duration, bytes=nbytes or 0, blocks=blocks or 0, parallel=parallel,
+    if udp and bitrate is None:
+        bitrate = UDP_DEFAULT_RATE
+    spec = TestSpec(protocol="udp" if udp else "tcp", bandwidth=bitrate or 0, duration=duration,
+                    bytes=nbytes or 0, blocks=blocks or 0, parallel=parallel,
                     reverse=reverse, bidir=bidir, length=length or 0, omit=omit,
                     window=window or 0, congestion=congestion)
     target = ClientSpec(host=host, port=port, family=family, timeout=10.0)

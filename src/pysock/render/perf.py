@@ -61,11 +61,15 @@ def summary_line(rec: dict) -> str:
     text = f"{_sid(rec['stream'])} {_span(rec)}  {unit_bytes(rec['bytes']):>11}  " \
            f"{unit_bits(rec['bits_per_second']):>15}"
     retr = rec.get("retransmits")
-    if rec["direction"] == "sender":
-        text += f"  {retr if retr is not None else '':>4}"
+    if "packets" in rec:  # UDP: jitter and loss, as iperf3 prints them
+        text += f"  {rec['jitter_ms']:.3f} ms  {rec['lost_packets']}/{rec['packets']} " \
+                f"({rec['lost_percent']:.2g}%)  {rec['direction']}"
     else:
-        text += "      "
-    text += f"             {rec['direction']}"
+        if rec["direction"] == "sender":
+            text += f"  {retr if retr is not None else '':>4}"
+        else:
+            text += "      "
+        text += f"             {rec['direction']}"
     if rec.get("bidir"):  # iperf3's marks: the client's sending (TX-C) or receiving side
         mark = "[RX-C]" if rec.get("reverse") else "[TX-C]"
         text = text.replace("]", "]" + mark, 1)
@@ -110,8 +114,8 @@ class ClientView:
 
     def summary(self, result: dict) -> None:
         self._write(SEPARATOR)
-        self._write("[ ID] Interval           Transfer     Bitrate" + ("         Retr"
-                                                                       if self.tcp else ""))
+        self._write("[ ID] Interval           Transfer     Bitrate" + (
+            "         Retr" if self.tcp else "         Jitter    Lost/Total Datagrams"))
         ids = {r["stream"] for r in result["records"] if r["stream"] is not None}
         many = len(ids) > (2 if self.bidir else 1)
         for rec in result["records"]:

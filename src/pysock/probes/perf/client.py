@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pysock.errors import NetworkError
 from pysock.net import endpoints
 from pysock.probes.perf import protocol as P
+from pysock.probes.perf import udp
 from pysock.probes.perf.params import TestSpec
 from pysock.probes.perf.results import (
     congestion_of,
@@ -20,6 +21,7 @@ from pysock.probes.perf.results import (
     peer_results,
     summary_records,
     summary_row,
+    udp_fields,
 )
 from pysock.probes.perf.run import Run
 from pysock.probes.perf.streams import Stream
@@ -85,16 +87,24 @@ class PerfClient:
         ids = P.stream_ids(self.spec.stream_count)
         for index, sid in enumerate(ids):
             cport = self.options.cport + index if self.options.cport else None
+            sends = self.spec.client_sends(index)
+            if self.spec.protocol == "udp":
+                sock = endpoints.connect(replace(target, source_port=cport), socket.SOCK_DGRAM)
+                self._tune(sock)
+                udp.hello(sock)
+                self.streams.append(udp.UdpStream(sock, sid, sends, self.spec.bandwidth,
+                                                  counters64=True))
+                continue
             sock = endpoints.connect(replace(target, source_port=cport))
             self._tune(sock)
             P.send_all(sock, self.cookie, "stream cookie")
-            self.streams.append(Stream(sock, sid, self.spec.client_sends(index)))
+            self.streams.append(Stream(sock, sid, sends, self.spec.bandwidth))
 
     def _tune(self, sock: socket.socket) -> None:
         if self.spec.window:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.spec.window)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.spec.window)
-        if self.spec.congestion:
+        if self.spec.congestion and sock.type == socket.SOCK_STREAM:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION,
                                 self.spec.congestion.encode())
@@ -179,16 +189,20 @@ class PerfClient:
         theirs = peer_results(peer or {}, ids)
         sent, received, sent_rev, received_rev = [], [], [], []
         for stream in self.streams:
-            other = theirs.get(stream.id, {"bytes": 0, "retransmits": -1, "seconds": None})
+            other = theirs.get(stream.id, {"bytes": 0, "retransmits": -1, "seconds": None,
+                                           "jitter": 0, "errors": 0, "packets": 0})
             mine = summary_row(stream.id, stream.seconds, stream.counted,
                                stream.final_retransmits if stream.sender else None)
             seconds = other["seconds"] or stream.seconds
+            theirs_row = summary_row(stream.id, seconds, other["bytes"],
+                                     None if stream.sender else other["retransmits"])
+            if self.spec.protocol == "udp":
+                _add_udp(stream, other, mine, theirs_row)
             if stream.sender:
                 sent.append(mine)
-                received.append(summary_row(stream.id, seconds, other["bytes"], None))
+                received.append(theirs_row)
             else:
-                sent_rev.append(summary_row(stream.id, seconds, other["bytes"],
-                                            other["retransmits"]))
+                sent_rev.append(theirs_row)
                 received_rev.append(mine)
         forward = not self.spec.reverse or self.spec.bidir
         records = []
@@ -208,6 +222,17 @@ class PerfClient:
             stream.close()
         if self.ctrl is not None:
             self.ctrl.close()
+
+
+def _add_udp(stream, other: dict, mine: dict, theirs: dict) -> None:
+    """UDP's loss and jitter: the receiver's counts over the sender's packets."""
+    if stream.sender:
+        sent, lost, jitter = stream.counted_packets, other["errors"], other["jitter"]
+    else:
+        sent, lost, jitter = other["packets"], stream.counted_lost, stream.jitter
+    fields = udp_fields(sent, lost, jitter * 1000)
+    mine.update(fields)
+    theirs.update(fields)
 
 
 def _refusal(ctrl: socket.socket, state: int) -> str:

@@ -26,6 +26,7 @@ class TestSpec:
     omit: float = 0.0
     window: int = 0
     congestion: str | None = None
+    counters64: bool = False  # UDP sequence numbers of 64 bits
 
     @property
     def block_size(self) -> int:
@@ -60,6 +61,8 @@ class TestSpec:
             params["bandwidth"] = self.bandwidth
         if self.congestion:
             params["congestion"] = self.congestion
+        if self.protocol == "udp":
+            params["udp_counters_64bit"] = 1
         return params
 
 
@@ -78,14 +81,16 @@ def from_params(params: dict) -> TestSpec:
         raise ProtocolError("the parameter block asks for neither TCP nor UDP")
     parallel = _int(params, "parallel", 1, 1, MAX_STREAMS)
     limit = MAX_UDP_LENGTH if protocol == "udp" else MAX_LENGTH
+    low = 16 if protocol == "udp" else 1  # UDP: room for the sequence header
     return TestSpec(
         protocol=protocol, duration=_num(params, "time", 10, 0, 86400),
         bytes=_int(params, "num", 0, 0, 1 << 62), blocks=_int(params, "blockcount", 0, 0, 1 << 62),
         parallel=parallel, reverse=bool(params.get("reverse")),
-        bidir=bool(params.get("bidirectional")), length=_int(params, "len", 0, 0, limit),
+        bidir=bool(params.get("bidirectional")), length=_int(params, "len", low, low, limit),
         bandwidth=_int(params, "bandwidth", 0, 0, 1 << 62), omit=_num(params, "omit", 0, 0, 600),
         window=_int(params, "window", 0, 0, 1 << 30),
-        congestion=_text(params.get("congestion")))
+        congestion=_text(params.get("congestion")),
+        counters64=bool(params.get("udp_counters_64bit")))
 
 
 def _num(params: dict, key: str, default, low, high) -> float:

@@ -51,11 +51,14 @@ def local_results(streams: list[Stream], cpu: tuple[float, float, float],
     if congestion:
         block["congestion_used"] = congestion
     for stream in streams:
+        udp = getattr(stream, "counted_packets", None) is not None
         block["streams"].append({
             "id": stream.id, "bytes": stream.counted,
             "retransmits": stream.final_retransmits if stream.sender and stream.is_tcp else -1,
-            "jitter": 0, "errors": 0, "omitted_errors": 0, "packets": 0, "omitted_packets": 0,
-            "start_time": 0, "end_time": round(stream.seconds, 6)})
+            "jitter": stream.jitter if udp else 0,
+            "errors": stream.counted_lost if udp and not stream.sender else 0,
+            "omitted_errors": 0, "packets": stream.counted_packets if udp else 0,
+            "omitted_packets": 0, "start_time": 0, "end_time": round(stream.seconds, 6)})
     return block
 
 
@@ -73,7 +76,10 @@ def peer_results(block: dict, ids: set[int]) -> dict[int, dict]:
             raise ProtocolError("the peer's results carry a bad byte count")
         seconds = _number(entry.get("end_time")) - _number(entry.get("start_time"))
         found[entry["id"]] = {"bytes": int(nbytes), "retransmits": _number(entry.get("retransmits")),
-                              "seconds": seconds if seconds > 0 else None}
+                              "seconds": seconds if seconds > 0 else None,
+                              "jitter": _number(entry.get("jitter")),
+                              "errors": int(_number(entry.get("errors"))),
+                              "packets": int(_number(entry.get("packets")))}
     return found
 
 
@@ -106,14 +112,25 @@ def summary_records(rows: list[dict], direction: str, reverse: bool) -> list[dic
         seconds = max(r["end_s"] - r["start_s"] for r in rows)
         total = sum(r["bytes"] for r in rows)
         retr = [r["retransmits"] for r in rows if r["retransmits"] is not None]
-        records.append({"type": "summary", "direction": direction, "reverse": reverse,
-                        "stream": None, "start_s": 0.0, "end_s": round(seconds, 6),
-                        "bytes": total, "bits_per_second": rate(total, seconds),
-                        "retransmits": sum(retr) if retr else None})
+        total_row = {"type": "summary", "direction": direction, "reverse": reverse,
+                     "stream": None, "start_s": 0.0, "end_s": round(seconds, 6),
+                     "bytes": total, "bits_per_second": rate(total, seconds),
+                     "retransmits": sum(retr) if retr else None}
+        if "packets" in rows[0]:
+            total_row.update(udp_fields(sum(r["packets"] for r in rows),
+                                        sum(r["lost_packets"] for r in rows),
+                                        sum(r["jitter_ms"] for r in rows) / len(rows)))
+        records.append(total_row)
     return records
+
+
+def udp_fields(packets: int, lost: int, jitter_ms: float) -> dict:
+    return {"packets": packets, "lost_packets": lost, "jitter_ms": jitter_ms,
+            "lost_percent": lost * 100 / packets if packets else 0.0}
 
 
 def summary_row(sid: int, seconds: float, nbytes: int, retr) -> dict:
     return {"stream": sid, "start_s": 0.0, "end_s": round(seconds, 6), "bytes": nbytes,
             "bits_per_second": rate(nbytes, seconds),
-            "retransmits": retr if isinstance(retr, int) and retr >= 0 else None}
+            # iperf3 writes "none" as -1, some builds as its unsigned 64-bit twin
+            "retransmits": retr if isinstance(retr, int) and 0 <= retr < 1 << 32 else None}

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pysock.probes.perf import protocol as P
+from pysock.probes.perf import udp
 from pysock.probes.perf.params import TestSpec, from_params
-from pysock.probes.perf.results import congestion_of, local_results, peer_results, summary_row
+from pysock.probes.perf.results import congestion_of, local_results, peer_results, summary_row, udp_fields
 from pysock.probes.perf.run import Run
 from pysock.probes.perf.streams import Stream
 
@@ -42,6 +43,7 @@ class PerfServer:
         self.running = 0
         self.started = 0
         self.closing = threading.Event()
+        self.udp_setup = threading.Lock()
 
     def events(self) -> Iterator[tuple[str, object]]:
         acceptor = threading.Thread(target=self._accept_loop, daemon=True, name="perf-accept")
@@ -148,14 +150,13 @@ class ServerTest:
         ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         P.send_state(ctrl, P.PARAM_EXCHANGE)
         self.spec = spec = from_params(P.read_json(ctrl, "parameter block"))
-        if spec.protocol != "tcp":
-            P.send_state(ctrl, P.SERVER_ERROR)
-            P.send_all(ctrl, (0).to_bytes(4, "big") * 2, "error")
-            raise P.ProtocolError("UDP tests are not served yet")
-        with self.server.lock:
-            self.server.waiting[self.cookie] = self
-        P.send_state(ctrl, P.CREATE_STREAMS)
-        self._collect_streams(spec)
+        if spec.protocol == "udp":
+            self._collect_udp(spec)
+        else:
+            with self.server.lock:
+                self.server.waiting[self.cookie] = self
+            P.send_state(ctrl, P.CREATE_STREAMS)
+            self._collect_streams(spec)
         P.send_state(ctrl, P.TEST_START)
         self.run_ = run = Run(spec, self.streams, limit_senders=False)
         P.send_state(ctrl, P.TEST_RUNNING)
@@ -188,7 +189,24 @@ class ServerTest:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, spec.window)
             if spec.congestion:
                 _congestion(sock, spec.congestion)
-            self.streams.append(Stream(sock, sid, not spec.client_sends(index)))
+            self.streams.append(Stream(sock, sid, not spec.client_sends(index), spec.bandwidth))
+
+    def _collect_udp(self, spec: TestSpec) -> None:
+        """UDP hellos carry no cookie: one test at a time sets its UDP streams up,
+        so a hello on the shared port is that test's."""
+        with self.server.udp_setup:
+            waiting = udp.bound_like(self.server.listener)
+            try:
+                P.send_state(self.ctrl, P.CREATE_STREAMS)
+                for index, sid in enumerate(P.stream_ids(spec.stream_count)):
+                    sock, waiting = udp.accept(waiting, self.server.listener)
+                    if spec.window:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, spec.window)
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, spec.window)
+                    self.streams.append(udp.UdpStream(sock, sid, not spec.client_sends(index),
+                                                      spec.bandwidth, spec.counters64))
+            finally:
+                waiting.close()
 
     def _await_end(self, run: Run) -> None:
         """Serve until the client's TEST_END; -O ends the omitted part here too."""
@@ -225,9 +243,14 @@ class ServerTest:
         for stream in self.streams:
             other = theirs.get(stream.id, {})
             retr = stream.final_retransmits if stream.sender else other.get("retransmits")
+            if not stream.is_tcp:
+                retr = None
             row = summary_row(stream.id, stream.seconds, stream.counted, retr)
             row["direction"] = "sender" if stream.sender else "receiver"
             row["peer_bytes"] = other.get("bytes")
+            if spec_udp := self.spec.protocol == "udp":
+                row.update(_udp_row(stream, other))
+            row["protocol"] = "udp" if spec_udp else "tcp"
             rows.append(row)
         return {"client": self.where, "client_addr": self.addr[0].removeprefix("::ffff:"),
                 "client_port": self.addr[1], "spec": self.spec, "streams": rows}
@@ -238,6 +261,14 @@ class ServerTest:
         for sock in self.pending:
             sock.close()
         self.ctrl.close()
+
+
+def _udp_row(stream, other: dict) -> dict:
+    if stream.sender:
+        return udp_fields(stream.counted_packets, other.get("errors", 0),
+                          other.get("jitter", 0) * 1000)
+    return udp_fields(other.get("packets") or stream.counted_packets, stream.counted_lost,
+                      stream.jitter * 1000)
 
 
 def _deny(sock: socket.socket) -> None:

@@ -43,14 +43,33 @@ class Budget:
             return size
 
 
+class Pacer:
+    """-b: hold a sender to a rate (iperf3 paces per stream)."""
+
+    def __init__(self, rate: int):
+        self.rate = rate
+        self.began = time.monotonic()
+
+    def wait(self, sent_bytes: int) -> bool:
+        """True when the sender is ahead and has slept a little (look again)."""
+        if not self.rate:
+            return False
+        ahead = sent_bytes * 8 / self.rate - (time.monotonic() - self.began)
+        if ahead <= 0:
+            return False
+        time.sleep(min(ahead, 0.02))
+        return True
+
+
 class Stream:
     """One data connection of a test: its id (iperf3's numbering), direction and
     counters. bytes only grows; the sampler reads it without a lock."""
 
-    def __init__(self, sock: socket.socket, sid: int, sender: bool):
+    def __init__(self, sock: socket.socket, sid: int, sender: bool, rate: int = 0):
         self.sock = sock
         self.id = sid
         self.sender = sender
+        self.rate = rate  # bits/s, 0: as fast as the socket takes it
         self.bytes = 0
         self.baseline = 0  # bytes moved during -O, left out of the results
         self.started = 0.0
@@ -125,7 +144,10 @@ class Stream:
             return self._sendfile_loop(stop, block, budget)
         view = memoryview(bytes(_pattern(block)))
         send = self.sock.send
+        pace = Pacer(self.rate)
         while not stop.is_set():
+            if pace.wait(self.bytes):
+                continue
             size = budget.take(block)
             if not size:
                 return
@@ -144,7 +166,10 @@ class Stream:
         try:
             os.write(fd, bytes(_pattern(block)))
             out = self.sock.fileno()
+            pace = Pacer(self.rate)
             while not stop.is_set():
+                if pace.wait(self.bytes):
+                    continue
                 size = budget.take(block)
                 if not size:
                     return
@@ -170,7 +195,11 @@ class Stream:
             if not n:
                 return
             self.bytes += n
+            self.arrived(buffer, n)
         self._drain(buffer)
+
+    def arrived(self, buffer: bytearray, size: int) -> None:
+        """A hook for streams that read more than a count (UDP's sequence numbers)."""
 
     def _drain(self, buffer: bytearray) -> None:
         """After the stop: what the sender sent before TEST_END is still arriving;
@@ -189,6 +218,7 @@ class Stream:
             if not n:
                 return
             self.bytes += n
+            self.arrived(buffer, n)
 
 
 def _given_up(stop: threading.Event, sent: int) -> bool:
