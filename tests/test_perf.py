@@ -240,7 +240,8 @@ def test_client_errors_and_usage(port):
     refused = _pysock_client(port, "-t", "1")
     assert refused.returncode == 1 and refused.stderr.startswith("pysock: ")
     for args in (["-t", "1", "-n", "1M"], ["-R", "--bidir"], ["-s", "-P", "2"],
-                 ["--one-off"], ["-n", "lots"], ["-s", "-t", "3"]):
+                 ["--one-off"], ["-n", "lots"], ["-s", "-t", "3"], ["-u", "-Z"],
+                 ["-u", "--length", "8"], ["-b", "fast"], ["-s", "-u"]):
         out = subprocess.run([*PYSOCK, "perf", *args, "127.0.0.1"], capture_output=True,
                              text=True, timeout=30)
         assert out.returncode == 2, (args, out.stderr)
@@ -257,3 +258,78 @@ def test_plain_output_is_iperf3_like(pysock_server):
     assert any(line.startswith("[SUM]") and line.endswith("receiver") for line in lines)
     assert lines[-1] == "iperf Done."
     server.communicate(timeout=30)
+
+
+# ---- UDP -------------------------------------------------------------------------------------
+
+
+def test_pysock_udp_client_to_iperf3_server(iperf3_server):
+    port, server = iperf3_server()
+    out = _pysock_client(port, "--json", "-u", "-b", "20M", "-t", "1")
+    assert out.returncode == 0, out.stderr
+    theirs = json.loads(server.communicate(timeout=30)[0])["end"]["sum_received"]
+    mine = _sum(_json_lines(out.stdout), "receiver")
+    assert mine["bytes"] == theirs["bytes"] and mine["packets"] == theirs["packets"]
+    assert mine["lost_packets"] == theirs["lost_packets"] == 0
+    assert _close(mine["bits_per_second"], theirs["bits_per_second"])
+    assert _close(mine["bits_per_second"], 20e6, 0.05)  # -b holds the rate
+
+
+@pytest.mark.parametrize("args", [["-u", "-b", "20M"], ["-u", "-b", "20M", "-R"],
+                                  ["-u", "-b", "5M", "--bidir", "-P", "2"]])
+def test_iperf3_udp_client_to_pysock_server(pysock_server, args):
+    need_tool("iperf3")
+    port, server = pysock_server("--one-off")
+    end = _iperf3_client(port, "-t", "1", *args)["end"]
+    out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    rows = _json_lines(out)
+    if "-R" in args:
+        assert sum(r["bytes"] for r in rows) == end["sum_received"]["bytes"]
+        assert sum(r["packets"] for r in rows) == end["sum_received"]["packets"]
+    else:
+        received = [r for r in rows if r["direction"] == "receiver"]
+        assert sum(r["bytes"] for r in received) == end["sum_received"]["bytes"]
+        assert sum(r["packets"] for r in received) == end["sum_received"]["packets"]
+        assert all(r["lost_packets"] == 0 for r in received)
+
+
+def test_udp_loss_equals_the_nftables_drop_counter(lab):
+    """Every 20th data datagram dropped at the server's host: the loss pysock
+    reports is the rule's counter, on both ends."""
+    from netns import two_hosts
+    need_tool("nft")
+    a, b = two_hosts(lab)
+    port = free_port()
+    b.nft(f"""table inet pysockperf {{
+  counter dropped {{}}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    udp dport {port} udp length 1008 numgen inc mod 20 19 counter name dropped drop
+  }}
+}}""")
+    server = b.popen(*PYSOCK, "perf", "-s", "--one-off", "--json", "-p", str(port))
+    try:
+        deadline = time.monotonic() + 10
+        while port not in _tcp_listening(b) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # 990 datagrams: the 20th, 40th, ... 980th are dropped, the last one arrives
+        out = a.run(*PYSOCK, "perf", "--json", "-u", "-b", "8M", "--length", "1000",
+                    "-n", str(990 * 1000), "-p", str(port), b.addr, timeout=60, check=False)
+        assert out.returncode == 0, out.stderr
+        rows, err = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    dropped = b.nft_counter("pysockperf", "dropped")
+    assert dropped == 49
+    mine = _sum(_json_lines(out.stdout), "receiver")
+    assert mine["lost_packets"] == dropped and mine["packets"] == 990
+    theirs = [r for r in _json_lines(rows.decode()) if r["direction"] == "receiver"]
+    assert theirs[0]["lost_packets"] == dropped
+
+
+def _tcp_listening(host) -> set[int]:
+    out = host.run("ss", "-Htln").stdout
+    return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip()}
