@@ -272,7 +272,7 @@ def test_pysock_udp_client_to_iperf3_server(iperf3_server):
     assert mine["bytes"] == theirs["bytes"] and mine["packets"] == theirs["packets"]
     assert mine["lost_packets"] == theirs["lost_packets"] == 0
     assert _close(mine["bits_per_second"], theirs["bits_per_second"])
-    assert _close(mine["bits_per_second"], 20e6, 0.05)  # -b holds the rate
+    assert _close(mine["bits_per_second"], 20e6, 0.1)  # -b holds the rate
 
 
 @pytest.mark.parametrize("args", [["-u", "-b", "20M"], ["-u", "-b", "20M", "-R"],
