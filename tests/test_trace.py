@@ -333,3 +333,51 @@ def test_watch_redraws_the_table_each_round_on_a_terminal():
     assert "Loss%" in text and "127.0.0.1" in text
     for sent in ("1", "2", "3"):  # the Snt column after each round
         assert re.search(rf"127\.0\.0\.1\s+0\.0%\s+{sent}\s", text), text
+
+
+# ---- tracepath: --pmtu ----------------------------------------------------------------
+
+
+def _narrow_middle(router, server) -> None:
+    """The router-server link at MTU 1280 (the client's link stays at 1500)."""
+    link = list(router.addrs)[1]
+    router.run("ip", "link", "set", link, "mtu", "1280")
+    server.run("ip", "link", "set", next(iter(server.addrs)), "mtu", "1280")
+
+
+def _resume_pmtu(stdout: str) -> int:
+    return int(re.search(r"Resume: pmtu (\d+)", stdout).group(1))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_pmtu_finds_the_narrow_link_like_tracepath(chain, v6):
+    need_tool("tracepath")
+    client, router, server = chain
+    _narrow_middle(router, server)
+    dest = server.addr6 if v6 else server.addr
+    hop1 = next(iter((router.addrs6 if v6 else router.addrs).values()))
+    ours = trace(client, "-n", "--pmtu", dest)  # first: the kernel has no cached path MTU yet
+    assert ours.returncode == 0, ours.stderr
+    lines = ours.stdout.splitlines()
+    assert re.match(r"^ 1\?: \[LOCALHOST\]\s+pmtu 1500$", lines[0]), lines
+    assert re.search(rf"^ 2:  {re.escape(hop1)}\s+\d+\.\d+ms pmtu 1280$", ours.stdout, re.M), lines
+    assert re.search(rf"^ 2:  {re.escape(dest)}\s+\d+\.\d+ms reached$", ours.stdout, re.M), lines
+    assert _resume_pmtu(ours.stdout) == 1280
+    theirs = client.run("tracepath", "-n", dest, timeout=60)
+    assert _resume_pmtu(theirs.stdout) == 1280
+    assert "hops 2 back 2" in theirs.stdout and "hops 2 back 2" in ours.stdout
+    recs = [json.loads(x) for x in trace(client, "-n", "--pmtu", "--json", dest).stdout.splitlines()]
+    assert recs[-1] == {"type": "summary", "pmtu": 1280, "hops": 2, "reached": True}
+    assert recs[-2]["addr"] == dest and recs[-2]["reached"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--pmtu", "-c", "3"], "not with --repeat"),
+    (["--pmtu", "--tcp", "80"], "not with --tcp"),
+    (["--pmtu", "-q", "2"], "not with -q/--queries"),
+])
+def test_pmtu_refuses_what_it_cannot_honour(args, words):
+    out = run_pysock("trace", "-n", *args, "127.0.0.1")
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert words in err and len(err.strip().splitlines()) == 1, err

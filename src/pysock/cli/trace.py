@@ -37,11 +37,14 @@ from pysock.errors import ExitStatus, PysockError
                    "until Ctrl-C unless --repeat).")
 @click.option("--interval", type=options.SECONDS, default=1.0, show_default=True,
               help="With --repeat/--watch: seconds between rounds.")
+@click.option("--pmtu", is_flag=True,
+              help="tracepath: find the path MTU with DF probes (UDP) and the routers' "
+                   "fragmentation-needed / packet-too-big answers.")
 @options.family
 @options.numeric
 @options.json_output
 def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, sim_queries,
-          source, interface, repeat, watch, interval, family, numeric, json) -> int:
+          source, interface, repeat, watch, interval, pmtu, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
@@ -64,6 +67,9 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     repeating = _repeat_mode(repeat, watch, json)
     addr, fam = _resolve(host, family, numeric)
     cache: dict = {}
+    if pmtu:
+        _pmtu_mode(repeating, tcp_port, icmp)
+        return _path_mtu(host, addr, fam, spec, numeric, json, cache)
     if repeating:
         return _repeat(host, addr, fam, spec, repeat, interval, watch, numeric, json, cache)
     view = TraceView(settings().output_mode(json), numeric=numeric,
@@ -97,6 +103,43 @@ def _repeat_mode(repeat, watch, json) -> bool:
     if watch and (json or not settings().stdout_tty):
         raise click.UsageError("--watch draws on a terminal; use --repeat N for a report")
     return True
+
+
+def _pmtu_mode(repeating: bool, tcp_port, icmp: bool) -> None:
+    """--pmtu walks once with UDP probes; what it cannot honour is refused."""
+    if repeating:
+        raise click.UsageError("--pmtu walks the path once: not with --repeat or --watch")
+    if tcp_port or icmp:
+        raise click.UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp")
+    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
+        if _typed(name):
+            raise click.UsageError(f"--pmtu sends one probe at a time: not with {flag}")
+
+
+def _path_mtu(host, addr, fam, spec, numeric, json, cache) -> int:
+    """tracepath: the path MTU hop by hop."""
+    from pysock.probes.ping import route_source
+    from pysock.probes.pmtu import TRACEPATH_PORT, PathMtu, PmtuSpec
+    from pysock.probes.trace import name_of
+    from pysock.render.pmtu import PmtuView
+
+    walk_spec = PmtuSpec(max_hops=spec.max_hops, first_hop=spec.first_hop,
+                         wait=spec.wait if _typed("wait") else 2.0,
+                         port=spec.port or TRACEPATH_PORT, source=spec.source, device=spec.device)
+    view = PmtuView(settings().output_mode(json), numeric=numeric,
+                    names=lambda a: name_of(a, cache))
+    try:
+        route_source(host, (addr, 0), spec.device, action="trace")
+        walker = PathMtu(addr, fam, walk_spec)
+        try:
+            for event in walker.walk():
+                view.event(event)
+        finally:
+            walker.close()
+    except OSError as exc:
+        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+    view.finish(walker.pmtu, walker.hops, walker.reached)
+    return ExitStatus.OK if walker.reached else ExitStatus.FAILURE
 
 
 def _repeat(host, addr, fam, spec, count, interval, watch, numeric, json, cache) -> int:
