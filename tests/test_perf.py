@@ -5,6 +5,7 @@ and the server keeps serving while clients misbehave."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -241,7 +242,8 @@ def test_client_errors_and_usage(port):
     assert refused.returncode == 1 and refused.stderr.startswith("pysock: ")
     for args in (["-t", "1", "-n", "1M"], ["-R", "--bidir"], ["-s", "-P", "2"],
                  ["--one-off"], ["-n", "lots"], ["-s", "-t", "3"], ["-u", "-Z"],
-                 ["-u", "--length", "8"], ["-b", "fast"], ["-s", "-u"]):
+                 ["-u", "--length", "8"], ["-b", "fast"], ["-s", "-u"], ["--rr", "-P", "2"],
+                 ["--rate", "10"], ["--rr", "-J"], ["-u", "--unix", "x.sock"]):
         out = subprocess.run([*PYSOCK, "perf", *args, "127.0.0.1"], capture_output=True,
                              text=True, timeout=30)
         assert out.returncode == 2, (args, out.stderr)
@@ -333,3 +335,59 @@ def test_udp_loss_equals_the_nftables_drop_counter(lab):
 def _tcp_listening(host) -> set[int]:
     out = host.run("ss", "-Htln").stdout
     return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip()}
+
+
+# ---- Unix sockets and request/response -----------------------------------------------------
+
+
+def test_throughput_over_unix_sockets(procs, tmp_path):
+    path = str(tmp_path / "perf.sock")
+    server = procs.pysock("perf", "-s", "--one-off", "--json", "--unix", path)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = subprocess.run([*PYSOCK, "perf", "--json", "-n", "300M", "-P", "2", "--unix", path],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    mine = _json_lines(out.stdout)
+    assert _sum(mine, "sender")["bytes"] == _sum(mine, "receiver")["bytes"] == 300 << 20
+    rows = _json_lines(server.communicate(timeout=30)[0].decode())
+    assert sum(r["bytes"] for r in rows) == 300 << 20
+    assert not os.path.exists(path)  # the server removed its socket file
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "unix"])
+def test_request_response_percentiles(procs, tmp_path, proto):
+    port = free_port()
+    path = str(tmp_path / "rr.sock")
+    where = ["--unix", path] if proto == "unix" else ["-p", str(port)]
+    server = procs.pysock("perf", "-s", *where)
+    if proto == "unix":
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    else:
+        wait_listening(port, proc=server)
+    extra = ["-u"] if proto == "udp" else []
+    target = [] if proto == "unix" else ["127.0.0.1"]
+    out = subprocess.run([*PYSOCK, "perf", "--rr", "--json", "-t", "1", "--request-size", "64",
+                          "--response-size", "512", *extra, *where, *target],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    (record,) = _json_lines(out.stdout)
+    assert record["protocol"] == proto and record["transactions"] > 100
+    assert 0 < record["p50_us"] <= record["p90_us"] <= record["p99_us"] <= record["p999_us"] \
+        <= record["max_us"]
+    assert record["transactions_per_s"] == pytest.approx(record["transactions"] /
+                                                         record["seconds"])
+    paced = subprocess.run([*PYSOCK, "perf", "--rr", "--json", "-t", "1", "--rate", "200",
+                            *extra, *where, *target], capture_output=True, text=True, timeout=60)
+    assert paced.returncode == 0, paced.stderr
+    assert 150 <= _json_lines(paced.stdout)[0]["transactions"] <= 201
+
+
+def test_request_response_against_iperf3_says_so(iperf3_server):
+    port, server = iperf3_server()
+    out = _pysock_client(port, "--rr", "-t", "1")
+    assert out.returncode == 1
+    assert "iperf3" in out.stderr and "pysock perf -s" in out.stderr

@@ -57,7 +57,12 @@ class Bitrate(click.ParamType):
 
 UDP_DEFAULT_RATE = 1 << 20  # iperf3's default for UDP: 1 Mbit/s (1024 * 1024)
 
-CLIENT_ONLY = ("udp", "bitrate", "time", "nbytes", "blocks", "parallel", "reverse", "bidir",
+RR_ONLY = ("request_size", "response_size", "rate")
+NOT_WITH_RR = ("bitrate", "nbytes", "blocks", "parallel", "reverse", "bidir", "length",
+               "interval", "omit", "window", "congestion", "zerocopy", "cport", "iperf_json")
+
+CLIENT_ONLY = ("rr", "request_size", "response_size", "rate", "udp", "bitrate", "time", "nbytes",
+               "blocks", "parallel", "reverse", "bidir",
                "length", "interval",
                "omit", "window", "congestion", "zerocopy", "cport", "iperf_json")
 
@@ -91,21 +96,42 @@ CLIENT_ONLY = ("udp", "bitrate", "time", "nbytes", "blocks", "parallel", "revers
 @click.option("-Z", "--zerocopy", is_flag=True, help="Send with sendfile(2) (iperf3 -Z).")
 @options.family
 @click.option("--cport", type=options.PORT, help="Client port of the data streams (then +1 each).")
+@click.option("--unix", "unix", type=options.UNIX_PATH, metavar="PATH",
+              help="Over Unix stream sockets at PATH (the server listens there).")
+@click.option("--rr", is_flag=True,
+              help="Request/response latency (pysock servers only): transactions/s, percentiles.")
+@click.option("--request-size", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
+              help="--rr: bytes per request.")
+@click.option("--response-size", type=click.IntRange(1, 1 << 20), default=1, show_default=True,
+              help="--rr: bytes per response.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+              help="--rr: transactions per second [default: as fast as possible].")
 @click.option("-J", "--iperf-json", "iperf_json", is_flag=True,
               help="iperf3's JSON document (as iperf3 -J prints).")
 @options.json_output
-def perf(host, server, port, max_tests, one_off, family, json, **client) -> int:
+def perf(host, server, port, max_tests, one_off, family, json, unix, **client) -> int:
     """Measure throughput to HOST running `iperf3 -s` or `pysock perf -s`, or serve
     (-s [ADDRESS]): iperf3's protocol, so either end may be iperf3. The server runs
     many tests at once."""
     if server:
         _refuse_given(client, CLIENT_ONLY, "a server (-s)")
-        return _serve(host, port, family, max_tests, one_off, json)
+        if unix and host:
+            raise click.UsageError("give either an ADDRESS or --unix PATH to serve on")
+        return _serve(host, port, family, max_tests, one_off, json, unix)
     if max_tests or one_off:
         raise click.UsageError("--max-tests and --one-off are for the server (-s)")
-    if not host:
-        raise click.UsageError("give the HOST to test against, or -s to serve")
-    return _client(host, port, family, json, **client)
+    if unix and host:
+        raise click.UsageError("give either a HOST or --unix PATH")
+    if not host and not unix:
+        raise click.UsageError("give the HOST to test against (or --unix PATH), or -s to serve")
+    if unix and client["udp"]:
+        raise click.UsageError("-u and --unix cannot be used together")
+    if client["rr"]:
+        _refuse_given(client, NOT_WITH_RR, "--rr")
+        return _request_response(host, port, family, json, unix, client)
+    _refuse_given(client, RR_ONLY, "throughput tests (they need --rr)")
+    del client["rr"], client["request_size"], client["response_size"], client["rate"]
+    return _client(host, port, family, json, unix, **client)
 
 
 def _refuse_given(values: dict, names, what: str) -> None:
@@ -117,14 +143,20 @@ def _refuse_given(values: dict, names, what: str) -> None:
         raise click.UsageError(f"{flags}: client options, not for {what}")
 
 
-def _serve(address, port, family, max_tests, one_off, json) -> int:
+def _serve(address, port, family, max_tests, one_off, json, unix) -> int:
     from pysock.net import endpoints
     from pysock.probes.perf.server import PerfServer, ServerOptions
     from pysock.render.perf import ServerView
-    listener = endpoints.listen(address, port, family=family)
     view = ServerView(json_lines=json)
-    where = listener.getsockname()
-    view.listening(f"{where[0]} port {where[1]}")
+    if unix is not None:
+        from pysock.net.unixsock import listen_unix
+        holder = listen_unix(unix)
+        listener = holder.sock
+        view.listening(str(unix))
+    else:
+        listener = holder = endpoints.listen(address, port, family=family)
+        where = listener.getsockname()
+        view.listening(f"{where[0]} port {where[1]}")
     server = PerfServer(listener, ServerOptions(max_tests=max_tests or 0, one_off=one_off))
     try:
         for kind, payload in server.events():
@@ -133,11 +165,32 @@ def _serve(address, port, family, max_tests, one_off, json) -> int:
             else:
                 view.test(payload)
     finally:
-        listener.close()
+        holder.close()
     return 0
 
 
-def _client(host, port, family, json, *, udp, bitrate, time, nbytes, blocks, parallel, reverse, bidir, length,
+def _request_response(host, port, family, json, unix, client) -> int:
+    from pysock.net import endpoints
+    from pysock.probes.perf import rr
+    from pysock.render.perf import rr_output
+    protocol = "unix" if unix else "udp" if client["udp"] else "tcp"
+    spec = rr.RrSpec(protocol=protocol, request=client["request_size"],
+                     response=client["response_size"],
+                     duration=client["time"] if client["time"] is not None else 10.0,
+                     rate=client["rate"] or 0.0)
+    if unix:
+        ctrl = endpoints.connect_unix(unix, timeout=10)
+    else:
+        ctrl = endpoints.connect(endpoints.ClientSpec(host=host, port=port, family=family,
+                                                      timeout=10.0))
+    with ctrl:
+        record = rr.run_client(ctrl, spec, None)
+    rr_output(record, json=json)
+    return 0
+
+
+def _client(host, port, family, json, unix, *, udp, bitrate, time, nbytes, blocks, parallel,
+            reverse, bidir, length,
             interval, omit, window, congestion, zerocopy, cport, iperf_json) -> int:
     from pysock.net.endpoints import ClientSpec
     from pysock.probes.perf.client import ClientOptions, PerfClient
@@ -161,9 +214,9 @@ def _client(host, port, family, json, *, udp, bitrate, time, nbytes, blocks, par
                     bytes=nbytes or 0, blocks=blocks or 0, parallel=parallel,
                     reverse=reverse, bidir=bidir, length=length or 0, omit=omit,
                     window=window or 0, congestion=congestion)
-    target = ClientSpec(host=host, port=port, family=family, timeout=10.0)
+    target = ClientSpec(host=host or "", port=port, family=family, timeout=10.0)
     client = PerfClient(spec, ClientOptions(target=target, interval=interval, zerocopy=zerocopy,
-                                            cport=cport))
+                                            cport=cport, unix=unix))
     with _view(json, iperf_json, bidir) as view:
         for kind, payload in client.events():
             getattr(view, kind)(payload)

@@ -4,6 +4,7 @@ JSON Lines with --json, iperf3's own JSON document with -J."""
 from __future__ import annotations
 
 import json
+import json as _json_mod
 import sys
 import time
 
@@ -97,11 +98,15 @@ class ClientView:
 
     def connected(self, info: dict) -> None:
         self.tcp = info["spec"].protocol == "tcp"
-        self._write(f"Connecting to host {info['host']}, port {info['port']}")
+        where = f", port {info['port']}" if info["port"] is not None else ""
+        self._write(f"Connecting to host {info['host']}{where}")
         if info["spec"].reverse:
             self._write(f"Reverse mode, remote host {info['host']} is sending")
         for s in info["streams"]:
             (lh, lp), (rh, rp) = s["local"], s["remote"]
+            if lp is None:
+                self._write(f"{_sid(s['stream'])} connected to {rh} (Unix stream)")
+                continue
             self._write(f"{_sid(s['stream'])} local {lh} port {lp} connected to {rh} port {rp}")
         title = "[ ID] Interval           Transfer     Bitrate"
         self._write(title + ("         Retr  Cwnd" if self.tcp else ""))
@@ -335,3 +340,20 @@ class ServerView:
             else:
                 self.out.write(f"{report['client']} {summary_line(record)}\n")
         self.out.flush()
+
+
+def rr_output(record: dict, *, json: bool, stream=None) -> None:
+    """--rr: one JSON record, or a netperf-like paragraph."""
+    out = stream or sys.stdout
+    if json:
+        out.write(_json_mod.dumps(record, separators=(",", ":")) + "\n")
+    else:
+        r = record
+        out.write(f"request/response over {r['protocol']}: {r['request']}-byte requests, "
+                  f"{r['response']}-byte responses, {r['seconds']:.2f} s\n"
+                  f"{r['transactions']} transactions, {r['transactions_per_s']:.1f}/s"
+                  + (f", {r['lost']} lost" if r["lost"] else "") + "\n"
+                  f"latency us: p50 {r['p50_us']:.1f}  p90 {r['p90_us']:.1f}  "
+                  f"p99 {r['p99_us']:.1f}  p99.9 {r['p999_us']:.1f}  max {r['max_us']:.1f}  "
+                  f"mean {r['mean_us']:.1f}\n")
+    out.flush()

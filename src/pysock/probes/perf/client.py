@@ -35,6 +35,7 @@ class ClientOptions:
     interval: float = 1.0  # 0: no interval reports
     zerocopy: bool = False
     cport: int | None = None
+    unix: object | None = None  # a UnixAddress: the test runs over Unix stream sockets
 
 
 class PerfClient:
@@ -54,8 +55,9 @@ class PerfClient:
             self._close()
 
     def _session(self) -> Iterator[tuple[str, object]]:
-        self.ctrl = endpoints.connect(replace(self.options.target, source_port=None))
-        self.ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.ctrl = self._connect_stream(None)
+        if self.ctrl.family != socket.AF_UNIX:
+            self.ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.ctrl.settimeout(CONTROL_WAIT)
         P.send_all(self.ctrl, self.cookie, "cookie")
         peer = None
@@ -81,9 +83,16 @@ class PerfClient:
             else:
                 raise NetworkError(_refusal(self.ctrl, state))
 
+    def _connect_stream(self, target: endpoints.ClientSpec | None) -> socket.socket:
+        if self.options.unix is not None:
+            return endpoints.connect_unix(self.options.unix, timeout=10)
+        return endpoints.connect(target or replace(self.options.target, source_port=None))
+
     def _open_streams(self) -> None:
-        host, port = self.ctrl.getpeername()[:2]
-        target = replace(self.options.target, host=host, port=port, numeric=True)
+        target = self.options.target
+        if self.ctrl.family != socket.AF_UNIX:
+            host, port = self.ctrl.getpeername()[:2]
+            target = replace(target, host=host, port=port, numeric=True)
         ids = P.stream_ids(self.spec.stream_count)
         for index, sid in enumerate(ids):
             cport = self.options.cport + index if self.options.cport else None
@@ -95,7 +104,7 @@ class PerfClient:
                 self.streams.append(udp.UdpStream(sock, sid, sends, self.spec.bandwidth,
                                                   counters64=True))
                 continue
-            sock = endpoints.connect(replace(target, source_port=cport))
+            sock = self._connect_stream(replace(target, source_port=cport))
             self._tune(sock)
             P.send_all(sock, self.cookie, "stream cookie")
             self.streams.append(Stream(sock, sid, sends, self.spec.bandwidth))
@@ -104,7 +113,8 @@ class PerfClient:
         if self.spec.window:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.spec.window)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.spec.window)
-        if self.spec.congestion and sock.type == socket.SOCK_STREAM:
+        if self.spec.congestion and sock.family != socket.AF_UNIX \
+                and sock.type == socket.SOCK_STREAM:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION,
                                 self.spec.congestion.encode())
@@ -113,19 +123,20 @@ class PerfClient:
                                    f"{exc.strerror}") from None
 
     def _connected_info(self) -> dict:
-        local = self.ctrl.getsockname()
-        remote = self.ctrl.getpeername()
-        return {"host": self.options.target.host, "port": remote[1], "cookie":
+        remote = _place(self.ctrl.getpeername())
+        host = str(self.options.unix) if self.options.unix else self.options.target.host
+        return {"host": host, "port": remote[1], "cookie":
                 self.cookie[:-1].decode(), "spec": self.spec,
-                "streams": [{"stream": s.id, "local": s.sock.getsockname()[:2],
-                             "remote": s.sock.getpeername()[:2], "sender": s.sender}
+                "streams": [{"stream": s.id, "local": _place(s.sock.getsockname()),
+                             "remote": _place(s.sock.getpeername()), "sender": s.sender}
                             for s in self.streams],
-                "local": local[:2], "remote": remote[:2],
                 "sndbuf": self.streams[0].sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
                 "rcvbuf": self.streams[0].sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
                 "mss": self._mss()}
 
     def _mss(self) -> int | None:
+        if not self.streams[0].is_tcp:
+            return None
         try:
             return self.streams[0].sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG)
         except OSError:
@@ -192,7 +203,8 @@ class PerfClient:
             other = theirs.get(stream.id, {"bytes": 0, "retransmits": -1, "seconds": None,
                                            "jitter": 0, "errors": 0, "packets": 0})
             mine = summary_row(stream.id, stream.seconds, stream.counted,
-                               stream.final_retransmits if stream.sender else None)
+                               stream.final_retransmits if stream.sender and stream.is_tcp
+                               else None)
             seconds = other["seconds"] or stream.seconds
             theirs_row = summary_row(stream.id, seconds, other["bytes"],
                                      None if stream.sender else other["retransmits"])
@@ -222,6 +234,14 @@ class PerfClient:
             stream.close()
         if self.ctrl is not None:
             self.ctrl.close()
+
+
+def _place(sockaddr) -> tuple:
+    """(host, port) of an IP socket; (path, None) of a Unix one."""
+    if isinstance(sockaddr, tuple):
+        return sockaddr[0], sockaddr[1]
+    name = sockaddr.decode(errors="replace") if isinstance(sockaddr, bytes) else sockaddr
+    return name or "unix", None
 
 
 def _add_udp(stream, other: dict, mine: dict, theirs: dict) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pysock.probes.perf import protocol as P
-from pysock.probes.perf import udp
+from pysock.probes.perf import rr, udp
 from pysock.probes.perf.params import TestSpec, from_params
 from pysock.probes.perf.results import congestion_of, local_results, peer_results, summary_row, udp_fields
 from pysock.probes.perf.run import Run
@@ -86,6 +86,9 @@ class PerfServer:
             self.log(f"connection from {where} dropped: {exc}")
             sock.close()
             return
+        if cookie == rr.MARKER:
+            self._request_response(sock, where)
+            return
         if not P.valid_cookie(cookie):
             self.log(f"connection from {where} dropped: malformed cookie")
             sock.close()
@@ -105,6 +108,26 @@ class PerfServer:
             self.log(f"test from {where} refused: {self.running} tests running (--max-tests)")
         else:
             ServerTest(self, sock, addr, cookie).run()
+
+    def _request_response(self, sock: socket.socket, where: str) -> None:
+        """--rr from a pysock client: answer until it leaves (counts as a test)."""
+        with self.lock:
+            admitted = not self.options.max_tests or self.running < self.options.max_tests
+            if admitted:
+                self.running += 1
+        if not admitted:
+            _deny(sock)
+            self.log(f"request/response test from {where} refused: --max-tests")
+            return
+        try:
+            protocol = rr.serve(sock, None)
+            self.log(f"request/response test ({protocol}) from {where} ended")
+        except (P.ProtocolError, OSError) as exc:
+            self.log(f"request/response test from {where} dropped: {_text(exc)}")
+        finally:
+            sock.close()
+            with self.lock:
+                self.running -= 1
 
     def test_over(self, test: ServerTest) -> None:
         with self.lock:
@@ -147,9 +170,13 @@ class ServerTest:
 
     def _session(self) -> dict:
         ctrl = self.ctrl
-        ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        unix = ctrl.family == socket.AF_UNIX
+        if not unix:
+            ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         P.send_state(ctrl, P.PARAM_EXCHANGE)
         self.spec = spec = from_params(P.read_json(ctrl, "parameter block"))
+        if spec.protocol == "udp" and unix:
+            raise P.ProtocolError("a UDP test asked of a Unix socket server")
         if spec.protocol == "udp":
             self._collect_udp(spec)
         else:
@@ -187,7 +214,7 @@ class ServerTest:
             if spec.window:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, spec.window)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, spec.window)
-            if spec.congestion:
+            if spec.congestion and sock.family != socket.AF_UNIX:
                 _congestion(sock, spec.congestion)
             self.streams.append(Stream(sock, sid, not spec.client_sends(index), spec.bandwidth))
 
@@ -252,8 +279,11 @@ class ServerTest:
                 row.update(_udp_row(stream, other))
             row["protocol"] = "udp" if spec_udp else "tcp"
             rows.append(row)
-        return {"client": self.where, "client_addr": self.addr[0].removeprefix("::ffff:"),
-                "client_port": self.addr[1], "spec": self.spec, "streams": rows}
+        tcp = isinstance(self.addr, tuple)
+        return {"client": self.where,
+                "client_addr": self.addr[0].removeprefix("::ffff:") if tcp else "unix",
+                "client_port": self.addr[1] if tcp else None, "spec": self.spec,
+                "streams": rows}
 
     def _close(self) -> None:
         if self.run_ is not None:
@@ -287,6 +317,8 @@ def _congestion(sock: socket.socket, name: str) -> None:
 
 
 def _where(addr) -> str:
+    if not isinstance(addr, tuple):
+        return "a Unix socket peer"
     host, port = addr[:2]
     host = host.removeprefix("::ffff:")
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,180 @@
+"""--rr: request/response latency between two pysocks (netperf TCP_RR, sockperf
+ping-pong). It rides on the perf server's port: the client's first 37 bytes are
+a fixed marker instead of an iperf3 cookie, which a pysock server answers with
+RR_READY and an iperf3 server with PARAM_EXCHANGE, so the client can say that the
+peer is iperf3, which has no such mode. Then a JSON block gives the sizes; TCP and
+Unix streams then ping-pong on that same connection, UDP on a datagram socket
+whose port the server sends back."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass
+
+from pysock.errors import NetworkError
+from pysock.probes.perf import protocol as P
+
+MARKER = b"pysock-request-response-mode-v1-rr!!\0"
+RR_READY = 100
+MAX_MESSAGE = 1 << 20
+UDP_WAIT = 1.0  # a UDP request or reply lost: count it and go on after this long
+
+
+@dataclass(frozen=True)
+class RrSpec:
+    protocol: str = "tcp"  # tcp | udp | unix
+    request: int = 1
+    response: int = 1
+    duration: float = 10.0
+    rate: float = 0.0  # transactions/s, 0: as fast as possible
+
+
+# ---- client -----------------------------------------------------------------------------------
+
+
+def run_client(ctrl: socket.socket, spec: RrSpec, host: str | None) -> dict:
+    """Measure over ctrl (a connected TCP or Unix socket); returns the summary record."""
+    ctrl.settimeout(10)
+    P.send_all(ctrl, MARKER, "request/response marker")
+    state = P.read_state(ctrl)
+    if state == P.PARAM_EXCHANGE:
+        raise NetworkError("the server speaks only iperf3's protocol (iperf3 -s?): --rr needs "
+                           "pysock perf -s at the other end")
+    if state != RR_READY:
+        raise NetworkError(f"the server answered --rr with state {state}")
+    P.send_json(ctrl, {"protocol": spec.protocol, "request": spec.request,
+                       "response": spec.response}, "request/response parameters")
+    if spec.protocol == "udp":
+        port = P.read_json(ctrl, "UDP port")["port"]
+        family = ctrl.family
+        with socket.socket(family, socket.SOCK_DGRAM) as data:
+            data.connect((host or ctrl.getpeername()[0], port))
+            return _measure(data, spec, datagrams=True)
+    ctrl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1) if ctrl.family != socket.AF_UNIX \
+        else None
+    return _measure(ctrl, spec, datagrams=False)
+
+
+def _measure(sock: socket.socket, spec: RrSpec, datagrams: bool) -> dict:
+    request = b"r" * spec.request
+    reply = bytearray(max(spec.response, 1) + (1 if datagrams else 0))
+    view = memoryview(reply)
+    sock.settimeout(UDP_WAIT if datagrams else 10)
+    latencies: list[int] = []
+    lost = 0
+    clock = time.perf_counter_ns
+    began = clock()
+    end = began + int(spec.duration * 1e9)
+    gap = int(1e9 / spec.rate) if spec.rate else 0
+    next_at = began
+    while True:
+        now = clock()
+        if now >= end:
+            break
+        if gap and now < next_at:
+            time.sleep((next_at - now) / 1e9)
+            continue
+        next_at += gap
+        t0 = clock()
+        sock.sendall(request)
+        if datagrams:
+            try:
+                sock.recv_into(view)
+            except TimeoutError:
+                lost += 1
+                continue
+        else:
+            _read_exact(sock, view, spec.response)
+        latencies.append(clock() - t0)
+    seconds = (clock() - began) / 1e9
+    return summary(latencies, seconds, spec, lost)
+
+
+def _read_exact(sock: socket.socket, view: memoryview, size: int) -> None:
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:size])
+        if not n:
+            raise NetworkError("the server closed the request/response connection")
+        got += n
+
+
+def summary(latencies: list[int], seconds: float, spec: RrSpec, lost: int) -> dict:
+    if not latencies:
+        raise NetworkError("no transaction completed")
+    ordered = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return ordered[min(int(len(ordered) * p), len(ordered) - 1)] / 1000
+
+    return {"type": "summary", "protocol": spec.protocol, "request": spec.request,
+            "response": spec.response, "transactions": len(ordered), "lost": lost,
+            "seconds": round(seconds, 6), "transactions_per_s": len(ordered) / seconds,
+            "p50_us": pct(0.50), "p90_us": pct(0.90), "p99_us": pct(0.99),
+            "p999_us": pct(0.999), "max_us": ordered[-1] / 1000,
+            "mean_us": sum(ordered) / len(ordered) / 1000}
+
+
+# ---- server -----------------------------------------------------------------------------------
+
+
+def serve(ctrl: socket.socket, bind_host: str | None) -> str:
+    """The server's side, after the marker: answer requests until the client leaves.
+    Returns the protocol served (for the log line)."""
+    P.send_state(ctrl, RR_READY)
+    params = P.read_json(ctrl, "request/response parameters")
+    protocol = params.get("protocol")
+    request, response = params.get("request"), params.get("response")
+    if protocol not in ("tcp", "udp", "unix") or not all(
+            isinstance(v, int) and 1 <= v <= MAX_MESSAGE for v in (request, response)):
+        raise P.ProtocolError("bad request/response parameters")
+    if protocol == "udp":
+        _serve_udp(ctrl, response)
+    else:
+        _serve_stream(ctrl, request, response)
+    return protocol
+
+
+def _serve_stream(sock: socket.socket, request: int, response: int) -> None:
+    if sock.family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(60)
+    buffer = bytearray(request)
+    view = memoryview(buffer)
+    reply = b"a" * response
+    while True:
+        got = 0
+        while got < request:
+            n = sock.recv_into(view[got:])
+            if not n:
+                return
+            got += n
+        sock.sendall(reply)
+
+
+def _serve_udp(ctrl: socket.socket, response: int) -> None:
+    family = ctrl.family
+    with socket.socket(family, socket.SOCK_DGRAM) as data:
+        data.bind((ctrl.getsockname()[0], 0))
+        P.send_json(ctrl, {"port": data.getsockname()[1]}, "UDP port")
+        reply = b"a" * response
+        buffer = bytearray(MAX_MESSAGE)
+        ctrl.setblocking(False)
+        data.settimeout(0.5)
+        while True:
+            try:
+                _, peer = data.recvfrom_into(buffer)
+                data.sendto(reply, peer)
+            except TimeoutError:
+                if _closed(ctrl):
+                    return
+
+
+def _closed(ctrl: socket.socket) -> bool:
+    try:
+        return ctrl.recv(1) == b""
+    except BlockingIOError:
+        return False
+
+
