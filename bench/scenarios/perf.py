@@ -67,13 +67,69 @@ def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
                     rounds=rounds)
 
 
+# ---- request/response latency vs sockperf ping-pong ------------------------------------------
+
+SOCKPERF_MSG = 14  # sockperf's smallest message; pysock sends the same size
+
+
+def _rr_pysock(seconds: float, percentile: str):
+    def go(_env) -> float:
+        port = free_port()
+        server = start([PYSOCK, "perf", "-s", "-p", str(port), "127.0.0.1"])
+        try:
+            wait_listening(port, proc=server)
+            out = run([PYSOCK, "perf", "--rr", "--json", "-t", str(seconds), "--request-size",
+                       str(SOCKPERF_MSG), "--response-size", str(SOCKPERF_MSG), "-p", str(port),
+                       "127.0.0.1"], timeout=seconds + 60, stdout=subprocess.PIPE)
+            if out.returncode != 0:
+                raise BenchFailure(f"pysock --rr exited {out.returncode}: {out.stderr[-200:]!r}")
+            return json.loads(out.stdout)[percentile]
+        finally:
+            stop(server)
+    return go
+
+
+def _rr_sockperf(seconds: float, percentile: str):
+    wanted = {"p50_us": "50.000", "p99_us": "99.000"}[percentile]
+
+    def go(_env) -> float:
+        port = free_port()
+        server = start(["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
+                       stdout=subprocess.DEVNULL)
+        try:
+            wait_listening(port, proc=server)
+            out = run(["sockperf", "pp", "--tcp", "-i", "127.0.0.1", "-p", str(port), "-t",
+                       str(int(max(seconds, 1))), "-m", str(SOCKPERF_MSG), "--full-rtt"],
+                      timeout=seconds + 60, stdout=subprocess.PIPE)
+            for line in out.stdout.decode(errors="replace").splitlines():
+                if f"percentile {wanted} =" in line:
+                    return float(line.rsplit("=", 1)[1])
+            raise BenchFailure(f"no percentile {wanted} in sockperf's output")
+        finally:
+            stop(server)
+    return go
+
+
+def _rr_scenario(seconds: float, percentile: str, rounds: int) -> Scenario:
+    contenders = [Contender("pysock perf --rr", _rr_pysock(seconds, percentile), peer=False),
+                  Contender("sockperf ping-pong", _rr_sockperf(seconds, percentile))]
+    return Scenario(f"perf --rr: TCP round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte messages, "
+                    f"{seconds:g} s on loopback", "µs", "lower", contenders, rounds=rounds,
+                    note="sockperf --full-rtt: its round trip, not its default half")
+
+
 def scenarios(quick: bool):
     if not (pysock_has("perf") and have("iperf3")):
         return
     if quick:
         yield _scenario("one TCP stream", 1, [], 1)
+        if have("sockperf"):
+            yield _rr_scenario(1, "p50_us", 1)
         return
     yield _scenario("one TCP stream", 5, [], 3)
     yield _scenario("one TCP stream, zero copy", 5, ["-Z"], 3)
     yield _scenario("four TCP streams, aggregate", 5, ["-P", "4"], 3)
     yield _scenario("server CPU per GB received, one stream", 5, [], 3, measure="cpu")
+    if have("sockperf"):
+        yield _rr_scenario(3, "p50_us", 3)
+        yield _rr_scenario(3, "p99_us", 3)

@@ -9,6 +9,7 @@ whose port the server sends back."""
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ def _measure(sock: socket.socket, spec: RrSpec, datagrams: bool) -> dict:
     request = b"r" * spec.request
     reply = bytearray(max(spec.response, 1) + (1 if datagrams else 0))
     view = memoryview(reply)
-    sock.settimeout(UDP_WAIT if datagrams else 10)
+    _kernel_timeout(sock, UDP_WAIT if datagrams else 10)
     latencies: list[int] = []
     lost = 0
     clock = time.perf_counter_ns
@@ -81,7 +82,7 @@ def _measure(sock: socket.socket, spec: RrSpec, datagrams: bool) -> dict:
         if datagrams:
             try:
                 sock.recv_into(view)
-            except TimeoutError:
+            except BlockingIOError:  # SO_RCVTIMEO: the request or its reply was lost
                 lost += 1
                 continue
         else:
@@ -91,10 +92,23 @@ def _measure(sock: socket.socket, spec: RrSpec, datagrams: bool) -> dict:
     return summary(latencies, seconds, spec, lost)
 
 
+def _kernel_timeout(sock: socket.socket, seconds: float) -> None:
+    """A blocking socket with SO_RCVTIMEO: each receive is one system call (Python's
+    own timeouts poll before every call, a second call per transaction)."""
+    sock.settimeout(None)
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
 def _read_exact(sock: socket.socket, view: memoryview, size: int) -> None:
     got = 0
     while got < size:
-        n = sock.recv_into(view[got:size])
+        try:
+            n = sock.recv_into(view[got:size])
+        except BlockingIOError:
+            raise NetworkError("the server stopped answering") from None
         if not n:
             raise NetworkError("the server closed the request/response connection")
         got += n
@@ -139,14 +153,17 @@ def serve(ctrl: socket.socket, bind_host: str | None) -> str:
 def _serve_stream(sock: socket.socket, request: int, response: int) -> None:
     if sock.family != socket.AF_UNIX:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.settimeout(60)
+    _kernel_timeout(sock, 60)
     buffer = bytearray(request)
     view = memoryview(buffer)
     reply = b"a" * response
     while True:
         got = 0
         while got < request:
-            n = sock.recv_into(view[got:])
+            try:
+                n = sock.recv_into(view[got:])
+            except BlockingIOError:
+                raise P.ProtocolError("the client sent nothing for 60 s") from None
             if not n:
                 return
             got += n
