@@ -391,3 +391,35 @@ def test_request_response_against_iperf3_says_so(iperf3_server):
     out = _pysock_client(port, "--rr", "-t", "1")
     assert out.returncode == 1
     assert "iperf3" in out.stderr and "pysock perf -s" in out.stderr
+
+
+def test_live_view_on_a_terminal(pysock_server):
+    """On a terminal: the live table with a row per interval and stream, then the summary."""
+    import pty
+    port, server = pysock_server("--one-off")
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([*PYSOCK, "perf", "-t", "2", "-P", "2", "-p", str(port),
+                                 "127.0.0.1"], stdout=follower, stderr=subprocess.PIPE,
+                                env=dict(os.environ, COLUMNS="120", TERM="xterm"))
+        os.close(follower)
+        follower = None
+        chunks = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    finally:
+        os.close(leader)
+        if follower is not None:
+            os.close(follower)
+    text = b"".join(chunks).decode(errors="replace")
+    assert "Trend" in text and "Cwnd" in text  # the live table's columns
+    assert "summary" in text and "receiver" in text and "sender" in text
+    server.communicate(timeout=30)
