@@ -113,11 +113,13 @@ class PerfServer:
         """--rr from a pysock client: answer until it leaves (counts as a test)."""
         with self.lock:
             admitted = not self.options.max_tests or self.running < self.options.max_tests
+            admitted = admitted and not (self.options.one_off and self.started)
             if admitted:
                 self.running += 1
+                self.started += 1
         if not admitted:
             _deny(sock)
-            self.log(f"request/response test from {where} refused: --max-tests")
+            self.log(f"request/response test from {where} refused: --max-tests or --one-off")
             return
         try:
             protocol = rr.serve(sock, None)
@@ -128,6 +130,9 @@ class PerfServer:
             sock.close()
             with self.lock:
                 self.running -= 1
+            if self.options.one_off:
+                self.closing.set()
+                self.events_queue.put(None)
 
     def test_over(self, test: ServerTest) -> None:
         with self.lock:
