@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 
 from bench.core import BenchFailure, Contender, Scenario
 from bench.tools import PYSOCK, free_port, have, pysock_has, run, start, stop, wait_listening
@@ -39,6 +40,18 @@ def _received(tool: str, port: int, seconds: float, extra: list[str]) -> tuple[i
     return total["bytes"], total["bits_per_second"]
 
 
+def _reap(server: subprocess.Popen, timeout: float = 30):
+    """Wait (bounded) for a one-off server to end; its resource usage."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid, status, usage = os.wait4(server.pid, os.WNOHANG)
+        if pid:
+            server.returncode = os.waitstatus_to_exitcode(status)
+            return usage
+        time.sleep(0.05)
+    raise BenchFailure("the one-off server did not end after its test")
+
+
 def _test(tool: str, seconds: float, extra: list[str], measure: str):
     def go(_env) -> float:
         port = free_port()
@@ -46,8 +59,7 @@ def _test(tool: str, seconds: float, extra: list[str], measure: str):
         try:
             wait_listening(port, proc=server)
             nbytes, bps = _received(tool, port, seconds, extra)
-            _, status, usage = os.wait4(server.pid, 0)
-            server.returncode = os.waitstatus_to_exitcode(status)
+            usage = _reap(server)
         finally:
             stop(server)
         if measure == "cpu":
