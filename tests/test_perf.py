@@ -286,9 +286,9 @@ def test_iperf3_udp_client_to_pysock_server(pysock_server, args):
     out, err = server.communicate(timeout=30)
     assert server.returncode == 0, err
     rows = _json_lines(out)
-    if "-R" in args:
-        assert sum(r["bytes"] for r in rows) == end["sum_received"]["bytes"]
-        assert sum(r["packets"] for r in rows) == end["sum_received"]["packets"]
+    if "-R" in args:  # the server sent: iperf3's sender figures are the server's counts
+        assert sum(r["bytes"] for r in rows) == end["sum_sent"]["bytes"]
+        assert sum(r["packets"] for r in rows) == end["sum_sent"]["packets"]
     else:
         received = [r for r in rows if r["direction"] == "receiver"]
         assert sum(r["bytes"] for r in received) == end["sum_received"]["bytes"]

@@ -11,7 +11,7 @@ import threading
 import time
 
 POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
-FINISH_WAIT = 1.0
+FINISH_WAIT = 10.0
 DRAIN_QUIET = 0.05
 DRAIN_LIMIT = 1.0
 
@@ -156,7 +156,7 @@ class Stream:
                 try:
                     sent += send(view[sent:size])
                 except BlockingIOError:
-                    if _given_up(stop, sent):
+                    if _given_up(stop, self.sock):
                         break
             self.bytes += sent
 
@@ -178,7 +178,7 @@ class Stream:
                     try:
                         sent += os.sendfile(out, fd, sent, size - sent)
                     except BlockingIOError:
-                        if _given_up(stop, sent):
+                        if _given_up(stop, self.sock):
                             break
                 self.bytes += sent
         finally:
@@ -221,15 +221,21 @@ class Stream:
             self.arrived(buffer, n)
 
 
-def _given_up(stop: threading.Event, sent: int) -> bool:
+def _given_up(stop: threading.Event, sock: socket.socket) -> bool:
     """A block once begun is finished (iperf3 reads whole blocks and would wait
-    for the rest); only a peer that takes nothing for FINISH_WAIT after the stop
-    leaves it cut."""
+    for the rest). A peer that has not taken it FINISH_WAIT after the stop gets
+    the connection shut instead, so it reads an end, never waits forever."""
     if not stop.is_set():
         return False
     if not hasattr(stop, "cut_at"):
         stop.cut_at = time.monotonic() + FINISH_WAIT
-    return time.monotonic() > stop.cut_at
+    if time.monotonic() <= stop.cut_at:
+        return False
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    return True
 
 
 def _set_poll_timeouts(sock: socket.socket) -> None:

@@ -108,7 +108,7 @@ class UdpStream(Stream):
                     self.sock.send(view[:max(size, MIN_LENGTH)])
                     break
                 except (BlockingIOError, ConnectionRefusedError):
-                    if _given_up(stop, 0):
+                    if _given_up(stop, self.sock):
                         return
             self.packets += 1
             self.bytes += size
