@@ -270,18 +270,20 @@ class Forwarder(Hub):
             self.pairs[client.fd] = pair
             self._broken(pair, client, error)
             return
-        super()._close(client, why, quiet=True)
-        if pair is None:
-            return
-        if why.startswith("idle"):
+        if pair is not None and why.startswith("idle"):
             pair.closed_by = pair.closed_by or "idle"
             pair.reason = pair.reason or why
-        self._maybe_finished(pair)
+        super()._close(client, why, quiet=True)
+        if pair is not None:
+            self._maybe_finished(pair)
 
     def _maybe_finished(self, pair: _Pair) -> None:
         ends = [e for e in (pair.client, pair.target) if e is not None]
-        if pair.reported or pair.outbound is not None or any(
-                self.clients.get(e.fd) is e for e in ends):
+        if pair.outbound is None and not any(self.clients.get(e.fd) is e for e in ends):
+            self._report(pair)
+
+    def _report(self, pair: _Pair) -> None:
+        if pair.reported:
             return
         pair.reported = True
         closed_by = pair.closed_by or pair.first or "server"
@@ -294,6 +296,7 @@ class Forwarder(Hub):
     def _end_pair(self, pair: _Pair, closed_by: str, reason: str, reset: bool) -> None:
         pair.closed_by = pair.closed_by or closed_by
         pair.reason = pair.reason or reason
+        self._report(pair)  # before the ends close: the line comes before the client knows
         if pair.outbound is not None:
             self._drop_pending(pair)
             pair.outbound.close()
@@ -306,7 +309,6 @@ class Forwarder(Hub):
             end.partner = None
             self.pairs.pop(end.fd, None)
             Hub._close(self, end, reason, quiet=True)
-        self._maybe_finished(pair)
 
     def _end_name(self, pair: _Pair, end: _Client) -> str:
         return "client" if end is pair.client else "target"
