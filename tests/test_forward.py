@@ -78,6 +78,22 @@ def echo_through(connect, size: int = BIG) -> None:
     assert sha(got) == sha(data)
 
 
+def echo_without_fin(connect, size: int) -> None:
+    """As echo_through, reading exactly size bytes back before closing (for peers that
+    end both directions at the first FIN, as microsocks does)."""
+    data = os.urandom(size)
+    with connect() as s:
+        writer = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+        writer.start()
+        got = bytearray()
+        while len(got) < size:
+            chunk = s.recv(1 << 16)
+            assert chunk, f"closed after {len(got)} of {size} bytes"
+            got += chunk
+        writer.join(30)
+    assert sha(bytes(got)) == sha(data)
+
+
 def stop(proc) -> tuple[bytes, bytes]:
     proc.terminate()
     return proc.communicate(timeout=10)
@@ -472,6 +488,40 @@ def test_udp_refusing_to_ends_the_session_with_a_line(procs):
     assert f"no one is listening on 127.0.0.1:{to}/udp".encode() in err
 
 
+def test_udp_max_conns_deny_hexdump_and_once(procs, tmp_path):
+    need_tool("socat")
+    to, here = free_port(), free_port()
+    procs.start(["socat", f"UDP4-RECVFROM:{to},bind=127.0.0.1,fork", "PIPE"])
+    time.sleep(0.3)
+    dump = tmp_path / "dump"
+    fwd = forward(procs, "-u", "--once", "--max-conns", "1", "-i", "0.5", "-v", "--hexdump",
+                  str(dump), f"127.0.0.1:{here}", f"127.0.0.1:{to}")
+    first = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    second = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    first.settimeout(5)
+    second.settimeout(0.5)
+    first.sendto(b"first one", ("127.0.0.1", here))
+    assert first.recv(100) == b"first one"
+    second.sendto(b"second one", ("127.0.0.1", here))
+    with pytest.raises(TimeoutError):
+        second.recv(100)  # turned away: one session at a time, and --once
+    _, err = fwd.communicate(timeout=10)  # the session idles out, --once ends it
+    assert fwd.returncode == 0
+    assert b"9 bytes in, 9 bytes out" in err and b"--once" in err
+    assert "|first one|" in dump.read_text() and "second" not in dump.read_text()
+    first.close()
+    second.close()
+    fwd = forward(procs, "-u", "--deny", "127.0.0.1", "-v", f"127.0.0.1:{here}",
+                  f"127.0.0.1:{to}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+        c.settimeout(0.5)
+        c.sendto(b"denied", ("127.0.0.1", here))
+        with pytest.raises(TimeoutError):
+            c.recv(100)
+    _, err = stop(fwd)
+    assert b"not allowed by --allow/--deny" in err
+
+
 # ---- PROXY protocol ------------------------------------------------------------------
 
 
@@ -560,6 +610,52 @@ def test_proxy_protocol_v1_over_ipv6(procs):
     assert (seen["header"]["src"], seen["header"]["sport"]) == me[:2]
 
 
+def test_proxy_protocol_v2_from_a_unix_client_carries_the_paths(procs, tmp_path):
+    to, seen, thread = _proxy_reader()
+    path = str(tmp_path / "front.sock")
+    forward(procs, "--proxy-protocol", "v2", path, f"127.0.0.1:{to}")
+    with unix(path)() as s:
+        s.shutdown(socket.SHUT_WR)
+        assert read_all(s) == b"ok"
+    thread.join(10)
+    header = seen["header"]
+    assert header["family"] == 0x31  # AF_UNIX, stream
+    assert header["body"][108:].rstrip(b"\0") == path.encode()  # the destination: FROM
+
+
+# ---- --proxy -----------------------------------------------------------------------------
+
+
+def _microsocks(procs):
+    need_tool("microsocks")
+    port = free_port()
+    proc = procs.start(["microsocks", "-i", "127.0.0.1", "-p", str(port)])
+    wait_listening(port, proc=proc)
+    return port
+
+
+def test_proxy_reaches_to_through_socks5(procs):
+    proxy, to, here = _microsocks(procs), free_port(), free_port()
+    socat_echo(procs, f"TCP-LISTEN:{to},bind=127.0.0.1,reuseaddr")
+    forward(procs, "--proxy", f"127.0.0.1:{proxy}", f"127.0.0.1:{here}", f"127.0.0.1:{to}")
+    # microsocks ends both ways at a FIN, and its blocking copy loop can stall against
+    # an echo holding megabytes in flight: modest sizes, no FIN
+    for size in (60000, 1024, 60000):
+        echo_without_fin(tcp(here), size)
+
+
+def test_proxy_that_cannot_reach_to_resets_the_client_with_a_line(procs):
+    proxy, to, here = _microsocks(procs), free_port(), free_port()  # nothing on `to`
+    fwd = forward(procs, "--proxy", f"127.0.0.1:{proxy}", f"127.0.0.1:{here}",
+                  f"127.0.0.1:{to}")
+    with tcp(here)() as s:
+        s.settimeout(10)
+        with pytest.raises(ConnectionResetError):
+            s.recv(1)
+    _, err = stop(fwd)
+    assert b"proxy" in err and f"127.0.0.1:{to}".encode() in err
+
+
 # ---- output --------------------------------------------------------------------------
 
 
@@ -633,6 +729,8 @@ def test_watch_draws_a_live_table_on_a_terminal(procs):
     (["--tls", "8080", "/tmp/x.sock"], "needs --sni"),
     (["--proxy-protocol", "v3", "8080", "127.0.0.1:80"], "v3"),
     (["--watch", "8080", "127.0.0.1:80"], "needs a terminal"),
+    (["-u", "-w", "1", "53", "127.0.0.1:53"], "-u has none"),
+    (["-u", "--backlog", "5", "53", "127.0.0.1:53"], "-u has none"),
 ])
 def test_usage_errors(args, words):
     out = run_pysock("forward", *args)

@@ -14,6 +14,7 @@ from pysock.cli.context import settings
 
 PROXY_TYPES = ("socks5", "socks4", "http")
 WATCH_TICK = 1.0
+BACKLOG = 4096  # clients that connect all at once wait in the queue, not in SYN retries
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,8 @@ class Output:
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="Give up reaching TO after SECS (the client gets a reset).")
 @click.option("--once", is_flag=True, help="Serve one client, then exit.")
-@click.option("--backlog", type=click.IntRange(1), default=4096, show_default=True,
-              help="Length of the accept queue.")
+@click.option("--backlog", type=click.IntRange(1), default=None,
+              help="Length of the accept queue [default: 4096].")
 @click.option("-v", "--verbose", count=True,
               help="A line per connection when it ends: client, bytes each way, who closed.")
 @click.option("--hexdump", metavar="FILE|-", default=None,
@@ -95,6 +96,9 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
     to = stream_place(destination, bind=False, proto=proto)
     output = Output(verbose, json_out, hexdump, watch)
     _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output)
+    if udp and (wait is not None or backlog is not None):
+        raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
+                               f"connections; -u has none")
     diag = Diagnostics(verbose)
     target = _target(to, family, numeric, wait, tls, sni, cafile, capath, insecure, proxy,
                      proxy_type, proxy_auth, proxy_protocol, diag, cert, key, verify_client,
@@ -102,7 +106,7 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
     server_tls = _server_tls(tls_listen, cert, key, verify_client, diag)
     access = _access(allow, deny, allowfile, denyfile)
     with contextlib.ExitStack() as stack:
-        listener = _listen(stack, where, udp, family, numeric, backlog)
+        listener = _listen(stack, where, udp, family, numeric, backlog or BACKLOG)
         _announce(listener, where, target, udp, diag, output)
         return _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout,
                       server_tls, output, diag)
