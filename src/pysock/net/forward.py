@@ -1,34 +1,34 @@
-"""forward: every accepted client relayed to TO, many at once, in the hub's loop.
+"""forward: every accepted client relayed to TO, many at once, a mode of the hub on
+the one engine.
 
-Each client and its outbound connection (net.outbound, stepped in the same loop)
-are two channels of the hub joined to each other: what one sends is queued to the
-other, a FIN is passed on as a FIN (the other direction keeps flowing), a reset as
-a reset (SO_LINGER 0), TLS close_notify as close_notify. A client is not read until
-its TO is ready, and is not read while its TO has more than PAUSE bytes waiting (and
-the other way round), so a slow end slows its own peer and nobody else.
+The hub accepts (access lists, --max-conns, TLS handshakes in the loop); then each
+client's way to TO (net.outbound: connect, proxy, PROXY header, TLS) is stepped by
+the same engine, and once TO is there the two are one relay.Link: the client is
+its local end and TO its remote, so the Link's EOF table carries a FIN from either
+side on to the other while the other direction flows, and its pumps splice both
+ways between plain TCP sockets (copy for TLS, Unix streams and --hexdump). A reset
+on one end is passed on as a reset (SO_LINGER 0) to the other.
 
-When both ends are gone a Finished value says who closed first and what moved."""
+When a connection is over, a Finished value says who closed first and what moved."""
 
 from __future__ import annotations
 
 import errno
-import select
-import selectors
 import socket
 import struct
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pysock.errors import PysockError
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
-from pysock.net.endpoints import Channel, SocketChannel, os_error, peer_name
-from pysock.net.hub import CHUNK, HANDSHAKE_TIMEOUT, Event, Hub, HubPolicy, _Client, _Handshake, _permitted
+from pysock.net.endpoints import Channel
+from pysock.net.hub import Hub, HubPolicy, _Client
 from pysock.net.outbound import Outbound, Target
-from pysock.net.pump import Blocked
+from pysock.net.pump import EndpointError
+from pysock.net.relay import SENT, Link, Policy, RelayError
 
-PAUSE = 1 << 20  # stop reading one end while this much waits for the other
 _RESETS = (errno.ECONNRESET, errno.EPIPE)
 
 
@@ -70,304 +70,190 @@ class ForwardPolicy:
     tick: float | None = None  # call on_tick with the open connections this often
 
 
-class _Pair:
-    def __init__(self, client: _Client, addr, number: int):
-        self.client, self.addr, self.number = client, addr, number
-        self.outbound: Outbound | None = None
-        self.target: _Client | None = None
-        self.taps: list = []
-        self.first: str | None = None  # which end ended first
-        self.closed_by: str | None = None
-        self.reason = ""
-        self.reported = False
+class _Pending:
+    """A client whose TO is not there yet: not read until it is."""
+
+    def __init__(self, conn: Channel, peer: str, addr, number: int, outbound: Outbound):
+        self.conn, self.peer, self.addr, self.number = conn, peer, addr, number
+        self.outbound = outbound
+        self.watched: int | None = None
         self.started = time.monotonic()
+
+
+class _Link(Link):
+    """A forward Link: the client local, TO remote; remembers which end broke."""
+
+    broken: tuple[str, int | None] | None = None  # ('client'|'target', errno)
+
+    def _error(self, side, exc: EndpointError) -> PysockError:
+        on_target = (exc.side == "write") == (side.name == SENT) or exc.side == "reset"
+        self.broken = ("target" if on_target else "client", exc.exc.errno)
+        if on_target:
+            return super()._error(side, exc)
+        self.result.reason = "client error"
+        what = "reset by the client" if exc.exc.errno in _RESETS else (
+            exc.exc.strerror or str(exc.exc))
+        return RelayError(f"connection {what}", self._final("client error"))
 
 
 class Forwarder(Hub):
     def __init__(self, listener: socket.socket, target: Target, policy: ForwardPolicy,
                  on_event: Callable[[object], None] = lambda e: None,
-                 on_tick: Callable[[list[Open]], None] = lambda rows: None):
-        super().__init__(listener, HubPolicy(mode="forward", keep_open=not policy.once,
-                                             idle_timeout=policy.idle_timeout), on_event)
+                 on_tick: Callable[[list[Open]], None] = lambda rows: None, wrap=None):
+        hub_policy = HubPolicy(mode="forward", keep_open=not policy.once,
+                               max_conns=policy.max_conns, access=policy.access, tls=policy.tls,
+                               relay=Policy(idle_timeout=policy.idle_timeout))
+        extra = {} if wrap is None else {"wrap": wrap}
+        super().__init__(listener, hub_policy, on_event, **extra)
         self.target, self.fpolicy, self.on_tick = target, policy, on_tick
         self.addresses = target.addresses()
-        self.pairs: dict[int, _Pair] = {}  # by the fd of either end
-        self.pending: dict[int, _Pair] = {}  # by the outbound's current fd
+        self.pending: dict[int, _Pending] = {}  # by number
+        self.meta: dict[Link, _Pending] = {}
         self.next_tick = None if policy.tick is None else time.monotonic()
-        self.count = 0
 
-    # -- accepting (the hub's, counting pairs and pending outbounds) ----------
+    # -- a client is ready: its way to TO -------------------------------------------
 
-    def _accept(self) -> None:
+    def _connected(self, conn: Channel, peer: str, addr) -> None:
+        self.numbers += 1
         try:
-            sock, addr = self.listener.accept()
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                self._pause_accept(str(os_error(exc, "accept")))
-            elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO):
-                raise
-            return
-        peer = peer_name(sock, addr)
-        if not _permitted(self.fpolicy.access, addr):
-            _reset(sock)
-            self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
-            return
-        limit = self.fpolicy.max_conns
-        if limit is not None and len({id(p) for p in self.pairs.values()}) + len(
-                self.handshakes) >= limit:
-            _reset(sock)
-            self.on_event(Event("refused", peer, f"--max-conns {limit} reached"))
-            return
-        self.served += 1
-        if self.fpolicy.once:
-            self._stop_accepting()
-        if self.fpolicy.tls is not None:
-            self._start_handshake(sock, addr, peer)
-        else:
-            self._client_ready(SocketChannel(sock), peer, addr)
-
-    def _start_handshake(self, sock, addr, peer) -> None:
-        from pysock.net.tls import TLSChannel
-        sock.setblocking(False)
-        conn = TLSChannel(sock, self.fpolicy.tls.context, server_side=True)
-        conn.peer = peer
-        shake = _Handshake(conn, peer, addr, time.monotonic() + HANDSHAKE_TIMEOUT)
-        self.handshakes[conn.rfd] = shake
-        self.sel.register(conn.rfd, selectors.EVENT_READ, shake)
-
-    def _add(self, conn: Channel, peer: str, quiet: bool = False) -> _Client:
-        """The hub calls this when a client's TLS handshake is done."""
-        try:
-            addr = conn.sock.getpeername()
-        except OSError:
-            addr = None
-        return self._client_ready(conn, peer, addr)
-
-    def _client_ready(self, conn: Channel, peer: str, addr) -> _Client:
-        client = Hub._add(self, conn, peer, quiet=True)
-        self.count += 1
-        pair = _Pair(client, addr, self.count)
-        self.pairs[client.fd] = pair
-        self.on_event(Event("connect", peer, f"connection {pair.number}"))
-        self._watch(client)  # not read until TO is ready
-        try:
-            pair.outbound = Outbound(self.target, self.addresses, conn.sock)
+            outbound = Outbound(self.target, self.addresses, conn.sock)
         except OSError as exc:  # no socket to be had (EMFILE): this client is turned away
-            self._end_pair(pair, "error", str(os_error(exc, "open a socket")), reset=True)
-            return client
-        self._step_outbound(pair)
-        return client
+            from pysock.net.endpoints import os_error
+            pending = _Pending(conn, peer, addr, self.numbers, None)
+            self._turn_away(pending, "error", os_error(exc, "open a socket").message)
+            return
+        pending = _Pending(conn, peer, addr, self.numbers, outbound)
+        self.pending[pending.number] = pending
+        self.on_event(_connect_event(peer, pending.number))
+        self._step(pending)
 
-    # -- the outbound side ------------------------------------------------------
-
-    def _watch_outbound(self, pair: _Pair) -> None:
-        out = pair.outbound
-        events = selectors.EVENT_WRITE if out.event & select.POLLOUT else selectors.EVENT_READ
-        self._drop_pending(pair)  # its fd may be closed and the number reused: start anew
-        self.pending[out.fd] = pair
-        self.sel.register(out.fd, events, pair)
-
-    def _step_outbound(self, pair: _Pair) -> None:
-        from pysock.errors import PysockError
+    def _step(self, pending: _Pending) -> None:
         try:
-            channel = pair.outbound.step()
+            channel = pending.outbound.step()
         except PysockError as exc:
-            self._drop_pending(pair)
-            refused, pair.outbound = pair.outbound.refused, None
-            self._end_pair(pair, "refused" if refused else "error", exc.message, reset=True)
+            refused = pending.outbound.refused
+            self._unwatch(pending)
+            self._turn_away(pending, "refused" if refused else "error", exc.message)
             return
         if channel is None:
-            self._watch_outbound(pair)
+            self._watch(pending)
             return
-        self._drop_pending(pair)
-        pair.outbound = None
-        self._joined(pair, channel)
+        self._unwatch(pending)
+        self._join(pending, channel)
 
-    def _drop_pending(self, pair: _Pair) -> None:
-        for f, p in list(self.pending.items()):
-            if p is pair:
-                del self.pending[f]
-                try:
-                    self.sel.unregister(f)
-                except (KeyError, ValueError):
-                    pass
+    def _watch(self, pending: _Pending) -> None:
+        out = pending.outbound
+        if pending.watched is not None and pending.watched != out.fd:
+            self.engine.unwatch(pending.watched)
+        pending.watched = out.fd
+        self.engine.watch(out.fd, out.event, lambda revents: self._step(pending))
 
-    def _joined(self, pair: _Pair, channel: Channel) -> None:
-        target = Hub._add(self, channel, str(self.target), quiet=True)
-        pair.target = target
-        self.pairs[target.fd] = pair
-        client = pair.client
-        client.partner, target.partner = target, client
-        client.bridged = target.bridged = True
-        pair.taps = self.fpolicy.taps(f"{client.peer} <-> {self.target} #{pair.number}")
-        self._watch(client)
-        self._watch(target)
-        if target.conn.pending_output:
-            self._flush(target)
-        self._read_client(client)  # what came with the client's TLS handshake
+    def _unwatch(self, pending: _Pending) -> None:
+        self.pending.pop(pending.number, None)
+        if pending.watched is not None:
+            self.engine.unwatch(pending.watched)
+            pending.watched = None
 
-    # -- data ----------------------------------------------------------------------
+    def _join(self, pending: _Pending, channel: Channel) -> None:
+        label = f"{pending.peer} <-> {self.target} #{pending.number}"
+        link = _Link(pending.conn, channel, self.policy.relay, self.fpolicy.taps(label),
+                     on_close=self._left)
+        self.clients[link] = _Client(pending.peer, pending.number, None, quiet=True)
+        self.meta[link] = pending
+        self.engine.add(link)
 
-    def _read_client(self, client: _Client) -> None:
-        pair = self.pairs.get(client.fd)
-        if pair is None or client.partner is None or self.clients.get(client.fd) is not client:
-            return
-        try:
-            data = client.conn.recv(CHUNK)
-        except (BlockingIOError, Blocked):
-            return
-        except OSError as exc:
-            self._broken(pair, client, exc)
-            return
-        if not data:
-            pair.first = pair.first or self._end_name(pair, client)
-            self._client_eof(client)
-            return
-        client.received += len(data)
-        client.last_activity = time.monotonic()
-        direction = ">" if client is pair.client else "<"
-        for tap in pair.taps:
-            tap(direction, data)
-        self._queue(client.partner, data)
-        if client.partner is not None and client.partner.queued > PAUSE:
-            self._watch(client)
+    def _turn_away(self, pending: _Pending, closed_by: str, reason: str) -> None:
+        """TO could not be reached: say so, then reset the client."""
+        if pending.outbound is not None:
+            pending.outbound.close()
+        self._report(pending, closed_by, reason, 0, 0)
+        _linger_zero(getattr(pending.conn, "sock", None))
+        self.engine.forget(pending.conn.rfd)
+        pending.conn.close()
 
-    def _bridge_eof(self, client: _Client) -> None:
-        partner = client.partner
-        if partner is not None:
-            partner.fin_pending = True
-            partner.close_after_fin = False
-            self._flush(partner)
-        if self.clients.get(client.fd) is client and client.output_done:
-            self._close(client, "both sides closed")
+    # -- a connection is over ---------------------------------------------------------
 
-    def _flush(self, client: _Client) -> None:
-        super()._flush(client)
-        partner = client.partner
-        if partner is not None and self.clients.get(partner.fd) is partner \
-                and client.queued <= PAUSE:
-            self._watch(partner)
+    def _left(self, link: Link) -> None:
+        pending = self.meta.pop(link, None)
+        broken = getattr(link, "broken", None)
+        if pending is not None:
+            closed_by, reason = _why(link)
+            self._report(pending, closed_by, reason, link.result.sent, link.result.received)
+        if broken is not None and broken[1] in _RESETS:
+            other = link.remote if broken[0] == "client" else link.local
+            _linger_zero(getattr(other, "sock", None))
+        super()._left(link)
 
-    def _events(self, client: _Client) -> int:
-        events = super()._events(client)
-        if client.partner is None or client.partner.queued > PAUSE:
-            events &= ~selectors.EVENT_READ
-        return events
+    def _report(self, pending: _Pending, closed_by: str, reason: str, bytes_in: int,
+                bytes_out: int) -> None:
+        host, port = _split(pending.addr)
+        self.on_event(Finished(pending.peer, host, port, str(self.target), bytes_in, bytes_out,
+                               time.monotonic() - pending.started, closed_by, reason))
 
-    def _broken(self, pair: _Pair, end: _Client, exc: OSError) -> None:
-        who = self._end_name(pair, end)
-        if exc.errno in _RESETS:
-            self._end_pair(pair, who, f"connection reset by the {who}", reset=True)
-        else:
-            self._end_pair(pair, "error", str(os_error(exc, "read from", end.peer)), reset=True)
+    # -- the hub's bookkeeping, counting clients whose TO is on its way ---------------
 
-    def _close(self, client: _Client, why: str, quiet: bool = False) -> None:
-        pair = self.pairs.pop(client.fd, None)
-        error = sys.exc_info()[1]  # the hub closes an end from inside its except OSError
-        if pair is not None and isinstance(error, OSError) and error.errno in _RESETS:
-            self.pairs[client.fd] = pair
-            self._broken(pair, client, error)
-            return
-        if pair is not None and why.startswith("idle"):
-            pair.closed_by = pair.closed_by or "idle"
-            pair.reason = pair.reason or why
-        super()._close(client, why, quiet=True)
-        if pair is not None:
-            self._maybe_finished(pair)
+    def _people(self) -> list:
+        return [*self.clients.values(), *self.pending.values()]
 
-    def _maybe_finished(self, pair: _Pair) -> None:
-        ends = [e for e in (pair.client, pair.target) if e is not None]
-        if pair.outbound is None and not any(self.clients.get(e.fd) is e for e in ends):
-            self._report(pair)
+    def _done(self) -> bool:
+        return super()._done() and not self.pending
 
-    def _report(self, pair: _Pair) -> None:
-        if pair.reported:
-            return
-        pair.reported = True
-        closed_by = pair.closed_by or pair.first or "server"
-        reason = pair.reason or ("both sides closed" if pair.first else "server exiting")
-        client = pair.client
-        host, port = _split(pair.addr)
-        self.on_event(Finished(client.peer, host, port, str(self.target), client.received,
-                               client.sent, time.monotonic() - pair.started, closed_by, reason))
+    @property
+    def deadline(self) -> float | None:
+        marks = [m for m in (Hub.deadline.fget(self), self.next_tick) if m is not None]
+        marks += [p.outbound.deadline for p in self.pending.values()
+                  if p.outbound.deadline is not None]
+        return min(marks) if marks else None
 
-    def _end_pair(self, pair: _Pair, closed_by: str, reason: str, reset: bool) -> None:
-        pair.closed_by = pair.closed_by or closed_by
-        pair.reason = pair.reason or reason
-        self._report(pair)  # before the ends close: the line comes before the client knows
-        if pair.outbound is not None:
-            self._drop_pending(pair)
-            pair.outbound.close()
-            pair.outbound = None
-        for end in (pair.client, pair.target):
-            if end is None or self.clients.get(end.fd) is not end:
-                continue
-            if reset:
-                _linger_zero(getattr(end.conn, "sock", None))
-            end.partner = None
-            self.pairs.pop(end.fd, None)
-            Hub._close(self, end, reason, quiet=True)
-
-    def _end_name(self, pair: _Pair, end: _Client) -> str:
-        return "client" if end is pair.client else "target"
-
-    # -- the loop's extras ---------------------------------------------------------
-
-    def _dispatch(self, key, events: int) -> None:
-        if isinstance(key.data, _Pair):
-            if key.data.outbound is not None:
-                self._step_outbound(key.data)
-            return
-        super()._dispatch(key, events)
-
-    def _timeout(self) -> float | None:
-        timeout = super()._timeout()
-        now = time.monotonic()
-        marks = [p.outbound.deadline for p in self.pending.values()
-                 if p.outbound is not None and p.outbound.deadline is not None]
-        if self.next_tick is not None:
-            marks.append(self.next_tick)
-        if not marks:
-            return timeout
-        soonest = max(0.0, min(marks) - now)
-        return soonest if timeout is None else min(timeout, soonest)
-
-    def _timers(self) -> None:
-        super()._timers()
-        now = time.monotonic()
-        for pair in {id(p): p for p in self.pending.values()}.values():
-            out = pair.outbound
-            if out is not None and out.deadline is not None and now >= out.deadline:
-                self._drop_pending(pair)
-                exc = out.expired()
-                pair.outbound = None
-                self._end_pair(pair, "timeout", exc.message, reset=True)
+    def on_timer(self, now: float) -> None:
+        super().on_timer(now)
+        for pending in list(self.pending.values()):
+            deadline = pending.outbound.deadline
+            if deadline is not None and now >= deadline:
+                self._unwatch(pending)
+                self._turn_away(pending, "timeout", pending.outbound.expired().message)
         if self.next_tick is not None and now >= self.next_tick:
             self.next_tick = now + self.fpolicy.tick
             self.on_tick(self.snapshot())
 
-    def _done(self) -> bool:
-        if not self.fpolicy.once or self.served == 0:
-            return False
-        return not self.clients and not self.handshakes and not self.pending
-
     def snapshot(self) -> list[Open]:
         now = time.monotonic()
-        pairs = {id(p): p for p in self.pairs.values()}.values()
-        return [Open(p.number, p.client.peer, str(self.target), p.client.received,
-                     p.client.sent, now - p.started) for p in sorted(pairs, key=lambda p: p.number)]
+        rows = []
+        for link, pending in sorted(self.meta.items(), key=lambda item: item[1].number):
+            link._count()
+            rows.append(Open(pending.number, pending.peer, str(self.target), link.result.sent,
+                             link.result.received, now - pending.started))
+        return rows
 
     def serve(self) -> int:
         try:
             return super().serve()
         finally:
-            for pair in {id(p): p for p in list(self.pairs.values())
-                         + list(self.pending.values())}.values():
-                if pair.outbound is not None:
-                    pair.outbound.close()
-                    pair.outbound = None
+            for link, pending in list(self.meta.items()):  # still open: ended by us
+                link._count()
+                self._report(pending, "server", "server exiting", link.result.sent,
+                             link.result.received)
+            for pending in list(self.pending.values()):
+                pending.outbound.close()
+                pending.conn.close()
+
+
+def _why(link: Link) -> tuple[str, str]:
+    """(closed_by, reason) of an ended Link."""
+    if link.error is not None:
+        if link.result.reason == "idle timeout":
+            return "idle", str(link.error)
+        broken = getattr(link, "broken", None)
+        if broken is not None and broken[1] in _RESETS:
+            return broken[0], str(link.error)
+        return "error", str(link.error)
+    first = {"input": "client", "peer": "target"}.get(link.result.first_eof or "", "server")
+    return first, link.result.reason or "both sides closed"
+
+
+def _connect_event(peer: str, number: int):
+    from pysock.net.hub import Event
+    return Event("connect", peer, f"connection {number}")
 
 
 def _split(addr) -> tuple[str | None, int | None]:
@@ -380,17 +266,12 @@ def _split(addr) -> tuple[str | None, int | None]:
 
 
 def _linger_zero(sock: socket.socket | None) -> None:
-    if sock is not None and sock.family != socket.AF_UNIX:
+    """Make the coming close() a reset (a Unix peer just sees the close)."""
+    if sock is not None and sock.family != socket.AF_UNIX and sock.fileno() >= 0:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
-
-
-def _reset(sock: socket.socket) -> None:
-    """Turn a client away with a reset (a Unix client just sees the close)."""
-    _linger_zero(sock)
-    sock.close()
 
 
 def serve(listener: socket.socket, target: Target, policy: ForwardPolicy,
