@@ -100,9 +100,11 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
         raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
                                f"connections; -u has none")
     diag = Diagnostics(verbose)
-    target = _target(to, family, numeric, wait, tls, sni, cafile, capath, insecure, proxy,
-                     proxy_type, proxy_auth, proxy_protocol, diag, cert, key, verify_client,
-                     tls_listen)
+    from pysock.net.outbound import Target
+    target = Target(to, family=family, numeric=numeric, timeout=wait,
+                    tls=_client_tls(tls, to, sni, cafile, capath, insecure, diag),
+                    proxy=_proxy(proxy, proxy_type, proxy_auth),
+                    proxy_protocol=int(proxy_protocol[1]) if proxy_protocol else None)
     server_tls = _server_tls(tls_listen, cert, key, verify_client, diag)
     access = _access(allow, deny, allowfile, denyfile)
     with contextlib.ExitStack() as stack:
@@ -130,29 +132,22 @@ def _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output: Outpu
         raise click.UsageError("--watch needs a terminal on stdout (use -v or --json when piped)")
 
 
-def _target(to, family, numeric, wait, tls, sni, cafile, capath, insecure, proxy, proxy_type,
-            proxy_auth, proxy_protocol, diag, cert, key, verify_client, tls_listen):
-    from pysock.net.outbound import Target
-    client_only = [f for f, v in (("--sni", sni), ("--cafile", cafile), ("--capath", capath),
-                                  ("--insecure", insecure)) if v]
-    if client_only and not tls:
-        raise click.UsageError(f"{client_only[0]} needs --tls (TLS towards TO)")
-    server_only = [f for f, v in (("--cert", cert), ("--key", key),
-                                  ("--verify-client", verify_client)) if v]
-    if server_only and not tls_listen:
-        raise click.UsageError(f"{server_only[0]} needs --tls-listen (TLS from clients)")
-    identity = None
-    if tls and not getattr(to, "host", None) and not (sni or insecure):
+def _client_tls(tls, to, sni, cafile, capath, insecure, diag):
+    """--tls and its options: TLS towards TO, or None."""
+    given = [f for f, v in (("--sni", sni), ("--cafile", cafile), ("--capath", capath),
+                            ("--insecure", insecure)) if v]
+    if not tls:
+        if given:
+            raise click.UsageError(f"{given[0]} needs --tls (TLS towards TO)")
+        return None
+    if not getattr(to, "host", None) and not (sni or insecure):
         raise click.UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)")
-    if tls:
-        from pysock.net.tls import TLSOptions, client_identity
-        identity = client_identity(TLSOptions(server_name=sni, cafile=cafile, capath=capath,
-                                              insecure=insecure))
-        if insecure:
-            diag.warn("--insecure: TO's certificate is not verified")
-    return Target(to, family=family, numeric=numeric, timeout=wait, tls=identity,
-                  proxy=_proxy(proxy, proxy_type, proxy_auth),
-                  proxy_protocol=int(proxy_protocol[1]) if proxy_protocol else None)
+    from pysock.net.tls import TLSOptions, client_identity
+    identity = client_identity(TLSOptions(server_name=sni, cafile=cafile, capath=capath,
+                                          insecure=insecure))
+    if insecure:
+        diag.warn("--insecure: TO's certificate is not verified")
+    return identity
 
 
 def _proxy(proxy, proxy_type, proxy_auth):
@@ -167,7 +162,12 @@ def _proxy(proxy, proxy_type, proxy_auth):
 
 
 def _server_tls(tls_listen, cert, key, verify_client, diag):
+    """--tls-listen and its options: TLS from clients, or None."""
+    given = [f for f, v in (("--cert", cert), ("--key", key),
+                            ("--verify-client", verify_client)) if v]
     if not tls_listen:
+        if given:
+            raise click.UsageError(f"{given[0]} needs --tls-listen (TLS from clients)")
         return None
     if key and not cert:
         raise click.UsageError("--key needs --cert")
@@ -223,7 +223,7 @@ def _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout, 
     policy = ForwardPolicy(once=once, max_conns=max_conns, access=access,
                            idle_timeout=idle_timeout, tls=server_tls, taps=taps,
                            tick=WATCH_TICK if output.watch else None)
-    reporter = _reporter(diag, output)
+    reporter = _Reporter(diag, output)
     if udp:
         from pysock.net.udpforward import serve
     else:
@@ -276,7 +276,3 @@ class _Reporter:
             self.diag.verbose(f"{event.peer}: TLS {event.detail}", level=2)
         elif event.kind == "refused":
             self.diag.verbose(f"{event.peer}: {event.detail}")
-
-
-def _reporter(diag, output: Output) -> _Reporter:
-    return _Reporter(diag, output)

@@ -24,7 +24,7 @@ from pysock.errors import PysockError
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import Channel
-from pysock.net.hub import Hub, HubPolicy, _Client
+from pysock.net.hub import Event, Hub, HubPolicy, _Client
 from pysock.net.outbound import Outbound, Target
 from pysock.net.pump import EndpointError
 from pysock.net.relay import SENT, Link, Policy, RelayError
@@ -99,12 +99,11 @@ class _Link(Link):
 class Forwarder(Hub):
     def __init__(self, listener: socket.socket, target: Target, policy: ForwardPolicy,
                  on_event: Callable[[object], None] = lambda e: None,
-                 on_tick: Callable[[list[Open]], None] = lambda rows: None, wrap=None):
+                 on_tick: Callable[[list[Open]], None] = lambda rows: None):
         hub_policy = HubPolicy(mode="forward", keep_open=not policy.once,
                                max_conns=policy.max_conns, access=policy.access, tls=policy.tls,
                                relay=Policy(idle_timeout=policy.idle_timeout))
-        extra = {} if wrap is None else {"wrap": wrap}
-        super().__init__(listener, hub_policy, on_event, **extra)
+        super().__init__(listener, hub_policy, on_event)
         self.target, self.fpolicy, self.on_tick = target, policy, on_tick
         self.addresses = target.addresses()
         self.pending: dict[int, _Pending] = {}  # by number
@@ -124,7 +123,7 @@ class Forwarder(Hub):
             return
         pending = _Pending(conn, peer, addr, self.numbers, outbound)
         self.pending[pending.number] = pending
-        self.on_event(_connect_event(peer, pending.number))
+        self.on_event(Event("connect", peer, f"connection {pending.number}"))
         self._step(pending)
 
     def _step(self, pending: _Pending) -> None:
@@ -249,11 +248,6 @@ def _why(link: Link) -> tuple[str, str]:
         return "error", str(link.error)
     first = {"input": "client", "peer": "target"}.get(link.result.first_eof or "", "server")
     return first, link.result.reason or "both sides closed"
-
-
-def _connect_event(peer: str, number: int):
-    from pysock.net.hub import Event
-    return Event("connect", peer, f"connection {number}")
 
 
 def _split(addr) -> tuple[str | None, int | None]:
