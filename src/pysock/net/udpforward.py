@@ -1,5 +1,6 @@
 """forward -u: datagrams from each client address relayed to TO and the replies
-routed back, socat's UDP-LISTEN:...,fork without a process per client.
+routed back, socat's UDP-LISTEN:...,fork without a process per client, on the one
+engine (its fd watches and timers).
 
 Each new client address opens a session: a UDP socket of its own, connected to TO,
 so TO's replies on it belong to that client alone and TO's ICMP port unreachable
@@ -11,7 +12,7 @@ buffer) is counted in the session's report, never dropped silently."""
 from __future__ import annotations
 
 import errno
-import selectors
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pysock.net.address import format_sockaddr
 from pysock.net.datagram import DatagramChannel
 from pysock.net.endpoints import os_error
+from pysock.net.engine import Engine
 from pysock.net.forward import Finished, ForwardPolicy, Open
 from pysock.net.hub import Event
 from pysock.net.outbound import Target
@@ -50,26 +52,20 @@ class UdpForwarder:
         self.on_event, self.on_tick = on_event, on_tick
         self.idle = policy.idle_timeout or IDLE_TIMEOUT
         self.address = target.addresses()[0]
-        self.sel = selectors.DefaultSelector()
+        self.engine = Engine()
+        self.engine.timers.append(self)
         self.sessions: dict[tuple, _Session] = {}
         self.count = 0
         self.next_tick = None if policy.tick is None else time.monotonic()
 
     def serve(self) -> int:
         self.listener.sock.setblocking(False)
-        self.sel.register(self.listener.sock, selectors.EVENT_READ, None)
+        self.engine.watch(self.listener.rfd, select.POLLIN, lambda ev: self._from_clients())
         try:
-            while not (self.policy.once and self.count and not self.sessions):
-                for key, _ in self.sel.select(self._timeout()):
-                    if key.data is None:
-                        self._from_clients()
-                    elif self.sessions.get(key.data.client) is key.data:
-                        self._from_target(key.data)
-                self._timers()
+            self.engine.run(lambda: self.policy.once and self.count and not self.sessions)
         finally:
             for session in list(self.sessions.values()):
                 self._end(session, "server", "server exiting")
-            self.sel.close()
         return 0
 
     # -- client -> TO --------------------------------------------------------
@@ -111,7 +107,7 @@ class UdpForwarder:
         session = _Session(client, DatagramChannel(sock), self.count)
         session.taps = self.policy.taps(f"{peer} <-> {self.target} #{self.count}")
         self.sessions[client] = session
-        self.sel.register(sock, selectors.EVENT_READ, session)
+        self.engine.watch(sock.fileno(), select.POLLIN, lambda ev: self._from_target(session))
         self.on_event(Event("connect", peer, f"session {self.count}"))
         return session
 
@@ -162,14 +158,14 @@ class UdpForwarder:
 
     # -- ending ----------------------------------------------------------------
 
-    def _timeout(self) -> float | None:
+    @property
+    def deadline(self) -> float | None:
         marks = [s.last_activity + self.idle for s in self.sessions.values()]
         if self.next_tick is not None:
             marks.append(self.next_tick)
-        return max(0.0, min(marks) - time.monotonic()) if marks else None
+        return min(marks) if marks else None
 
-    def _timers(self) -> None:
-        now = time.monotonic()
+    def on_timer(self, now: float) -> None:
         for session in list(self.sessions.values()):
             if now - session.last_activity >= self.idle:
                 self._end(session, "idle", f"idle for {self.idle:g} s")
@@ -181,7 +177,7 @@ class UdpForwarder:
     def _end(self, session: _Session, closed_by: str, reason: str) -> None:
         if self.sessions.pop(session.client, None) is not session:
             return
-        self.sel.unregister(session.channel.sock)
+        self.engine.forget(session.channel.rfd)
         session.channel.close()
         if session.dropped:
             reason += f"; {session.dropped} datagrams dropped (socket buffer full)"
