@@ -757,3 +757,52 @@ def test_from_that_cannot_be_bound_exits_1():
         taken.close()
     assert out.returncode == 1
     assert b"already in use" in out.stderr and out.stderr.count(b"\n") == 1
+
+
+# ---- the parts on their own --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, bind, want", [
+    ("8080", True, ("", 8080)),
+    ("127.0.0.1:0", True, ("127.0.0.1", 0)),
+    ("[::1]:443", False, ("::1", 443)),
+    ("db.example:5432", False, ("db.example", 5432)),
+])
+def test_stream_place_ip(text, bind, want):
+    from pysock.net.address import stream_place
+    place = stream_place(text, bind=bind)
+    assert (place.host, place.port) == want
+
+
+@pytest.mark.parametrize("text, abstract", [("/run/x.sock", False), ("./x.sock", False),
+                                            ("@name", True)])
+def test_stream_place_unix(text, abstract):
+    from pysock.net.address import UnixAddress, stream_place
+    place = stream_place(text, bind=False)
+    assert isinstance(place, UnixAddress) and place.abstract == abstract
+
+
+@pytest.mark.parametrize("text", ["8080", "host", "0", "[::1]"])
+def test_stream_place_to_needs_a_host_and_port(text):
+    from pysock.errors import UsageError
+    from pysock.net.address import stream_place
+    with pytest.raises(UsageError):
+        stream_place(text, bind=False)
+
+
+def test_proxy_headers_byte_for_byte():
+    from pysock.net.proxyproto import header
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    src, dst = client.getsockname(), listener.getsockname()
+    try:
+        assert header(1, accepted) == (f"PROXY TCP4 127.0.0.1 127.0.0.1 {src[1]} {dst[1]}\r\n"
+                                       .encode())
+        v2 = header(2, accepted)
+        assert v2[:16] == b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
+        assert v2[16:] == bytes([127, 0, 0, 1, 127, 0, 0, 1]) + struct.pack("!HH", src[1],
+                                                                            dst[1])
+    finally:
+        for s in (client, accepted, listener):
+            s.close()
