@@ -370,6 +370,15 @@ def test_once_serves_one_client_and_exits(procs):
     assert b"1048576 bytes in, 1048576 bytes out" in err and b"the client closed first" in err
 
 
+def test_once_exits_1_when_its_client_could_not_reach_to(procs):
+    to, here = free_port(), free_port()  # nothing listens on `to`
+    fwd = forward(procs, "--once", f"127.0.0.1:{here}", f"127.0.0.1:{to}")
+    assert_reset(tcp(here))
+    _, err = fwd.communicate(timeout=10)
+    assert fwd.returncode == 1
+    assert err.count(b"\n") == 1 and b"connection refused" in err
+
+
 # ---- TLS either side --------------------------------------------------------------------
 
 
