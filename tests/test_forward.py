@@ -179,6 +179,31 @@ def test_ipv6_place(procs):
     echo_through(tcp(here, "::1"), 1 << 20)
 
 
+def test_outbound_tries_the_next_address_when_one_refuses():
+    """A name with two addresses (::1 first, refused; then 127.0.0.1): the connector
+    steps on to the second without blocking."""
+    import select
+
+    from pysock.net.address import HostPort, Resolved
+    from pysock.net.outbound import Outbound, Target
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    addresses = [Resolved(socket.AF_INET6, ("::1", port, 0, 0)),
+                 Resolved(socket.AF_INET, ("127.0.0.1", port))]
+    out = Outbound(Target(HostPort("twofold.test", port)), addresses, server)
+    deadline = time.monotonic() + 5
+    channel = None
+    while channel is None and time.monotonic() < deadline:
+        channel = out.step()
+        if channel is None:
+            poller = select.poll()
+            poller.register(out.fd, out.event)
+            poller.poll(500)
+    assert channel is not None and channel.sock.getpeername() == ("127.0.0.1", port)
+    channel.close()
+    server.close()
+
+
 # ---- half-close, resets, refusals, silence ------------------------------------------
 
 
