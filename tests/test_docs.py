@@ -181,7 +181,7 @@ def test_help_groups_every_option_once_and_shows_examples(name):
     cmd = command(name)
     ctx = click.Context(cmd)
     for param in cmd.params:
-        if isinstance(param, click.Option):
+        if isinstance(param, click.Option) and not param.hidden:
             term = helpview.help_row(param, ctx)[0]
             row = re.compile(rf"^  {re.escape(term)}(\s{{2,}}|$)", re.M)
             assert len(row.findall(text)) == 1, param.opts

@@ -287,6 +287,53 @@ def test_no_phantom_open_ports_on_an_empty_loopback(lab, kind):
         assert records(out)[-1]["closed"] == 65535, records(out)
 
 
+def test_big_connect_scan_is_split_over_processes_with_the_same_verdicts(listener):
+    """A big connect scan runs in two processes (both cores); their verdicts merge
+    into exactly what one process finds, and the progress adds up."""
+    from pysock.probes.scan.connect import ConnectScan
+    from pysock.probes.scan.model import Target, Timing
+    from pysock.probes.scan.workers import run_split
+
+    class Tagged(ConnectScan):  # which process settled each port
+        def run(self):
+            results = super().run()
+            for verdicts in results:
+                for verdict in verdicts.values():
+                    verdict.reason += f"@{os.getpid()}"
+            return results
+
+    port, _ = listener
+    ports = sorted(set(range(port - 10000, port + 10000)) & set(range(1, 65536)))
+    target = [Target("127.0.0.1", socket.AF_INET, "127.0.0.1")]
+    progress = []
+    before = _listening_loopback(ports)
+    split = run_split(Tagged, target, ports, Timing(), progress.append, 2)[0]
+    after = _listening_loopback(ports)
+    assert sorted(split) == ports and sum(progress) == len(ports)
+    tagged = [v.reason.split("@") for v in split.values() if "@" in v.reason]
+    assert len({pid for _, pid in tagged}) == 2
+    # the rest were open in the scan and refused when confirmed (a listener gone since)
+    assert all((v.state, v.reason) == ("closed", "conn-refused")
+               for v in split.values() if "@" not in v.reason)
+    found = {p for p, v in split.items() if v.state == "open"}
+    assert before & after <= found <= before | after  # other tests' listeners come and go
+    assert port in found
+    assert all(v.state == "closed" for p, v in split.items() if p not in found)
+
+
+def _listening_loopback(ports) -> set[int]:
+    """Ports with a TCP listener that 127.0.0.1 reaches, from /proc."""
+    found = set()
+    for table, wildcard in (("/proc/net/tcp", "00000000"), ("/proc/net/tcp6", "0" * 32)):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                addr, hexport = cols[1].split(":")
+                if cols[3] == "0A" and addr in (wildcard, "0100007F"):
+                    found.add(int(hexport, 16))
+    return found & set(ports)
+
+
 def test_backs_off_when_out_of_descriptors(private_listener):
     """An open-file limit far below --concurrency: EMFILE shrinks the window, the scan
     completes with the right answer."""
@@ -429,6 +476,22 @@ def test_cidr_scans_hosts_that_are_up(lab, privileged):
     assert scanned == set(up)
     assert {r["port"]: r["state"] for r in records(out) if r.get("host") == server.addr and "port" in r} == \
         {22: "open", 23: "closed"}
+
+
+def test_cidr_down_hosts_are_one_line_and_listed_with_v(lab):
+    client, server = netns.two_hosts(lab)
+    sl.serve(server)
+    argv = [*PYSOCK, "scan", "-p", "22", _block(server)]
+    out = subprocess.run(client.argv(*argv), capture_output=True, timeout=120, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    total = [x for x in lines if "hosts up;" in x]
+    assert total and total[0].startswith(("1 of 6 hosts up; 5 down", "2 of 6 hosts up; 4 down"))
+    assert not [x for x in lines if ": down (" in x]
+    verbose = subprocess.run(client.argv(*argv, "-v"), capture_output=True, timeout=120, text=True)
+    listed = [x for x in verbose.stderr.splitlines() if ": down (" in x]
+    assert len(listed) == int(total[0].split(";")[1].split()[0])
+    assert not [x for x in listed if x.startswith(server.addr + ":")]
 
 
 def test_skip_up_check_scans_every_host(lab):

@@ -362,6 +362,7 @@ def _udp_server(opts, tty_stderr=False):
 @pytest.mark.parametrize("run", [_udp_client, _udp_server], ids=["udp", "udp -l"])
 def test_datagram_relays_take_hexdump_crlf_and_progress(run):
     s, peer, first = run(["--hexdump", "-", "--crlf"])
+    time.sleep(0.5)  # the tap writes right after the send the peer saw
     _, err = s.finish()
     assert first.startswith(b"a\r\n") and b"at offset" in err
     s, peer, first = run(["--progress"], tty_stderr=True)

@@ -39,8 +39,16 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         from pysock.cli.helpview import teach
+        from pysock.cli.peerflags import install
         module = importlib.import_module(COMMANDS[name][0])
-        return teach(getattr(module, name))
+        return install(teach(getattr(module, name)))
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """An unknown command gets click's 'did you mean' from the registry."""
+        if args and args[0] not in COMMANDS and not ctx.resilient_parsing \
+                and not args[0].startswith("-"):
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
+        return super().resolve_command(ctx, args)
 
     def shell_complete(self, ctx: click.Context, incomplete: str):
         """Command names with their summaries from the registry: a Tab after 'pysock'

@@ -9,32 +9,30 @@ from __future__ import annotations
 import functools
 import marshal
 import os
-from dataclasses import dataclass, field
+from collections import namedtuple
+
+# (plain classes and a namedtuple: no dataclasses import on the listing path)
+Owner = namedtuple("Owner", "pid process uid", defaults=(None,))
 
 
-@dataclass(frozen=True)
-class Owner:
-    pid: int
-    process: str
-    uid: int | None = None
-
-
-@dataclass
 class ProcessInfo:
-    pid: int
-    process: str
-    uid: int | None
-    fds: int  # open descriptors when we looked
-    sockets: list[int] = field(default_factory=list)  # inodes
+    __slots__ = ("pid", "process", "uid", "fds", "sockets")
+
+    def __init__(self, pid: int, process: str, uid: int | None, fds: int,
+                 sockets: list[int] | None = None):
+        self.pid, self.process, self.uid = pid, process, uid
+        self.fds = fds  # open descriptors when we looked
+        self.sockets = sockets if sockets is not None else []  # inodes
 
 
-@dataclass
 class ProcessMap:
     """What one pass over /proc/*/fd saw."""
 
-    by_inode: dict[int, list[int]]  # socket inode -> pids, in /proc order
-    processes: dict[int, ProcessInfo]
-    hidden: int  # processes whose descriptors we may not read (not root)
+    def __init__(self, by_inode: dict[int, list[int]], processes: dict[int, ProcessInfo],
+                 hidden: int):
+        self.by_inode = by_inode  # socket inode -> pids, in /proc order
+        self.processes = processes
+        self.hidden = hidden  # processes whose descriptors we may not read (not root)
 
     def owners(self, inode: int) -> list[Owner]:
         return [Owner(pid, self.processes[pid].process, self.processes[pid].uid)
@@ -118,6 +116,11 @@ def socket_owners(inodes: set[int] | None = None) -> dict[int, list[Owner]]:
     Processes we may not look into are skipped; the caller decides whether to say so."""
     seen = scan(inodes)
     return {inode: seen.owners(inode) for inode in seen.by_inode}
+
+
+def missing(pids) -> list[int]:
+    """The pids with no process (in this PID namespace)."""
+    return [pid for pid in pids if not os.path.isdir(f"/proc/{pid}")]
 
 
 def fd_limit(pid: int) -> int | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net.address import Resolved, UnixAddress, format_sockaddr, resolve
+from pysock.net.route import is_local
 from pysock.net.sockopt import SockOpt, apply_all
 
 # ---- channels ---------------------------------------------------------------
@@ -254,20 +255,10 @@ def _connect_failure(spec: ClientSpec, failures: list[tuple[Resolved, OSError]],
     return error
 
 
-def _is_local(host: str) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, 0))
-        except OSError:
-            return False
-    return True
-
-
 def _refused_hint(tried: list[Resolved], port: int) -> str | None:
     """On a refused local connect, say where something does listen on that port:
     the `nc -l` binds-IPv4-only trap, or a server bound to 127.0.0.1 only."""
-    tried = [a for a in tried if _is_local(a.host)]
+    tried = [a for a in tried if is_local(a.host)]
     if not tried:
         return None
     from pysock.inventory.procnet import listener_addresses

@@ -134,7 +134,7 @@ class Hub:
         finally:
             for link in list(self.clients):
                 link.on_close = None
-                self._end_client(link, quiet=True)
+                self._end_client(link)
             for shake in self.handshakes.values():
                 shake.conn.close()
             for link in (self.stdin_link, self.single):
@@ -325,28 +325,27 @@ class Hub:
 
     def _left(self, link: Link) -> None:
         client = self.clients.pop(link, None)
-        link.close_pumps()
-        for ch in (link.remote, link.local):
-            if isinstance(ch, SocketChannel):
-                self.engine.forget(ch.rfd)
-                ch.close()
+        if client is not None and link is not self.single and not client.quiet:
+            # before closing, so the report comes before the client sees the end
+            why = str(link.error) if link.error is not None else link.result.reason
+            self.on_event(Event("leave", client.peer, why, link.result.sent,
+                                link.result.received, time.monotonic() - link.started))
+        self._close_link(link)
         if client is None:
             return
         if link is self.single and link.error is not None:
             raise link.error
-        result = link.result
-        why = str(link.error) if link.error is not None else result.reason
-        if not client.quiet and link is not self.single:
-            self.on_event(Event("leave", client.peer, why, result.sent, result.received,
-                                time.monotonic() - link.started))
         if self.policy.mode == "chat":
             self._broadcast(f"<announce> user {client.number} has left\n".encode(), client)
         if self.resume_accept_at is not None:
             self._resume_accept()
 
-    def _end_client(self, link: Link, quiet: bool) -> None:
+    def _end_client(self, link: Link) -> None:
         self.clients.pop(link, None)
         self.engine.remove(link)
+        self._close_link(link)
+
+    def _close_link(self, link: Link) -> None:
         link.close_pumps()
         for ch in (link.remote, link.local):
             if isinstance(ch, SocketChannel):
@@ -403,6 +402,7 @@ class Hub:
             return
         del self.handshakes[shake.conn.rfd]
         self.engine.unwatch(shake.conn.rfd)
+        shake.conn.finish_handshake()
         self.on_event(Event("secured", shake.peer, shake.conn.summary(), channel=shake.conn))
         self._connected(shake.conn, shake.peer, shake.addr)
 

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from pysock.render.style import console
 
-_JSON = json.JSONEncoder(separators=(",", ":"), default=str)  # built once, not per record
+_JSON = None  # one encoder, built on the first JSON record
 
-
-@dataclass(frozen=True)
 class Column:
-    key: str
-    title: str
-    justify: str = "left"  # left | right
-    fmt: Callable[[Any], str] | None = None
-    style: Callable[[dict], str | None] | None = None  # rich style of a cell, tables only
-    width: int | None = None  # streaming tables: the column's fixed width
+    """One column of a record table (a plain class: no dataclasses import on the way
+    to a listing's first byte)."""
+
+    __slots__ = ("key", "title", "justify", "fmt", "style", "width")
+
+    def __init__(self, key: str, title: str, justify: str = "left",
+                 fmt: Callable[[object], str] | None = None,
+                 style: Callable[[dict], str | None] | None = None, width: int | None = None):
+        self.key, self.title = key, title
+        self.justify = justify  # left | right
+        self.fmt = fmt
+        self.style = style  # rich style of a cell, tables only
+        self.width = width  # streaming tables: the column's fixed width
 
     def text(self, record: dict) -> str:
         value = record.get(self.key)
@@ -31,6 +33,14 @@ class Column:
         if isinstance(value, float):
             return f"{value:.3f}"
         return str(value)
+
+
+def _json():
+    global _JSON
+    if _JSON is None:
+        import json
+        _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+    return _JSON
 
 
 class RecordWriter:
@@ -57,7 +67,7 @@ class RecordWriter:
 
     def write(self, record: dict) -> None:
         if self.mode == "json":
-            self.stream.write(_JSON.encode(record) + "\n")
+            self.stream.write(_json().encode(record) + "\n")
             if self.flush:
                 self.stream.flush()
         elif self.mode == "plain":

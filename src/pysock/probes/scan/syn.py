@@ -50,12 +50,11 @@ def raw_socket(family: int, proto: int) -> socket.socket:
 
 def source_address(target: Target) -> str:
     """The address this host sends from towards target (a route look-up, no packet)."""
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((target.addr, 9))
-        except OSError as exc:
-            raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
-        return probe.getsockname()[0]
+    from pysock.net.route import source_address
+    try:
+        return source_address(target.addr)
+    except OSError as exc:
+        raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
 
 
 class SynScan:
@@ -63,6 +62,8 @@ class SynScan:
 
     Probes go out in batches of up to BATCH ports to one host; a batch is one entry
     in that host's expiry queue, so the per-packet work is a send and a dict store."""
+
+    splittable = False  # in two processes replies get lost and retries cost more than a core saves
 
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
