@@ -79,8 +79,7 @@ class LazyGroup(click.Group):
               help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-    """Sockets on Linux, one tool: talk through them, probe with them, look at
-    them. stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    """Sockets on Linux, one tool. stdout carries data, stderr diagnostics."""
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 
