@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("pysock.cli.scan", "Port scanner: connect, SYN and UDP scans that agree with nmap."),
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
+    "forward": ("pysock.cli.forward", "Relay each client of FROM to TO, many at once (socat ...,fork)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "perf": ("pysock.cli.perf", "Throughput over iperf3's protocol; a server runs many at once."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
@@ -79,7 +80,11 @@ class LazyGroup(click.Group):
               help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
+<<<<<<< HEAD
     """Sockets on Linux, one tool: data on stdout, diagnostics on stderr."""
+=======
+    """Sockets on Linux, one tool. stdout carries data, stderr diagnostics."""
+>>>>>>> main
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 
