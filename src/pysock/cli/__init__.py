@@ -80,11 +80,7 @@ class LazyGroup(click.Group):
               help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-<<<<<<< HEAD
-    """Sockets on Linux, one tool: data on stdout, diagnostics on stderr."""
-=======
     """Sockets on Linux, one tool. stdout carries data, stderr diagnostics."""
->>>>>>> main
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 
