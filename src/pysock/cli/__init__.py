@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
+    "capture": ("pysock.cli.capture", "Packets on the wire with the process behind them (tcpdump)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
 }
 
