@@ -141,8 +141,10 @@ def _sink(view, write, snaplen):
 
 def _live(spec, view, write, wanted) -> int:
     from pysock.probes.capture.session import LiveCapture
-    from pysock.render.capture import closing_lines
+    from pysock.render.capture import closing_lines, listening_line
     session = LiveCapture(spec)
+    listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
+                   spec.snaplen)
     put, flush, stream = _sink(view, write, spec.snaplen)
     try:
         _pump(session.packets(), put, flush, wanted)

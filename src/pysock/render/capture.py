@@ -176,6 +176,14 @@ class JsonView:
             self.stream.flush()
 
 
+def listening_line(ifaces, linktype_name: str, snaplen: int, stream=None) -> None:
+    """tcpdump's first line on stderr: the capture is on from here."""
+    stream = stream or sys.stderr
+    stream.write(f"listening on {','.join(ifaces) or 'any'}, link-type {linktype_name}, "
+                 f"snapshot length {snaplen} bytes\n")
+    stream.flush()
+
+
 def closing_lines(stats, stream=None) -> None:
     """tcpdump's three lines, on stderr."""
     stream = stream or sys.stderr

@@ -93,10 +93,19 @@ class OfflineFilter:
     def __call__(self, linktype: int, data: bytes, wirelen: int) -> bool:
         if not self.expression:
             return True
-        from scapy.libs.winpcapy import pcap_offline_filter, pcap_pkthdr
+        from scapy.libs.winpcapy import pcap_pkthdr
         self.check(linktype)
         header = pcap_pkthdr()
         header.caplen, header.len = len(data), wirelen
         buffer = (ctypes.c_ubyte * len(data)).from_buffer_copy(data)
-        return bool(pcap_offline_filter(ctypes.byref(self.programs[linktype]),
-                                        ctypes.byref(header), buffer))
+        return bool(_offline_filter()(ctypes.byref(self.programs[linktype]),
+                                      ctypes.byref(header), buffer))
+
+
+def _offline_filter():
+    """libpcap's pcap_offline_filter (scapy binds it on Windows only)."""
+    from scapy.libs import winpcapy
+    function = winpcapy._lib.pcap_offline_filter
+    function.restype = ctypes.c_int
+    function.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    return function

@@ -25,9 +25,9 @@ BLOCK_HDR = struct.Struct("=8xIII")  # version, priv offset | status, num_pkts, 
 FRAME_HDR = struct.Struct("=IIIIIIHH")  # next, sec, nsec, snaplen, len, status, mac, net
 SLL = struct.Struct("=HHiHBB")  # family, protocol, ifindex, hatype, pkttype, halen
 SLL_AT = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
-NO_PRIVILEGE = ("capturing needs raw packet sockets: run as root (sudo pysock capture ...), "
-                "or give the python binary the capability with 'setcap cap_net_raw,"
-                "cap_net_admin+eip', or read a saved capture with -r FILE")
+NO_PRIVILEGE = ("capturing needs root or CAP_NET_RAW: run as root (sudo pysock capture ...), "
+                "or 'setcap cap_net_raw,cap_net_admin+eip' on the python binary, "
+                "or read a saved capture with -r FILE")
 
 
 @dataclass(frozen=True)

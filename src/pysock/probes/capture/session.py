@@ -45,7 +45,7 @@ class Packet:
 
     @property
     def process_label(self) -> str | None:
-        ends = [f"{name}[{pid}]" for pid, name in (self.owner, self.peer_owner) if pid]
+        ends = [f"{end[1]}[{end[0]}]" for end in (self.owner, self.peer_owner) if end]
         if self.comment and not ends:
             return self.comment
         return " > ".join(ends) if ends else None
@@ -96,6 +96,8 @@ class LiveCapture:
         self.ring = Ring(ifindex=ifindex, cooked=cooked, program=program,
                          promisc=spec.promisc, spec=spec.buffer)
         self.attribution = Attribution() if spec.attribute else None
+        if self.attribution is not None:
+            self.attribution.start()
         self.names: dict[int, str] = {}
         self.captured = 0
 
@@ -136,6 +138,8 @@ class LiveCapture:
         return self.captured, received, dropped
 
     def close(self) -> None:
+        if self.attribution is not None:
+            self.attribution.stop()
         self.ring.close()
 
 
