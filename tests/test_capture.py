@@ -28,9 +28,8 @@ FILTERS = [
 
 def _mixed_pcap(path: str) -> None:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
-    from scapy.layers.inet6 import IPv6
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
     from scapy.layers.l2 import ARP, Ether
-    from scapy.layers.inet6 import ICMPv6EchoRequest
     from scapy.utils import wrpcap
     e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
     a, b = "10.1.0.1", "10.1.0.2"

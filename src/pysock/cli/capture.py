@@ -147,7 +147,7 @@ def _live(spec, view, write, wanted) -> int:
                    spec.snaplen)
     put, flush, stream = _sink(view, write, spec.snaplen)
     try:
-        _pump(session.packets(), put, flush, wanted)
+        _pump(session.packets(wanted), put, flush)
     except KeyboardInterrupt:
         pass
     finally:
@@ -162,12 +162,11 @@ def _live(spec, view, write, wanted) -> int:
     return ExitStatus.OK
 
 
-def _pump(packets, put, flush, wanted) -> None:
+def _pump(packets, put, flush) -> None:
     import time
     last = time.monotonic()
     for packet in packets:
-        if wanted is None or wanted(packet):
-            put(packet)
+        put(packet)
         now = time.monotonic()
         if now - last > 0.2:
             flush()

@@ -73,9 +73,9 @@ def body(packet, ports: PortNames) -> str:
 
 
 def _dissect(packet):
-    from scapy.layers.l2 import CookedLinux, Ether
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import CookedLinux, Ether
     if packet.linktype == 1:
         return Ether(bytes(packet.data))
     if packet.linktype == 113:

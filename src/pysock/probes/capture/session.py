@@ -111,7 +111,9 @@ class LiveCapture:
             self.names[ifindex] = name
         return name
 
-    def packets(self) -> Iterator[Packet]:
+    def packets(self, wanted=None) -> Iterator[Packet]:
+        """Packets as they come; wanted(packet) -> bool keeps some (--pid, --process),
+        and only those count as captured."""
         spec = self.spec
         deadline = time.monotonic() + spec.duration if spec.duration else None
         linktype, attribution = self.linktype, self.attribution
@@ -127,6 +129,8 @@ class LiveCapture:
                                     frame.wirelen, head)
                     if attribution is not None and head is not None and head.sport is not None:
                         packet.owner, packet.peer_owner = attribution.owners(head)
+                    if wanted is not None and not wanted(packet):
+                        continue
                     self.captured += 1
                     yield packet
                     if spec.count and self.captured >= spec.count:
