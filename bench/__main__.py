@@ -12,7 +12,7 @@ import sys
 import time
 
 from bench import scenarios as scenario_pkg
-from bench.core import Outcome, run_scenario
+from bench.core import Outcome, failed_outcome, run_scenario
 from bench.report import machine, markdown
 from bench.tools import compile_pysock
 
@@ -37,37 +37,59 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
+    out_dir = args.out or (None if args.quick else HERE)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)  # before the first minute of work, not after
     compile_pysock()
     rounds = args.rounds or (2 if args.quick else None)
     outcomes: list[Outcome] = []
     started = time.monotonic()
+    status = 0
     try:
         for module, scenario in all_scenarios(args.quick):
             if args.only and not any(o in scenario.name or o == module for o in args.only):
                 continue
-            print(f"== {scenario.name}", file=sys.stderr, flush=True)
-            outcome = run_scenario(scenario, rounds, log=lambda m: print(m, file=sys.stderr))
-            outcomes.append(outcome)
-            for row in outcome.rows:
-                median = f"{row.median:.4g}" if row.median is not None else row.error
-                print(f"  {row.tool:32} {median} {scenario.unit}", file=sys.stderr, flush=True)
+            outcomes.append(_run_one(scenario, rounds))
+            _save(out_dir, outcomes, time.monotonic() - started, args.quick)  # after each one
     except KeyboardInterrupt:
         print("interrupted; cleaned up", file=sys.stderr)
-        return 130
-    elapsed = time.monotonic() - started
-    text = markdown(outcomes, machine(), elapsed, quick=args.quick)
-    out_dir = args.out or (None if args.quick else HERE)
-    if out_dir:
-        with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
-            f.write(text)
-        with open(os.path.join(out_dir, "RESULTS.json"), "w") as f:
-            json.dump(report_json(outcomes, elapsed), f, indent=1)
+        status = 130
+    text = _save(out_dir, outcomes, time.monotonic() - started, args.quick)
+    if status:
+        return status
     print(text)
     failed = [r.tool for o in outcomes for r in o.rows if r.error and not r.peer]
     if failed:
         print(f"pysock runs failed: {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_one(scenario, rounds: int | None) -> Outcome:
+    """One scenario's figures; a scenario whose set-up breaks is a failed row, not
+    the end of the run (the scenarios after it still run)."""
+    print(f"== {scenario.name}", file=sys.stderr, flush=True)
+    try:
+        outcome = run_scenario(scenario, rounds, log=lambda m: print(m, file=sys.stderr))
+    except Exception as exc:
+        outcome = failed_outcome(scenario, f"{type(exc).__name__}: {exc}"[:200])
+    for row in outcome.rows:
+        median = f"{row.median:.4g}" if row.median is not None else row.error
+        print(f"  {row.tool:32} {median} {scenario.unit}", file=sys.stderr, flush=True)
+    return outcome
+
+
+def _save(out_dir: str | None, outcomes: list[Outcome], elapsed: float, quick: bool) -> str:
+    """Write RESULTS.md/json with every scenario finished so far; the report text."""
+    text = markdown(outcomes, machine(), elapsed, quick=quick)
+    if out_dir:
+        for name, body in (("RESULTS.md", text),
+                           ("RESULTS.json", json.dumps(report_json(outcomes, elapsed), indent=1))):
+            path = os.path.join(out_dir, name)
+            with open(path + ".part", "w") as f:
+                f.write(body)
+            os.replace(path + ".part", path)
+    return text
 
 
 def report_json(outcomes: list[Outcome], elapsed: float) -> dict:

@@ -102,6 +102,12 @@ def run_scenario(scenario: Scenario, rounds: int | None = None, log=print) -> Ou
     return outcome
 
 
+def failed_outcome(scenario: Scenario, error: str) -> Outcome:
+    """A scenario that could not run at all (its set-up failed): every tool failed."""
+    rows = [Row(c.tool, [], c.peer, c.ceiling, error) for c in scenario.contenders]
+    return Outcome(scenario, rows)
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     result = fn()

@@ -19,7 +19,8 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+    load = os.getloadavg()[0]
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(), "load": round(load, 2),
             "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                          time.gmtime())}
 
@@ -54,5 +55,11 @@ def markdown(outcomes: list[Outcome], m: dict, elapsed: float, quick: bool = Fal
             lines.append(f"| {r.tool}{role} | {_fmt(r.median)} | {_fmt(min(r.values))} | "
                          f"{_fmt(max(r.values))} | {len(r.values)} | "
                          f"{'-' if ratio is None else f'{ratio:.2f}x'} |")
-        lines.append("")
+        lines += ["", f"Machine: {machine_line(m)}.", ""]
     return "\n".join(lines)
+
+
+def machine_line(m: dict) -> str:
+    """The machine in one line, under every table (a ratio means nothing without it)."""
+    return (f"{m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python {m['python']}, "
+            f"{m['date']}, load average {m.get('load', '?')} at the end")

@@ -20,7 +20,8 @@ from conftest import need_tool, run_pysock
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "man/man1").glob("*.1"))
-EVERY_COMMAND = ("listen", "connect", "udp", "unix", "scan", "ping", "trace", "inspect")
+EVERY_COMMAND = ("listen", "connect", "udp", "unix", "forward", "scan", "ping", "trace",
+                 "inspect")
 
 
 def command(name: str) -> click.Command:
@@ -180,7 +181,7 @@ def test_help_groups_every_option_once_and_shows_examples(name):
     cmd = command(name)
     ctx = click.Context(cmd)
     for param in cmd.params:
-        if isinstance(param, click.Option):
+        if isinstance(param, click.Option) and not param.hidden:
             term = helpview.help_row(param, ctx)[0]
             row = re.compile(rf"^  {re.escape(term)}(\s{{2,}}|$)", re.M)
             assert len(row.findall(text)) == 1, param.opts
@@ -286,3 +287,14 @@ def test_page_generator_handles_a_command_without_prose():
     page = manpage.command_page(group, "lonely", "A thing.", "2026-01-01")
     assert ".SH EXIT STATUS" in page and "\\fB\\-\\-count\\fR \\fIN\\fR" in page
     assert "Default: \\fB3\\fR." in page and "\\fBpysock\\fR \\fBlonely\\fR" in page
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_example_notes_line_up_after_a_gap(name):
+    text = help_of(name)
+    if "\nExamples:\n" not in text:
+        return
+    block = text.split("\nExamples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    noted = [line for line in block if " # " in line or "# " in line.lstrip()[1:]]
+    assert all("  # " in line for line in noted), noted  # never 'app.sock# nc'
+    assert len({line.index("  # ") for line in noted}) <= 1, noted  # one column

@@ -6,10 +6,12 @@ ss both run inside it, so counts must agree exactly."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -373,6 +375,31 @@ def test_by_process_flags_leaks_and_close_wait(world):
     assert len(plain) == 2 and "near-fd-limit,close-wait-pile" in plain[1]
 
 
+def test_by_process_has_psutils_details_checked_against_proc(world):
+    pid = world.info["pid"]
+    mine = next(r for r in world.records("--by-process") if r["pid"] == pid)
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert mine["cmdline"] == " ".join(a.decode() for a in f.read().split(b"\0") if a)
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f)
+    assert mine["threads"] == int(status["Threads"])
+    rss = int(status["VmRSS"].split()[0]) * 1024
+    assert abs(mine["rss_bytes"] - rss) <= rss * 0.1
+    assert 0 <= mine["cpu_pct"] < 50  # the fixture sleeps
+    started = datetime.datetime.fromisoformat(mine["started"]).timestamp()
+    assert abs(started - (time.time() - _age(pid))) < 3
+    assert "inspect_fixture.py" in world.pysock("--by-process").stdout
+
+
+def _age(pid: int) -> float:
+    """Seconds since pid started, from /proc (starttime in clock ticks since boot)."""
+    with open(f"/proc/{pid}/stat") as f:
+        ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
+
+
 def test_limits_show_settings_with_use(world):
     rows = {r["setting"]: r for r in world.records("--limits")}
     with open("/proc/sys/net/core/somaxconn") as f:
@@ -423,3 +450,49 @@ def test_other_users_processes_are_hidden_and_said(tmp_path):
          or "hidden" in out.stderr)
     assert out.returncode == 0, out.stderr
     assert "hidden" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_raw_sockets_are_named_by_protocol_as_ss_names_them(world):
+    named = world.pysock("-w", "-a", "--pid", str(world.info["pid"])).stdout
+    assert "\t*:icmp\t" in named and "\t*:ipv6-icmp\t" in named
+    ss = " ".join(" ".join(row) for row in world.ss("-w", "-a"))
+    assert ":icmp " in ss + " " and ":ipv6-icmp " in ss + " "
+    numeric = world.pysock("-w", "-a", "-n", "--pid", str(world.info["pid"])).stdout
+    assert "\t*:1\t" in numeric and "\t*:58\t" in numeric
+
+
+def test_a_pid_with_no_process_is_said():
+    out = subprocess.run([*PYSOCK, "inspect", "--pid", "999999"], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr == "pysock: no such process: 999999\n"
+
+
+def test_ss_habits_tlnp_and_no_header(world):
+    with_header = world.pysock("-tl").stdout.splitlines()
+    assert with_header[0].startswith("Proto\tState")
+    assert world.pysock("-tlnp").stdout.splitlines() == \
+        world.pysock("-tl", "-n").stdout.splitlines()
+    assert world.pysock("-tl", "-H").stdout.splitlines() == with_header[1:]
+    assert world.pysock("--counters", "-H").stdout.splitlines()[0].split("\t")[1] != "Counter"
+
+
+FULL = [sys.executable, "-c", "import sys; from pysock.cli import main; main()"]
+
+
+@pytest.mark.parametrize("flags", [["-tln"], ["-t", "-a", "--json"], ["-tanp", "-H"],
+                                   ["-x", "-a"], ["--udp", "--all", "-4"], ["-tl6n"],
+                                   ["-wa", "--numeric"], ["-ta", "-6", "-4"]])
+def test_the_quick_path_prints_what_the_click_command_prints(world, flags):
+    quick = world.host.run(*PYSOCK, "inspect", *flags).stdout
+    full = world.host.run(*FULL, "inspect", *flags).stdout
+    assert quick == full and quick
+
+
+def test_the_quick_path_imports_no_click_and_hands_the_rest_to_click():
+    out = subprocess.run([*PYSOCK[:1], "-X", "importtime", *PYSOCK[1:], "inspect", "-tln"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and " click" not in out.stderr and "rich" not in out.stderr
+    bad = subprocess.run([*PYSOCK, "inspect", "-t", "--bogus"], capture_output=True, text=True,
+                         timeout=30)
+    assert bad.returncode == 2 and "no such option" in bad.stderr

@@ -17,6 +17,8 @@ from pysock.inventory.model import ESTABLISHED, LISTEN, TIME_WAIT, SocketRecord
 from pysock.inventory.processes import fd_limit, scan
 from pysock.render.inspect import FastJson, Names, socket_json, write_sockets
 
+from conftest import PYSOCK
+
 
 @pytest.fixture
 def pair():
@@ -227,3 +229,55 @@ def test_scan_beside_reaps_its_child_when_the_caller_fails():
         raise RuntimeError("the socket read failed")
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # already reaped
+
+
+def test_extended_has_ss_i_fields_with_ss_values():
+    """mss, rcvmss, rto, ato, wscale, notsent as ss -tni prints them, for a sender
+    stalled on a receiver that never reads (so the values hold still)."""
+    import re
+    import subprocess
+    import time
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with client, server:
+            client.setblocking(False)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    client.send(b"x" * 65536)
+                except BlockingIOError:
+                    break
+            time.sleep(0.3)
+            port = client.getsockname()[1]
+            ss = subprocess.run(["ss", "-tniH", "sport", "=", f":{port}"], capture_output=True,
+                                text=True, timeout=20, check=True).stdout
+            out = subprocess.run([*PYSOCK, "inspect", "-t", "-e", "--json", "sport", "=",
+                                  f":{port}"], capture_output=True, text=True, timeout=30)
+            plain = subprocess.run([*PYSOCK, "inspect", "-t", "-e", "sport", "=", f":{port}"],
+                                   capture_output=True, text=True, timeout=30).stdout
+    (mine,) = [json.loads(line) for line in out.stdout.splitlines()]
+    theirs = dict(re.findall(r"\b(mss|rcvmss|advmss|pmtu|rto|ato|wscale|notsent):(\S+)", ss))
+    assert mine["notsent_bytes"] > 0 and int(theirs["notsent"]) == mine["notsent_bytes"]
+    assert theirs["wscale"] == f"{mine['snd_wscale']},{mine['rcv_wscale']}"
+    for key, ours in (("mss", "mss"), ("rcvmss", "rcv_mss"), ("advmss", "advmss"),
+                      ("pmtu", "pmtu"), ("rto", "rto_ms"), ("ato", "ato_ms")):
+        if key in theirs:
+            assert float(theirs[key]) == mine[ours], key
+    assert mine["busy_ms"] is not None and mine["pacing_rate_bps"]
+    assert "wscale:" in plain and "rto:" in plain
+
+
+def test_fast_plain_is_the_same_as_the_record_writer():
+    from pysock.render.inspect import SOCKET_COLUMNS, Names, _write_plain, row
+    from pysock.render.records import RecordWriter
+    records = _records()
+    records[0].recv_q = 3  # a full accept queue: "3!"
+    for numeric in (False, True):
+        names = Names(services=not numeric)
+        fast, slow = io.StringIO(), io.StringIO()
+        _write_plain(records, fast, names, header=True)
+        with RecordWriter(SOCKET_COLUMNS, "plain", stream=slow) as writer:
+            for r in records:
+                writer.write(row(r, names))
+        assert fast.getvalue() == slow.getvalue() and "3!" in fast.getvalue()

@@ -8,6 +8,8 @@ import pty
 import select
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 from conftest import free_port
@@ -70,10 +72,36 @@ def test_live_table_on_a_terminal_quits_on_q(procs):
         os.close(slave)
         screen = b""
         deadline = time.monotonic() + 15
-        while b"q quits" not in screen and time.monotonic() < deadline:
+        row = f"127.0.0.1:{port}".encode()
+        while (b"q quits" not in screen or row not in screen) and time.monotonic() < deadline:
             if select.select([master], [], [], 0.2)[0]:
                 screen += os.read(master, 65536)
-        assert b"q quits" in screen and f"127.0.0.1:{port}".encode() in screen
+        assert b"q quits" in screen and row in screen
         os.write(master, b"q")
         assert proc.wait(10) == 0
     os.close(master)
+
+
+def test_a_socket_whose_process_exits_is_one_changed_row(procs):
+    port = free_port()
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        owner = procs.start([sys.executable, "-c", "import socket, sys; "
+                             f"s = socket.create_connection(('127.0.0.1', {port})); "
+                             "print(s.getsockname()[1], flush=True); sys.stdin.read()"],
+                            stdin=subprocess.PIPE)
+        client_port = int(owner.stdout.readline())
+        server, _ = listener.accept()
+        with server:
+            # both ends: an older TIME_WAIT may hold the same ephemeral port elsewhere
+            proc = procs.pysock("inspect", "--watch", "0.1", "--count", "300", "--json", "-t",
+                                "-a", "--sport", str(client_port), "--dport", str(port))
+            first = json.loads(lines_until(proc, lambda line: True)[0])
+            assert (first["event"], first["pid"]) == ("present", owner.pid)
+            owner.kill()  # the kernel closes its socket: FIN_WAIT, no owner
+            seen = lines_until(proc, lambda line: '"changed"' in line or '"gone"' in line
+                               or '"new"' in line)
+            last = json.loads(seen[-1])
+            assert last["event"] == "changed" and last["pid"] is None
+            assert last["state"] in ("FIN_WAIT1", "FIN_WAIT2")
+            os.kill(proc.pid, signal.SIGINT)
+            proc.wait(10)

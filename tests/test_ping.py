@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 
@@ -564,7 +565,7 @@ def test_udp_ping_echo_server_and_closed_port(procs, port):
 def test_statistics_formulas_match_iputils():
     from pysock.probes.ping import Target
     from pysock.render.ping import statistics
-    target = Target("h", "192.0.2.1", 4, ("192.0.2.1", 0))
+    target = Target("h", "192.0.2.1", socket.AF_INET, ("192.0.2.1", 0))
     s = target.stats
     for seq, us in enumerate([45, 61, 1203, 52], start=1):
         s.sent()
@@ -623,9 +624,9 @@ def test_receive_time_is_the_kernel_stamp_not_the_read():
 
     from pysock.probes import icmp
     from pysock.probes.icmpsock import EchoSocket
-    sock = EchoSocket(4)
+    sock = EchoSocket(socket.AF_INET)
     try:
-        packet = icmp.echo_request(4, sock.ident, 1, icmp.fill_payload(56, None))
+        packet = icmp.echo_request(socket.AF_INET, sock.ident, 1, icmp.fill_payload(56, None))
         sent = time.time_ns()
         sock.sendto(packet, ("127.0.0.1", 0))
         time.sleep(0.3)

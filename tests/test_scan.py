@@ -86,7 +86,7 @@ def test_syn_without_privilege_says_what_is_needed():
     need_root()  # to become nobody
     out = subprocess.run([*NOBODY, *PYSOCK, "scan", "--syn", "-p", "80", "127.0.0.1"],
                          capture_output=True, timeout=30)
-    one_line_error(out, 1, "--syn", "root", "CAP_NET_RAW")
+    one_line_error(out, 2, "--syn", "root", "CAP_NET_RAW")  # errors.PrivilegeError: one rule
 
 
 def test_udp_needs_no_privilege():
@@ -287,6 +287,53 @@ def test_no_phantom_open_ports_on_an_empty_loopback(lab, kind):
         assert records(out)[-1]["closed"] == 65535, records(out)
 
 
+def test_big_connect_scan_is_split_over_processes_with_the_same_verdicts(listener):
+    """A big connect scan runs in two processes (both cores); their verdicts merge
+    into exactly what one process finds, and the progress adds up."""
+    from pysock.probes.scan.connect import ConnectScan
+    from pysock.probes.scan.model import Target, Timing
+    from pysock.probes.scan.workers import run_split
+
+    class Tagged(ConnectScan):  # which process settled each port
+        def run(self):
+            results = super().run()
+            for verdicts in results:
+                for verdict in verdicts.values():
+                    verdict.reason += f"@{os.getpid()}"
+            return results
+
+    port, _ = listener
+    ports = sorted(set(range(port - 10000, port + 10000)) & set(range(1, 65536)))
+    target = [Target("127.0.0.1", socket.AF_INET, "127.0.0.1")]
+    progress = []
+    before = _listening_loopback(ports)
+    split = run_split(Tagged, target, ports, Timing(), progress.append, 2)[0]
+    after = _listening_loopback(ports)
+    assert sorted(split) == ports and sum(progress) == len(ports)
+    tagged = [v.reason.split("@") for v in split.values() if "@" in v.reason]
+    assert len({pid for _, pid in tagged}) == 2
+    # the rest were open in the scan and refused when confirmed (a listener gone since)
+    assert all((v.state, v.reason) == ("closed", "conn-refused")
+               for v in split.values() if "@" not in v.reason)
+    found = {p for p, v in split.items() if v.state == "open"}
+    assert before & after <= found <= before | after  # other tests' listeners come and go
+    assert port in found
+    assert all(v.state == "closed" for p, v in split.items() if p not in found)
+
+
+def _listening_loopback(ports) -> set[int]:
+    """Ports with a TCP listener that 127.0.0.1 reaches, from /proc."""
+    found = set()
+    for table, wildcard in (("/proc/net/tcp", "00000000"), ("/proc/net/tcp6", "0" * 32)):
+        with open(table) as f:
+            for line in list(f)[1:]:
+                cols = line.split()
+                addr, hexport = cols[1].split(":")
+                if cols[3] == "0A" and addr in (wildcard, "0100007F"):
+                    found.add(int(hexport, 16))
+    return found & set(ports)
+
+
 def test_backs_off_when_out_of_descriptors(private_listener):
     """An open-file limit far below --concurrency: EMFILE shrinks the window, the scan
     completes with the right answer."""
@@ -431,6 +478,48 @@ def test_cidr_scans_hosts_that_are_up(lab, privileged):
         {22: "open", 23: "closed"}
 
 
+def test_cidr_up_check_asks_arp_on_the_link_and_tcp_only_where_it_helps(lab):
+    """On a directly connected network the echo sweep's ARP settles the absent hosts:
+    no TCP probe goes to an address nobody answered ARP for. A host that answers ARP
+    but drops echo is still asked on TCP, and found up."""
+    need_tool("nft")
+    client, server = netns.two_hosts(lab)
+    server.nft("table inet quiet {\n chain in {\n type filter hook input priority 0;\n"
+               " icmp type echo-request drop\n }\n}\n")
+    client.nft(f"""table inet seen {{
+        counter absent {{ }}
+        counter present {{ }}
+        chain out {{
+            type filter hook output priority 0;
+            ip daddr != {{ {server.addr}, {client.addr} }} tcp dport {{ 80, 443 }} counter name absent
+            ip daddr {server.addr} tcp dport {{ 80, 443 }} counter name present
+        }}
+    }}""")
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-p", "22", _block(server)),
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    up = {r["host"] for r in records(out) if r.get("type") == "summary" and r["up"]}
+    assert server.addr in up
+    assert client.nft_counter("seen", "absent") == 0
+    assert client.nft_counter("seen", "present") >= 1
+
+
+def test_cidr_down_hosts_are_one_line_and_listed_with_v(lab):
+    client, server = netns.two_hosts(lab)
+    sl.serve(server)
+    argv = [*PYSOCK, "scan", "-p", "22", _block(server)]
+    out = subprocess.run(client.argv(*argv), capture_output=True, timeout=120, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    total = [x for x in lines if "hosts up;" in x]
+    assert total and total[0].startswith(("1 of 6 hosts up; 5 down", "2 of 6 hosts up; 4 down"))
+    assert not [x for x in lines if ": down (" in x]
+    verbose = subprocess.run(client.argv(*argv, "-v"), capture_output=True, timeout=120, text=True)
+    listed = [x for x in verbose.stderr.splitlines() if ": down (" in x]
+    assert len(listed) == int(total[0].split(";")[1].split()[0])
+    assert not [x for x in listed if x.startswith(server.addr + ":")]
+
+
 def test_skip_up_check_scans_every_host(lab):
     client, server = netns.two_hosts(lab)
     out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-Pn", "-w", "0.3", "-p", "22",
@@ -536,3 +625,36 @@ def test_local_firewall_refusal_is_filtered_not_a_crash(lab, kind):
     states = {r["port"]: r["state"] for r in records(out) if "port" in r}
     closed = "closed"
     assert states == {5999: closed, 6000: "filtered", 6001: closed}
+
+
+# ---- service names: nmap's, the same on every machine -----------------------------------------
+
+def test_service_names_of_ranked_ports_are_shipped(monkeypatch):
+    from pysock.probes.scan import ports
+    monkeypatch.setattr(ports, "NMAP_SERVICES", ("/nonexistent/nmap-services",))
+    for cached in (ports.service, ports._nmap_names):
+        cached.cache_clear()
+    try:
+        assert ports._nmap_names("tcp") == {}  # as on a machine without nmap
+        assert (ports.service(8000, "tcp"), ports.service(9999, "tcp")) == ("http-alt", "abyss")
+        assert ports.service(80, "tcp") == "http" and ports.service(53, "udp") == "domain"
+    finally:
+        for cached in (ports.service, ports._nmap_names):
+            cached.cache_clear()
+
+
+def test_service_names_beyond_the_ranked_ports_come_from_nmap_services():
+    need_tool("nmap")
+    from pysock.probes.scan import ports
+    ranked = set(ports.ranked("tcp"))
+    named = {p: n for p, n in ports._nmap_names("tcp").items() if p not in ranked}
+    port, name = sorted(named.items())[0]
+    assert ports.service(port, "tcp") == name
+
+
+def test_scan_and_connect_z_name_services_as_nmap_does():
+    out = run_pysock("scan", "--json", "-p", "8000,9999", "127.0.0.1")
+    names = {r["port"]: r["service"] for r in map(json.loads, out.stdout.splitlines()) if "port" in r}
+    assert names == {8000: "http-alt", 9999: "abyss"}
+    out = run_pysock("connect", "-z", "--json", "127.0.0.1", "9999")
+    assert json.loads(out.stdout)["service"] == "abyss"

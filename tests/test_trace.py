@@ -218,3 +218,166 @@ def test_no_route_is_one_line_before_any_probe(lab):
     assert out.stderr == "pysock: cannot trace 10.99.0.1: network is unreachable\n"
     out = run_pysock("trace", "-n", "-i", "no-such-if0", "127.0.0.1")
     assert out.returncode == 2 and b"no network interface 'no-such-if0'" in out.stderr
+
+
+# ---- mtr's mode: --repeat -------------------------------------------------------------
+
+LOSSY = """table inet lossy {{
+    counter seen {{ }}
+    counter dropped {{ }}
+    chain passing {{
+        type filter hook forward priority 0;
+        iifname "{iface}" counter name seen
+        iifname "{iface}" numgen inc mod 5 == 0 counter name dropped drop
+    }}
+}}"""
+
+
+def _mtr_hops(stdout: str) -> list[tuple[str, float, int]]:
+    """(address, loss %, sent) per hop line of mtr --report."""
+    hops = []
+    for line in stdout.splitlines():
+        m = re.match(r"^\s*\d+\.\|-- (\S+)\s+([\d.]+)%\s+(\d+)", line)
+        if m:
+            hops.append((m.group(1), float(m.group(2)), int(m.group(3))))
+    return hops
+
+
+def _counted(router, run):
+    """Run; the share of forwarded probes the router's rule dropped meanwhile."""
+    before = router.nft_counter("lossy", "seen"), router.nft_counter("lossy", "dropped")
+    out = run()
+    seen = router.nft_counter("lossy", "seen") - before[0]
+    dropped = router.nft_counter("lossy", "dropped") - before[1]
+    return out, dropped / seen
+
+
+def _within_band(loss_pct: float, rate: float, sent: int) -> bool:
+    """The loss seen over `sent` probes is what the rule's rate predicts, give or take
+    three binomial standard deviations (and one probe)."""
+    band = 3 * (rate * (1 - rate) / sent) ** 0.5 + 1 / sent
+    return abs(loss_pct / 100 - rate) <= band
+
+
+@pytest.mark.parametrize("method", ["icmp", "udp"])
+def test_repeat_reports_loss_like_mtr(chain, method):
+    need_tool("mtr", "nft")
+    client, router, server = chain
+    router.nft(LOSSY.format(iface=next(iter(router.addrs))))
+    hop1 = next(iter(router.addrs.values()))
+    ours, rate = _counted(router, lambda: trace(client, "-n", "-c", "10", "--interval", "0.1",
+                                                 "-w", "1", "--json", *METHODS[method],
+                                                 server.addr))
+    assert ours.returncode == 0, ours.stderr
+    recs = [json.loads(line) for line in ours.stdout.splitlines()]
+    rounds = [r for r in recs if r.get("type") != "summary"]
+    summary = [r for r in recs if r.get("type") == "summary"]
+    assert {r["round"] for r in rounds} == set(range(1, 11))
+    assert [(s["hop"], s["addr"], s["sent"]) for s in summary] == [(1, hop1, 10), (2, server.addr, 10)]
+    assert summary[0]["loss_pct"] == 0.0  # TTL 1 dies at the router: never forwarded
+    assert _within_band(summary[1]["loss_pct"], rate, 10), (summary, rate)
+    s = summary[1]
+    assert s["best_ms"] <= s["avg_ms"] <= s["worst_ms"] and s["stdev_ms"] >= 0
+    assert s["last_ms"] is not None
+    mtr_flag = {"icmp": [], "udp": ["-u"]}[method]
+    theirs, their_rate = _counted(router, lambda: client.run(
+        "mtr", "--report", "-n", "-c", "10", "-i", "0.1", *mtr_flag, server.addr, timeout=60))
+    mtr_hops = _mtr_hops(theirs.stdout)
+    assert [h[0] for h in mtr_hops] == [hop1, server.addr], theirs.stdout
+    assert _within_band(mtr_hops[1][1], their_rate, mtr_hops[1][2])
+
+
+def test_repeat_plain_report_is_mtrs(chain):
+    client, router, server = chain
+    out = trace(client, "-n", "-c", "3", "--interval", "0.1", server.addr)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[-7:] == ["Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev"]
+    assert lines[1].split()[:4] == ["1.|--", next(iter(router.addrs.values())), "0.0%", "3"]
+    assert lines[2].split()[:4] == ["2.|--", server.addr, "0.0%", "3"]
+    assert len(lines) == 3
+
+
+@pytest.mark.parametrize("args, words", [
+    (["-c", "3", "-q", "2"], "-q/--queries"),
+    (["-c", "3", "-N", "4"], "-N/--sim-queries"),
+    (["--interval", "0.5"], "--interval is for"),
+    (["--watch"], "--watch draws on a terminal"),
+])
+def test_repeat_refuses_what_it_cannot_honour(args, words):
+    out = run_pysock("trace", "-n", *args, "127.0.0.1")
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_watch_redraws_the_table_each_round_on_a_terminal():
+    import pty
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: pysock with a terminal for stdout
+        os.execv(PYSOCK[0], [*PYSOCK, "--color", "never", "trace", "-n", "--watch", "-c", "3",
+                             "--interval", "0.2", "--udp", "127.0.0.1"])
+    chunks = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    text = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "Loss%" in text and "127.0.0.1" in text
+    for sent in ("1", "2", "3"):  # the Snt column after each round
+        assert re.search(rf"127\.0\.0\.1\s+0\.0%\s+{sent}\s", text), text
+
+
+# ---- tracepath: --pmtu ----------------------------------------------------------------
+
+
+def _narrow_middle(router, server) -> None:
+    """The router-server link at MTU 1280 (the client's link stays at 1500)."""
+    link = list(router.addrs)[1]
+    router.run("ip", "link", "set", link, "mtu", "1280")
+    server.run("ip", "link", "set", next(iter(server.addrs)), "mtu", "1280")
+
+
+def _resume_pmtu(stdout: str) -> int:
+    return int(re.search(r"Resume: pmtu (\d+)", stdout).group(1))
+
+
+@pytest.mark.parametrize("v6", [False, True])
+def test_pmtu_finds_the_narrow_link_like_tracepath(chain, v6):
+    need_tool("tracepath")
+    client, router, server = chain
+    _narrow_middle(router, server)
+    dest = server.addr6 if v6 else server.addr
+    hop1 = next(iter((router.addrs6 if v6 else router.addrs).values()))
+    ours = trace(client, "-n", "--pmtu", dest)  # first: the kernel has no cached path MTU yet
+    assert ours.returncode == 0, ours.stderr
+    lines = ours.stdout.splitlines()
+    assert re.match(r"^ 1\?: \[LOCALHOST\]\s+pmtu 1500$", lines[0]), lines
+    assert re.search(rf"^ 2:  {re.escape(hop1)}\s+\d+\.\d+ms pmtu 1280$", ours.stdout, re.M), lines
+    assert re.search(rf"^ 2:  {re.escape(dest)}\s+\d+\.\d+ms reached$", ours.stdout, re.M), lines
+    assert _resume_pmtu(ours.stdout) == 1280
+    theirs = client.run("tracepath", "-n", dest, timeout=60)
+    assert _resume_pmtu(theirs.stdout) == 1280
+    assert "hops 2 back 2" in theirs.stdout and "hops 2 back 2" in ours.stdout
+    recs = [json.loads(x) for x in trace(client, "-n", "--pmtu", "--json", dest).stdout.splitlines()]
+    assert recs[-1] == {"type": "summary", "pmtu": 1280, "hops": 2, "reached": True}
+    assert recs[-2]["addr"] == dest and recs[-2]["reached"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--pmtu", "-c", "3"], "not with --repeat"),
+    (["--pmtu", "--tcp", "80"], "not with --tcp"),
+    (["--pmtu", "-q", "2"], "not with -q/--queries"),
+])
+def test_pmtu_refuses_what_it_cannot_honour(args, words):
+    out = run_pysock("trace", "-n", *args, "127.0.0.1")
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert words in err and len(err.strip().splitlines()) == 1, err

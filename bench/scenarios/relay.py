@@ -1,10 +1,10 @@
-"""connect/listen: bulk throughput, sendfile from a file, 1-byte round trips, many clients."""
+"""connect/listen: bulk throughput, sendfile from a file, 1-byte round trips (many
+clients: echo.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import selectors
 import socket
 import subprocess
 import tempfile
@@ -186,75 +186,9 @@ def _latency(quick: bool):
                     contenders, setup=_echo_server, rounds=2 if quick else 5)
 
 
-# ---- many clients ---------------------------------------------------------------
-
-
-def _many_clients(server_argv, clients: int, size: int):
-    def go(_env) -> float:
-        port = free_port()
-        with running(server_argv(port)) as server:
-            wait_listening(port, proc=server)
-            t0 = time.perf_counter()
-            _drive_echo_clients(port, clients, size)
-            return time.perf_counter() - t0
-    return go
-
-
-def _drive_echo_clients(port: int, clients: int, size: int, timeout: float = 120) -> None:
-    """Every client sends size bytes and must get exactly them back."""
-    payload = os.urandom(size)
-    sel = selectors.DefaultSelector()
-    state = {}
-    for _ in range(clients):
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        s.setblocking(False)
-        state[s] = {"sent": 0, "got": bytearray()}
-        sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    deadline = time.monotonic() + timeout
-    done = 0
-    while done < clients:
-        if time.monotonic() > deadline:
-            raise BenchFailure(f"only {done} of {clients} clients finished")
-        for key, events in sel.select(1):
-            s, st = key.fileobj, state[key.fileobj]
-            if events & selectors.EVENT_WRITE and st["sent"] < size:
-                st["sent"] += s.send(payload[st["sent"]:st["sent"] + 262144])
-                if st["sent"] == size:
-                    sel.modify(s, selectors.EVENT_READ)
-            if events & selectors.EVENT_READ:
-                chunk = s.recv(262144)
-                if not chunk:
-                    raise BenchFailure("server closed a client early")
-                st["got"] += chunk
-                if len(st["got"]) == size:
-                    if bytes(st["got"]) != payload:
-                        raise BenchFailure("echo came back damaged")
-                    sel.unregister(s)
-                    s.close()
-                    done += 1
-    sel.close()
-
-
-def _echo_many(quick: bool):
-    clients, size = (50, 64 << 10) if quick else (500, 1 << 20)
-    servers = {
-        "pysock listen -k --echo": lambda p: [PYSOCK, "listen", "-k", "--echo", "127.0.0.1",
-                                              str(p)],
-        "socat fork PIPE": lambda p: ["socat", f"TCP-LISTEN:{p},bind=127.0.0.1,reuseaddr,fork,"
-                                      "backlog=1024", "PIPE"],
-        "ncat -lk --exec cat": lambda p: ["ncat", "-lk", "127.0.0.1", str(p), "--exec",
-                                          "/bin/cat"],
-    }
-    contenders = [Contender(t, _many_clients(a, clients, size), peer=not t.startswith("pysock"))
-                  for t, a in servers.items() if t.startswith("pysock") or have(t.split()[0])]
-    return Scenario(f"{clients} concurrent echo clients x {size >> 10} KiB", "s", "lower",
-                    contenders, rounds=2 if quick else 5)
-
-
 def scenarios(quick: bool):
     if not pysock_has("connect"):
         return
     yield _bulk(quick)
     yield _from_file(quick)
     yield _latency(quick)
-    yield _echo_many(quick)

@@ -1,4 +1,4 @@
-from pysock.cli import main
+from pysock.launch import main
 
 if __name__ == "__main__":
     main()

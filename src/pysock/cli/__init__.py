@@ -25,9 +25,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("pysock.cli.scan", "Port scanner: connect, SYN and UDP scans that agree with nmap."),
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
+    "forward": ("pysock.cli.forward", "Relay each client of FROM to TO, many at once (socat ...,fork)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "capture": ("pysock.cli.capture", "Packets on the wire with the process behind them (tcpdump)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
+    "help": ("pysock.cli.help", "The manual page of pysock or COMMAND, wherever installed."),
 }
 
 
@@ -39,8 +41,16 @@ class LazyGroup(click.Group):
         if name not in COMMANDS:
             return None
         from pysock.cli.helpview import teach
+        from pysock.cli.peerflags import install
         module = importlib.import_module(COMMANDS[name][0])
-        return teach(getattr(module, name))
+        return install(teach(getattr(module, name)))
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """An unknown command gets click's 'did you mean' from the registry."""
+        if args and args[0] not in COMMANDS and not ctx.resilient_parsing \
+                and not args[0].startswith("-"):
+            raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
+        return super().resolve_command(ctx, args)
 
     def shell_complete(self, ctx: click.Context, incomplete: str):
         """Command names with their summaries from the registry: a Tab after 'pysock'
@@ -66,11 +76,11 @@ class LazyGroup(click.Group):
                       message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
-              default="auto", show_default=True, help="When to color output.")
+              default="auto", show_default=True,
+              help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-    """Sockets on Linux, one tool: talk through them, probe with them, look at
-    them. stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    """Sockets on Linux, one tool. stdout carries data, stderr diagnostics."""
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 
@@ -89,6 +99,9 @@ def _on_sigterm(signum, frame):
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_PYSOCK_COMPLETE" in os.environ:  # a Tab: answer in pysock's own line format
+        from pysock.cli.completion import register
+        register()
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK

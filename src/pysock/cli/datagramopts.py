@@ -23,7 +23,8 @@ DATAGRAM_OPTIONS = [
     click.option("--show", is_flag=True,
                  help="Print a record per received datagram (time, sender, length, first bytes) "
                       "instead of its data."),
-    click.option("--json", "json", is_flag=True, help="--show and --measure records as JSON Lines."),
+    click.option("--json", "json", is_flag=True,
+                 help="Records as JSON Lines: --show's (implied) or --measure's."),
 ]
 
 
@@ -171,8 +172,6 @@ def serve_datagrams(sock, kw: dict, diag, *, keep_open: bool, echo: bool,
         diag.verbose(f"talking to {format_sockaddr(first)} (-k to hear every sender)")
     channel = datagram.DatagramChannel(sock, kw["bufsize"])
     if echo:
-        with datagram_taps(dict(kw, hexdump=None, progress=False), diag,
-                           channel.bufsize, extra_taps) as found:
-            return datagram.echo(channel, idle_timeout=kw["idle_timeout"],
-                                 taps=[t for t in found if getattr(t, "sees_datagrams", False)])
+        with datagram_taps(kw, diag, channel.bufsize, extra_taps) as found:
+            return datagram.echo(channel, idle_timeout=kw["idle_timeout"], taps=found)
     return relay_datagrams(channel, kw, diag, None, extra_taps)

@@ -8,7 +8,7 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.relayopts import check_stream_options, policy, relay_options, report_relay, taps
 from pysock.cli.tlsopts import describe, tls_options, tls_server
 
 MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
@@ -55,17 +55,18 @@ def listen(place, port_opt, family, numeric, keep_open, max_conns, allow, deny, 
     host, port = _place(place, port_opt, bind_place)
     mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
     access = _access(allow, deny, allowfile, denyfile)
-    relay_policy = policy(kw)
+    check_stream_options(_mode_flag(mode, sh_exec), keep_open, kw)
     diag = Diagnostics(kw["verbose"])
     tls = tls_server(kw, diag)
     listener = open_listener(host, port, family=family, numeric=numeric, backlog=backlog,
                              sockopts=tuple(sockopts))
+    policy_ = hub_policy(mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,
+                         kw, tls)
     try:
         _announce(listener, port, diag)
         if mode == "relay" and not keep_open:
-            return _one_client(listener, access, accept_timeout, tls, kw, diag)
-        return _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd,
-                     sh_exec, relay_policy, tls, diag)
+            return _one_client(listener, policy_, kw, diag)
+        return _many(listener, policy_, kw, diag)
     finally:
         listener.close()
 
@@ -91,6 +92,10 @@ def _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open) -> str:
     return chosen[0] if chosen else "relay"
 
 
+def _mode_flag(mode: str, sh_exec) -> str:
+    return "sh-exec" if sh_exec is not None else mode
+
+
 def _access(allow, deny, allowfile, denyfile):
     from pysock.net.access import Access, parse_network, read_networks
     allows = [parse_network(a) for a in allow] + (read_networks(allowfile) if allowfile else [])
@@ -110,27 +115,46 @@ def _announce(listener, port: int, diag) -> None:
         diag.say(text)
 
 
-def _one_client(listener, access, accept_timeout, tls, kw, diag) -> int:
-    from pysock.net.endpoints import SocketChannel
-    from pysock.net.hub import accept_one
+def _one_client(listener, hub_policy, kw, diag, wrap=None) -> int:
+    """nc -l: the first permitted client relayed with stdio."""
+    from pysock.net.hub import serve_one
+    from pysock.net.relay import RelayError
 
-    sock = accept_one(listener, access, accept_timeout, _reporter(diag))
-    listener.close()
-    if tls is None:
-        channel = SocketChannel(sock)
-    else:
-        from pysock.net.tls import start_server
-        channel = start_server(sock, tls)
-    diag.verbose(f"connection from {channel.peer}")
-    if tls is not None:
-        describe(channel, diag)
-    return run_relay(channel, kw)
+    peer = ["the peer"]
+    try:
+        with taps(kw, settings().stderr_color) as found:
+            result, channel = serve_one(listener, hub_policy, _one_reporter(diag, peer), found,
+                                        **({"wrap": wrap} if wrap else {}))
+    except RelayError as exc:
+        diag.verbose(exc.result.summary(peer[0]))
+        raise
+    return report_relay(result, channel, diag)
 
 
-def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec,
-          relay_policy, tls, diag) -> int:
-    from pysock.net.hub import HubPolicy, serve
+def _one_reporter(diag, peer: list):
+    """One client: 'connection from' and the TLS session, as a client relay says them."""
+    def report(event) -> None:
+        if event.kind == "connect":
+            peer[0] = event.peer
+            diag.verbose(f"connection from {event.peer}")
+        elif event.kind == "secured":
+            describe(event.channel, diag)
+        elif event.kind != "leave":
+            _reporter(diag)(event)
+    return report
 
+
+def _many(listener, hub_policy, kw, diag, wrap=None) -> int:
+    from pysock.net.hub import serve
+    with taps(kw, settings().stderr_color) as found:
+        return serve(listener, hub_policy, _reporter(diag), found,
+                     **({"wrap": wrap} if wrap else {}))
+
+
+def hub_policy(mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_exec, kw, tls,
+               **more):
+    """The HubPolicy for listen and unix -l (serve modes, the relay policy, TLS)."""
+    from pysock.net.hub import HubPolicy
     command: tuple[str, ...] = ()
     if exec_cmd is not None:
         command = tuple(shlex.split(exec_cmd))
@@ -138,13 +162,12 @@ def _many(listener, mode, keep_open, max_conns, access, accept_timeout, exec_cmd
             raise click.UsageError("--exec needs a program")
     elif sh_exec is not None:
         command = (sh_exec,)
-    hub_policy = HubPolicy(mode=mode, keep_open=keep_open, max_conns=max_conns, access=access,
-                           idle_timeout=relay_policy.idle_timeout, command=command,
-                           shell=sh_exec is not None,
-                           shutdown_on_eof=relay_policy.shutdown_on_eof,
-                           recv_only=relay_policy.recv_only, send_only=relay_policy.send_only,
-                           accept_timeout=accept_timeout, tls=tls)
-    return serve(listener, hub_policy, _reporter(diag))
+    relay_policy = policy(kw)
+    shaped = bool(kw["hexdump"] or kw["progress"] or kw["crlf"]
+                  or relay_policy.idle_timeout is not None)
+    return HubPolicy(mode=mode, keep_open=keep_open, max_conns=max_conns, access=access,
+                     command=command, shell=sh_exec is not None, accept_timeout=accept_timeout,
+                     tls=tls, relay=relay_policy, bridge_exec=shaped, **more)
 
 
 def _reporter(diag):

@@ -227,6 +227,30 @@ def options_section(roff: Roff, command: click.Command, ctx: click.Context, grou
         roff.tagged(option_tag(p, ctx), option_text(p))
 
 
+PEER_FLAGS = "PEER FLAGS"
+
+
+def peer_section(roff: Roff, name: str, prose: Prose) -> None:
+    """What the peers' flags do here (cli/peertable.py), after the prose's intro."""
+    from pysock.cli.peerflags import SECTION_TITLES, rows
+    table = rows(name)
+    if not any(table.values()):
+        return
+    roff.heading(PEER_FLAGS)
+    roff.prose(prose.sections.get(PEER_FLAGS) or [
+        "Flags the tools pysock replaces taught your fingers. Some are pysock's own, some "
+        "are other names for its options; the rest say in one line what pysock offers instead."])
+    for kind, title in SECTION_TITLES.items():
+        if not table[kind]:
+            continue
+        roff.heading(escape(title), sub=True)
+        if kind == "same":  # one paragraph: these need no explaining
+            roff.paragraph(inline(", ".join(f"{flag} {text}" for flag, text in table[kind]) + "."))
+            continue
+        for flag, text in table[kind]:
+            roff.tagged(inline(flag), inline(text))
+
+
 def examples_section(roff: Roff, examples: list[Example]) -> None:
     if not examples:
         return
@@ -297,7 +321,8 @@ def command_page(group: click.Group, name: str, summary: str, date: str) -> str:
     roff.heading("DESCRIPTION")
     roff.prose(description(command) + [""] + prose.sections.get("DESCRIPTION", []))
     options_section(roff, command, ctx, prose.groups)
-    rest_of_sections(roff, prose, ("SYNOPSIS", "DESCRIPTION", "SEE ALSO"))
+    peer_section(roff, name, prose)
+    rest_of_sections(roff, prose, ("SYNOPSIS", "DESCRIPTION", "SEE ALSO", PEER_FLAGS))
     late_sections(roff, prose, DEFAULT_EXIT_STATUS)
     examples_section(roff, prose.examples)
     see_also(roff, _refs(prose) + [r for r in ["pysock(1)"] if r not in _refs(prose)])

@@ -146,7 +146,7 @@ def _header(targets, spec, port, interface, pattern, json) -> str | None:
     target = targets[0]
     source = None
     if port is None:
-        source = route_source(target.name, target.sockaddr, target.family, spec.device)
+        source = route_source(target.name, target.sockaddr, spec.device)
     text = render.header(target, spec.size, source=source if interface else None,
                          device=spec.device, port=port)
     if pattern and port is None:

@@ -105,8 +105,42 @@ def run_relay(channel, kw: dict) -> int:
         raise
     finally:
         channel.close()
+    return report_relay(result, channel, diag)
+
+
+def report_relay(result, channel, diag) -> int:
+    """-v: how a relay ended; its exit status."""
     if not getattr(channel, "clean_close", True):
         diag.verbose(f"{channel.peer} ended without TLS close_notify (common with ncat; "
                      f"a cut-short stream would look the same)")
     diag.verbose(result.summary(channel.peer))
     return result.status
+
+
+# What each serve mode does with stdin and stdout decides which stream options mean
+# something there; the rest are refused, never accepted and ignored.
+_STDIO_ONLY = (("quit_after", "-q"), ("recv_only", "--recv-only"), ("send_only", "--send-only"),
+               ("no_shutdown", "--no-shutdown"), ("exit_on_peer_close", "--exit-on-peer-close"))
+_REPLIES = (("crlf", "--crlf"),)  # converts what stdin sends
+
+
+def check_stream_options(mode: str, keep_open: bool, kw: dict, *, datagram: bool = False,
+                         seqpacket: bool = False) -> None:
+    """Refuse the stream options a serve mode cannot honour, with one usage line.
+    mode: relay (stdin/stdout), echo, broker, chat, exec or sh-exec."""
+    if mode != "relay":
+        refused = _STDIO_ONLY + (_REPLIES if datagram else ())
+        used = [name for key, name in refused if kw.get(key) not in (None, False)]
+        if used:
+            raise click.UsageError(f"{used[0]} is about stdin/stdout, which --{mode} does not "
+                                   f"use")
+    if keep_open and kw.get("exit_on_peer_close"):
+        raise click.UsageError("--exit-on-peer-close ends at the first client's close: "
+                               "it cannot go with -k")
+    if datagram and not seqpacket:
+        used = [name for key, name in (("no_shutdown", "--no-shutdown"),
+                                       ("exit_on_peer_close", "--exit-on-peer-close"))
+                if kw.get(key)]
+        if used:
+            raise click.UsageError(f"{used[0]} is about the end of a stream; datagrams have "
+                                   f"none (use --type seqpacket)")

@@ -46,9 +46,10 @@ HIDE_OVER = 25  # like nmap: a state holding more ports than this is summarised,
 @click.option("-g", "--source-port", type=options.PORT, help="Send probes from this port.")
 @options.family
 @options.numeric
+@click.option("-v", "--verbose", count=True, help="List the hosts found down, each with why.")
 @options.json_output
 def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, reason, skip_up,
-         concurrency, timeout, retries, rate, source_port, family, numeric, json) -> int:
+         concurrency, timeout, retries, rate, source_port, family, numeric, verbose, json) -> int:
     """Scan TCP (connect, or --syn) and UDP ports of TARGETs: names, addresses,
     CIDR blocks. open = answered, closed = refused, filtered = no answer or an
     ICMP prohibition; on this machine, open ports show their owning process."""
@@ -80,6 +81,7 @@ def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, re
     view = _View(mode, env.color, only_open, show_all, reason, banner,
                  any(r.local for r in results))
     view.show(results)
+    _hosts_down(results, verbose)
     scanned = [r for r in results if r.up]
     return ExitStatus.FAILURE if failures or not scanned else ExitStatus.OK
 
@@ -186,8 +188,7 @@ class _View:
             sys.stdout.flush()
             return
         if not result.up:
-            _say(f"{label}: down ({result.note}); not scanned (-Pn scans it anyway)")
-            return
+            return  # counted by _hosts_down
         parts = [f"{counts['open']} open", f"{counts['closed']} closed", f"{counts['filtered']} filtered"]
         if counts["open|filtered"]:
             parts.append(f"{counts['open|filtered']} open|filtered")
@@ -196,6 +197,25 @@ class _View:
             line += f" (not shown: {counts[hidden]} {hidden}; --all lists them)"
         sys.stderr.write(line + "\n")
         sys.stderr.flush()
+
+
+def _hosts_down(results, verbose: int) -> None:
+    """One line for the hosts found down (as nmap's 'N hosts up'); -v lists them."""
+    down = [r for r in results if not r.up]
+    if not down:
+        return
+    if verbose:
+        for result in down:
+            _note(f"{result.target.label}: down ({result.note})")
+    up = len(results) - len(down)
+    what = "host" if len(results) == 1 else "hosts"
+    line = f"{up} of {len(results)} {what} up; {len(down)} down not scanned (-Pn scans them anyway"
+    _note(line + ("" if verbose else "; -v lists them") + ")")
+
+
+def _note(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _ms(value) -> str:

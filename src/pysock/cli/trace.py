@@ -6,7 +6,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +16,7 @@ from pysock.errors import ExitStatus, PysockError
               help="Probe with TCP SYNs (connects) to PORT.")
 @click.option("--icmp", "icmp", is_flag=True, help="Probe with ICMP echo requests (the default).")
 @click.option("-p", "--port", type=options.PORT,
-              help="UDP: the destination port (default: 33434 and up, one per probe).")
+              help="The destination port: UDP (default: 33434 and up, one per probe), or TCP.")
 @click.option("-q", "--queries", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Probes per hop.")
 @click.option("-m", "--max-hops", type=click.IntRange(1, 255), default=30, show_default=True,
@@ -29,11 +29,22 @@ from pysock.errors import ExitStatus, PysockError
               help="Probes in flight at once.")
 @click.option("-s", "--source", help="Send from this address.")
 @click.option("-i", "--interface", type=options.IFACE, help="Send through this interface.")
+@click.option("-c", "--repeat", type=click.IntRange(1, 100000), metavar="N",
+              help="mtr's mode: probe every hop at once, N rounds, then per hop loss %, sent, "
+                   "last, avg, best, worst and stdev.")
+@click.option("--watch", is_flag=True,
+              help="mtr's live view: the per-hop table redrawn each round (a terminal only; "
+                   "until Ctrl-C unless --repeat).")
+@click.option("--interval", type=options.SECONDS, default=1.0, show_default=True,
+              help="With --repeat/--watch: seconds between rounds.")
+@click.option("--pmtu", is_flag=True,
+              help="tracepath: find the path MTU with DF probes (UDP) and the routers' "
+                   "fragmentation-needed / packet-too-big answers.")
 @options.family
 @options.numeric
 @options.json_output
 def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, sim_queries,
-          source, interface, family, numeric, json) -> int:
+          source, interface, repeat, watch, interval, pmtu, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
@@ -46,18 +57,26 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     if first_hop > max_hops:
         raise click.UsageError(f"first hop {first_hop} is beyond max hops {max_hops}")
     method = "udp" if udp else "tcp" if tcp_port else "icmp"
-    if port and method != "udp":
-        raise click.UsageError("-p/--port is for --udp (use --tcp PORT for TCP)")
-    spec = TraceSpec(method=method, port=tcp_port or port, queries=queries, max_hops=max_hops,
+    if port and method == "icmp":
+        raise click.UsageError("-p/--port is for --udp and --tcp")
+    if port and tcp_port and _typed("tcp_port"):
+        raise click.UsageError("give the TCP port once: --tcp PORT, or -T -p PORT")
+    spec = TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
                      first_hop=first_hop, wait=wait, window=sim_queries, source=source,
                      device=interface)
+    repeating = _repeat_mode(repeat, watch, json)
     addr, fam = _resolve(host, family, numeric)
     cache: dict = {}
+    if pmtu:
+        _pmtu_mode(repeating, tcp_port, icmp)
+        return _path_mtu(host, addr, fam, spec, numeric, json, cache)
+    if repeating:
+        return _repeat(host, addr, fam, spec, repeat, interval, watch, numeric, json, cache)
     view = TraceView(settings().output_mode(json), numeric=numeric,
                      names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
     reached = False
     tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, fam, interface, action="trace")  # no route: say so now
+    route_source(host, tracer.sockaddr, interface, action="trace")  # no route: say so now
     try:
         with tracer:
             view.start(header(host, addr, fam, max_hops, spec.packet_size))
@@ -71,9 +90,100 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     return ExitStatus.OK if reached else ExitStatus.FAILURE
 
 
+def _repeat_mode(repeat, watch, json) -> bool:
+    """Whether this is mtr's mode; options that mean nothing there are refused."""
+    if not (repeat or watch):
+        if _typed("interval"):
+            raise click.UsageError("--interval is for --repeat and --watch")
+        return False
+    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
+        if _typed(name):
+            raise click.UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
+                                   f"probe to every hop each round")
+    if watch and (json or not settings().stdout_tty):
+        raise click.UsageError("--watch draws on a terminal; use --repeat N for a report")
+    return True
+
+
+def _pmtu_mode(repeating: bool, tcp_port, icmp: bool) -> None:
+    """--pmtu walks once with UDP probes; what it cannot honour is refused."""
+    if repeating:
+        raise click.UsageError("--pmtu walks the path once: not with --repeat or --watch")
+    if tcp_port or icmp:
+        raise click.UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp")
+    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
+        if _typed(name):
+            raise click.UsageError(f"--pmtu sends one probe at a time: not with {flag}")
+
+
+def _path_mtu(host, addr, fam, spec, numeric, json, cache) -> int:
+    """tracepath: the path MTU hop by hop."""
+    from pysock.probes.ping import route_source
+    from pysock.probes.pmtu import TRACEPATH_PORT, PathMtu, PmtuSpec
+    from pysock.probes.trace import name_of
+    from pysock.render.pmtu import PmtuView
+
+    walk_spec = PmtuSpec(max_hops=spec.max_hops, first_hop=spec.first_hop,
+                         wait=spec.wait if _typed("wait") else 2.0,
+                         port=spec.port or TRACEPATH_PORT, source=spec.source, device=spec.device)
+    view = PmtuView(settings().output_mode(json), numeric=numeric,
+                    names=lambda a: name_of(a, cache))
+    try:
+        route_source(host, (addr, 0), spec.device, action="trace")
+        walker = PathMtu(addr, fam, walk_spec)
+        try:
+            for event in walker.walk():
+                view.event(event)
+        finally:
+            walker.close()
+    except OSError as exc:
+        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+    view.finish(walker.pmtu, walker.hops, walker.reached)
+    return ExitStatus.OK if walker.reached else ExitStatus.FAILURE
+
+
+def _repeat(host, addr, fam, spec, count, interval, watch, numeric, json, cache) -> int:
+    """mtr's mode: rounds of probes to every hop, then the per-hop report."""
+    from pysock.probes.mtr import Repeater
+    from pysock.probes.ping import route_source
+    from pysock.probes.trace import Tracer, name_of
+    from pysock.render.mtr import MtrView
+
+    tracer = Tracer(addr, fam, spec)
+    route_source(host, tracer.sockaddr, spec.device, action="trace")
+    view = MtrView(settings().output_mode(json), numeric=numeric, watch=watch,
+                   names=lambda a: name_of(a, cache), color=settings().color)
+    repeater = Repeater(tracer, count, interval)
+    try:
+        with tracer:
+            view.start(f"mtr to {host} ({addr})", [])
+            try:
+                for round_ in repeater.rounds():
+                    view.round(round_, repeater.hops())
+            except KeyboardInterrupt:
+                if not watch:
+                    raise
+    except OSError as exc:
+        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+    finally:
+        view.finish(repeater.hops())
+    reached = any(h.addr == addr for h in repeater.hops())
+    return ExitStatus.OK if reached else ExitStatus.FAILURE
+
+
+def _typed(name: str) -> bool:
+    """The option was on the command line (not set by a peer flag such as -T)."""
+    from click.core import ParameterSource
+    return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
+
+
 def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
+    """(address, AF_INET or AF_INET6) of HOST."""
     import socket
 
     from pysock.net.address import resolve
-    found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
-    return found.host, 6 if found.family == socket.AF_INET6 else 4
+    try:
+        found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+    except PysockError as exc:  # traceroute: a host it cannot handle is exit 2
+        raise UsageError(exc.message) from None
+    return found.host, found.family

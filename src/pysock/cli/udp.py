@@ -8,7 +8,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
-from pysock.cli.relayopts import datagram_relay_options
+from pysock.cli.relayopts import check_stream_options, datagram_relay_options
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
 
@@ -72,6 +72,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     from pysock.render.diagnostics import Diagnostics
     diag = Diagnostics(kw["verbose"])
     _check(listen, keep_open, echo, wait, join, measure, kw)
+    check_stream_options("echo" if echo else "relay", keep_open, kw, datagram=True)
     socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
     if listen:
         return _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface,
@@ -93,8 +94,8 @@ def _check(listen, keep_open, echo, wait, join, measure, kw) -> None:
         raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
     if measure and (echo or kw["show"]):
         raise click.UsageError("--measure cannot be combined with --echo or --show")
-    if kw["json"] and not (kw["show"] or measure):
-        raise click.UsageError("--json gives records: use it with --show or --measure")
+    if kw["json"] and not measure:
+        kw["show"] = True  # --json alone: the one record view that fits, one per datagram
 
 
 def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:

@@ -8,8 +8,9 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
-from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.relayopts import check_stream_options, relay_options, run_relay
 from pysock.cli.tlsopts import describe, tls_client, tls_options, tls_server
+from pysock.net.access import Access
 
 QUIT_AFTER_INPUT = 1.0  # dgram clients: wait for replies after input ends, as udp does
 
@@ -126,6 +127,10 @@ def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo
     diag = Diagnostics(kw["verbose"])
     _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd, sh_exec, mode,
            sockopts, kw)
+    from pysock.cli.listen import _mode, _mode_flag
+    check_stream_options(_mode_flag(_mode(broker, chat, echo, exec_cmd, sh_exec, keep_open),
+                                    sh_exec), keep_open, kw, datagram=socktype != "stream",
+                         seqpacket=socktype == "seqpacket")
     tls = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), kw, diag)
     outgoing = _outgoing(send_fds, send_creds)
     report = AncillaryReport(diag, show_fds, cat_fds)
@@ -152,8 +157,8 @@ def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd,
     if socktype == "dgram" and any((broker, chat, exec_cmd, sh_exec, max_conns)):
         raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
                                "connections: use --type stream or seqpacket")
-    if kw["json"] and not kw["show"]:
-        raise click.UsageError("--json gives records: use it with --show")
+    if kw["json"]:
+        kw["show"] = True  # --json alone: the one record view there is, one per datagram
 
 
 def _tls(listen, socktype, passing, kw, diag):
@@ -301,33 +306,50 @@ def _server(addr, kind, mode, backlog, keep_open, max_conns, modes, wait, outgoi
         if kind == socket.SOCK_DGRAM:
             return serve_datagrams(listener.sock, kw, diag, keep_open=keep_open, echo=echo,
                                    wait=wait, extra_taps=[report])
-        from pysock.cli.listen import _many, _mode
-        hub_mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
-        if hub_mode == "relay" and not keep_open:
-            return _one_client(listener, kind, wait, outgoing, report, tls, kw, diag)
+        from pysock.cli.listen import _many, _mode, hub_policy
         from pysock.net.access import Access
-        return _many(listener.sock, hub_mode, keep_open, max_conns, Access(), wait, exec_cmd,
-                     sh_exec, policy(kw), tls, diag)
+        hub_mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
+        serving = hub_policy(hub_mode, keep_open, max_conns, Access(), wait, exec_cmd, sh_exec,
+                             kw, tls)
+        wrap = _wrapper(outgoing, report, serving.tls)
+        if hub_mode == "relay" and not keep_open:
+            return _one_client(listener, kind, serving, outgoing, report, wrap, kw, diag)
+        return _many(listener.sock, serving, kw, diag, wrap)
     finally:
         listener.close()
 
 
-def _one_client(listener, kind, wait, outgoing, report, tls, kw, diag) -> int:
+def _wrapper(outgoing, report, tls):
+    """An accepted Unix stream as a Channel: descriptors and credentials ride along
+    (not over TLS, which carries bytes only)."""
+    from pysock.net.ancillary import peer_credentials
+    from pysock.net.endpoints import SocketChannel
+    from pysock.net.unixsock import UnixChannel
+
+    def wrap(sock):
+        report.last_creds = peer_credentials(sock)
+        return SocketChannel(sock) if tls is not None else UnixChannel(sock, outgoing, report)
+    return wrap
+
+
+def _one_client(listener, kind, serving, outgoing, report, wrap, kw, diag) -> int:
+    """One client (nc -U -l): a stream through the hub as with listen; a seqpacket
+    one relayed as datagrams."""
     import socket
 
     from pysock.cli.listen import _reporter
-    from pysock.net.access import Access
     from pysock.net.ancillary import peer_credentials
     from pysock.net.endpoints import peer_name
     from pysock.net.hub import accept_one
-    sock = accept_one(listener.sock, Access(), wait, _reporter(diag))
+    if kind == socket.SOCK_STREAM:
+        from pysock.cli.listen import _one_client as one_stream
+        return one_stream(listener.sock, serving, kw, diag, wrap)
+    sock = accept_one(listener.sock, Access(), serving.accept_timeout, _reporter(diag))
     listener.sock.close()  # one client: later ones are refused, as with listen
     report.last_creds = peer_credentials(sock)
     peer = peer_name(sock, sock.getpeername())
     diag.verbose(f"connection from {peer}")
     try:
-        if kind == socket.SOCK_STREAM:
-            return _relay_stream(sock, outgoing, report, tls, peer, wait, kw, diag)
         return relay_datagrams(_datagram_channel(sock, outgoing, kw), kw, diag, None,
                                extra_taps=[report])
     finally:

@@ -6,9 +6,6 @@ minisockets (TIME_WAIT, SYN_RECV); -l listening and unconnected; -a everything;
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
-
 from pysock.errors import UsageError
 from pysock.inventory.model import (
     CLOSE,
@@ -25,7 +22,9 @@ from pysock.inventory.model import (
     SocketRecord,
 )
 
-PROTOS = ("tcp", "udp", "raw", "unix")
+PROTOS = ("tcp", "udp", "raw", "unix")  # the default selection, as ss's
+KINDS = PROTOS + ("netlink", "packet")  # everything pysock lists when asked
+LOCAL_KINDS = ("unix", "netlink", "packet")  # no IP family, no ports
 
 
 def _bits(*states: int) -> int:
@@ -71,38 +70,60 @@ def parse_state(text: str) -> int:
     return mask
 
 
-def parse_net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def parse_net(text: str):
+    """An address or CIDR block -> an ipaddress network."""
+    import ipaddress
     try:
         return ipaddress.ip_network(text.strip("[]"), strict=False)
     except ValueError:
         raise UsageError(f"'{text}' is not an IP address or CIDR block") from None
 
 
-@dataclass
 class Filter:
-    protos: frozenset[str] = frozenset(PROTOS)
-    families: frozenset[int] = frozenset((4, 6))
-    states: int = DEFAULT
-    ports: frozenset[int] | None = None  # either side
-    sports: frozenset[int] | None = None
-    dports: frozenset[int] | None = None
-    nets: tuple = ()  # ip_network objects; either side
-    pids: frozenset[int] | None = None
-    process_names: tuple[str, ...] = ()  # substrings
-    uids: frozenset[int] | None = None
-    paths: tuple[str, ...] = ()  # unix: substring of own or peer name
+    """(A plain class: no dataclasses import on the way to `inspect -tln`'s output.)"""
+
+    def __init__(self, *, protos: frozenset[str] = frozenset(PROTOS),
+                 families: frozenset[int] = frozenset((4, 6)), states: int = DEFAULT,
+                 ports: frozenset[int] | None = None, sports: frozenset[int] | None = None,
+                 dports: frozenset[int] | None = None, nets: tuple = (),
+                 pids: frozenset[int] | None = None, process_names: tuple[str, ...] = (),
+                 uids: frozenset[int] | None = None, paths: tuple[str, ...] = (),
+                 expr: object | None = None, bytecode: bytes | None = None):
+        self.protos, self.families, self.states = protos, families, states
+        self.ports = ports  # either side
+        self.sports, self.dports = sports, dports
+        self.nets = nets  # ip_network objects; either side
+        self.pids = pids
+        self.process_names = process_names  # substrings
+        self.uids = uids
+        self.paths = paths  # unix: substring of own or peer name
+        self.expr = expr  # ss's expression (inventory.ssfilter), internet sockets only
+        self.bytecode = bytecode  # the same expression for the kernel's inet_diag dump
 
     @classmethod
     def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
               states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
-              uids=(), paths=()) -> Filter:
+              uids=(), paths=(), expression=(), internet_only=False) -> Filter:
+        expr = None
+        if expression:
+            from pysock.inventory import ssfilter
+            expr = ssfilter.parse(expression, parse_state, ALL)
         chosen = set(protos) or set(PROTOS)
-        if family is not None and not protos:
+        if (family is not None or (expr and expr.tree) or internet_only) and not protos:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
+        local = sorted(chosen.intersection(LOCAL_KINDS))
+        if expr and expr.tree and local:
+            raise UsageError(f"ss expressions select internet sockets, not {local[0]} "
+                             "sockets (for Unix sockets use --path)")
+        mask = _state_mask(listening, all_states, states)
+        if expr and expr.states is not None:  # ss: leading state words replace -l/-a
+            mask = expr.states | (_state_mask(False, False, states) if states else 0)
         return cls(
             protos=frozenset(chosen),
             families=frozenset((family,)) if family else frozenset((4, 6)),
-            states=_state_mask(listening, all_states, states),
+            states=mask,
+            expr=expr.tree if expr else None,
+            bytecode=expr.bytecode() if expr else None,
             ports=_set(ports), sports=_set(sports), dports=_set(dports),
             nets=tuple(parse_net(a) if isinstance(a, str) else a for a in addrs),
             pids=_set(pids), process_names=tuple(p.lower() for p in process_names),
@@ -114,17 +135,19 @@ class Filter:
         return bool(self.pids is not None or self.process_names or self.uids is not None)
 
     def wants(self, proto: str, family: int) -> bool:
-        return proto in self.protos and (proto == "unix" or family in self.families)
+        return proto in self.protos and (proto in LOCAL_KINDS or family in self.families)
 
     def match_socket(self, r: SocketRecord) -> bool:
         """Everything the kernel tables tell: state, ports, addresses, path."""
         if not (self.states >> r.state) & 1:
             return False
-        if r.proto == "unix":
+        if r.proto in LOCAL_KINDS:
             if self.ports or self.sports or self.dports or self.nets:
                 return False
-            return not self.paths or self._path_match(r)
+            return not self.paths or (r.proto == "unix" and self._path_match(r))
         if self.paths:
+            return False
+        if self.expr is not None and not self.expr.match(r):
             return False
         if self.sports is not None and r.local_port not in self.sports:
             return False
@@ -150,6 +173,7 @@ class Filter:
         return any(p in (r.path or "") or p in (r.peer_path or "") for p in self.paths)
 
     def _net_match(self, r: SocketRecord) -> bool:
+        import ipaddress
         for text in (r.local_addr, r.peer_addr):
             if text is None:
                 continue

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # Kernel socket states (include/net/tcp_states.h); UDP, raw and Unix sockets use
 # ESTABLISHED, CLOSE and LISTEN from the same numbering.
 ESTABLISHED, SYN_SENT, SYN_RECV, FIN_WAIT1, FIN_WAIT2, TIME_WAIT = 1, 2, 3, 4, 5, 6
@@ -27,35 +25,47 @@ def state_name(proto: str, state: int) -> str:
     return STATE_NAMES.get(state, f"STATE{state}")
 
 
-@dataclass(slots=True, eq=False)
 class SocketRecord:
-    proto: str  # tcp | udp | raw | unix
-    family: int  # 4, 6, or 0 for unix
-    state: int  # kernel state number (see above)
-    recv_q: int | None
-    send_q: int | None
-    local_addr: str | None
-    local_port: int | None
-    peer_addr: str | None
-    peer_port: int | None
-    inode: int
-    uid: int | None = None
-    path: str | None = None  # unix: own name (path, @abstract) or None when unnamed
-    unix_type: str | None = None  # stream | dgram | seqpacket
-    peer_inode: int | None = None  # unix: the inode of the other end
-    pids: list[int] | tuple = ()  # owners, lowest first as /proc lists them
-    process: str | None = None
-    user: str | None = None
-    # filled for the extended view when the source has it (netlink)
-    tcp_info: dict | None = None
-    skmem: dict | None = None
-    congestion: str | None = None
-    timer: str | None = None
-    timer_ms: int | None = None
-    # unix peer pairing (filled by pair_unix)
-    peer_path: str | None = None
-    peer_pid: int | None = None
-    peer_process: str | None = None
+    """A plain slotted class, not a dataclass: `inspect -tln` must not pay for importing
+    dataclasses (and inspect, ast, dis behind it) before its first byte of output."""
+
+    __slots__ = ("proto", "family", "state", "recv_q", "send_q", "local_addr", "local_port",
+                 "peer_addr", "peer_port", "inode", "uid", "path", "unix_type", "peer_inode",
+                 "pids", "process", "user", "tcp_info", "skmem", "congestion", "timer",
+                 "timer_ms", "peer_path", "peer_pid", "peer_process")
+
+    def __init__(self, proto: str, family: int, state: int, recv_q: int | None,
+                 send_q: int | None, local_addr: str | None, local_port: int | None,
+                 peer_addr: str | None, peer_port: int | None, inode: int,
+                 uid: int | None = None, path: str | None = None, unix_type: str | None = None,
+                 peer_inode: int | None = None, pids=(), process: str | None = None,
+                 user: str | None = None):
+        self.proto = proto  # tcp | udp | raw | unix
+        self.family = family  # 4, 6, or 0 for unix
+        self.state = state  # kernel state number (see above)
+        self.recv_q, self.send_q = recv_q, send_q
+        self.local_addr, self.local_port = local_addr, local_port
+        self.peer_addr, self.peer_port = peer_addr, peer_port
+        self.inode, self.uid = inode, uid
+        self.path = path  # unix: own name (path, @abstract) or None when unnamed
+        self.unix_type = unix_type  # stream | dgram | seqpacket
+        self.peer_inode = peer_inode  # unix: the inode of the other end
+        self.pids = pids  # owners, lowest first as /proc lists them
+        self.process, self.user = process, user
+        # filled for the extended view when the source has it (netlink)
+        self.tcp_info: dict | None = None
+        self.skmem: dict | None = None
+        self.congestion: str | None = None
+        self.timer: str | None = None
+        self.timer_ms: int | None = None
+        # unix peer pairing (filled by pair_unix)
+        self.peer_path: str | None = None
+        self.peer_pid: int | None = None
+        self.peer_process: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"SocketRecord({self.proto_text} {self.state_text} {self.local_addr}:"
+                f"{self.local_port} {self.peer_addr}:{self.peer_port} inode={self.inode})")
 
     @property
     def pid(self) -> int | None:
@@ -70,13 +80,27 @@ class SocketRecord:
         """tcp, tcp6, udp, udp6, raw, raw6, u_str, u_dgr, u_seq (as ss's Netid)."""
         if self.proto == "unix":
             return "u_" + (self.unix_type or "stream")[:3]
+        if self.proto == "netlink":
+            return "nl"
+        if self.proto == "packet":
+            return "p_" + (self.unix_type or "raw")[:3]
         return self.proto + ("6" if self.family == 6 else "")
 
     @property
     def key(self) -> tuple:
-        """What identifies a socket across two looks (for --watch)."""
+        """What identifies a socket across two looks (for --watch). A connected internet
+        socket is its two ends: when its process exits it loses its inode (an orphan
+        closing down) but is the same socket, changed."""
+        if self.proto != "unix" and self.peer_port and self.state not in (LISTEN, CLOSE):
+            return (self.proto, self.family, self.local_addr, self.local_port,
+                    self.peer_addr, self.peer_port)
         return (self.proto, self.family, self.inode, self.local_addr, self.local_port,
                 self.peer_addr, self.peer_port, self.path)
+
+    @property
+    def look(self) -> tuple:
+        """What --watch reports as a change of the same socket: its state and owner."""
+        return (self.state, self.pid)
 
     def to_json(self) -> dict:
         out = {
@@ -87,6 +111,8 @@ class SocketRecord:
             "pid": self.pid, "process": self.process, "user": self.user, "uid": self.uid,
             "pids": list(self.pids),
         }
+        if self.proto == "packet":
+            out.update(iface=self.path, type=self.unix_type)
         if self.proto == "unix":
             out.update(path=self.path, type=self.unix_type, peer_inode=self.peer_inode,
                        peer_path=self.peer_path, peer_pid=self.peer_pid,

@@ -109,6 +109,60 @@ def unix_sockets() -> Iterator[SocketRecord]:
                            unix_type=UNIX_TYPES.get(int(cols[4], 16), cols[4]))
 
 
+# netlink protocol numbers as ss names them (ss's nl_proto_n2a)
+NETLINK_NAMES = {0: "rtnl", 1: "unused", 2: "usersock", 3: "fw", 4: "tcpdiag", 5: "nflog",
+                 6: "xfrm", 7: "selinux", 8: "iscsi", 9: "audit", 10: "fiblookup",
+                 11: "connector", 12: "nft", 13: "ip6fw", 14: "dec-rt", 15: "uevent",
+                 16: "genl", 18: "scsi-trans", 19: "ecryptfs", 20: "rdma", 21: "crypto",
+                 22: "smc"}
+# ethertypes of packet sockets (linux/if_ether.h)
+ETHERTYPES = {0x0003: "all", 0x0800: "ip", 0x0806: "arp", 0x86DD: "ipv6", 0x8100: "802.1q",
+              0x88CC: "lldp", 0x888E: "eapol"}
+PACKET_TYPES = {2: "dgram", 3: "raw"}
+
+
+def netlink_sockets() -> Iterator[SocketRecord]:
+    """/proc/net/netlink: protocol and port id (0: the kernel's own), queues, inode.
+    Netlink sockets have no connection state; ss shows them as UNCONN, so do we."""
+    for line in _table_lines("/proc/net/netlink"):
+        cols = line.split()
+        if len(cols) < 10:
+            continue
+        protocol, portid = int(cols[1]), int(cols[2])
+        yield SocketRecord("netlink", 0, CLOSE, int(cols[4]), int(cols[5]),
+                           NETLINK_NAMES.get(protocol, str(protocol)), portid, None, None,
+                           int(cols[9]))
+
+
+def packet_sockets() -> Iterator[SocketRecord]:
+    """/proc/net/packet: type, ethertype, interface, receive queue, owner uid, inode."""
+    names: dict[int, str] = {}
+    for line in _table_lines("/proc/net/packet"):
+        cols = line.split()
+        if len(cols) < 9:
+            continue
+        ethertype, ifindex = int(cols[3], 16), int(cols[4])
+        if ifindex and ifindex not in names:
+            try:
+                names[ifindex] = socket.if_indextoname(ifindex)
+            except OSError:
+                names[ifindex] = str(ifindex)
+        yield SocketRecord("packet", 0, CLOSE, int(cols[6]), 0,
+                           ETHERTYPES.get(ethertype, f"0x{ethertype:04x}"), None, None, None,
+                           int(cols[8]), int(cols[7]), path=names.get(ifindex, "*"),
+                           unix_type=PACKET_TYPES.get(int(cols[2]), cols[2]))
+
+
+def sockets_in_use() -> int | None:
+    """The kernel's count of sockets in use (/proc/net/sockstat), None when unreadable."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            words = f.readline().split()
+    except OSError:
+        return None
+    return int(words[2]) if len(words) > 2 and words[2].isdigit() else None
+
+
 def sockstat() -> dict[str, dict[str, int]]:
     """/proc/net/sockstat and sockstat6: {'TCP': {'inuse': .., 'tw': ..}, 'TCP6': ...}."""
     out: dict[str, dict[str, int]] = {}

@@ -13,12 +13,12 @@ import socket
 import struct
 from collections.abc import Iterator
 
-from pysock.inventory import tcpinfo
 from pysock.inventory.model import UNIX_TYPES, SocketRecord
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x4, 0x300
+SOCK_DESTROY = 21
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
@@ -30,6 +30,7 @@ INET_REQ = struct.Struct("=BBBBI48x")
 # apart) | src, dst | if, cookie | expires, rqueue, wqueue, uid, inode
 INET_MSG = struct.Struct("=BBBB4x16s16s12xIIIII")
 INET_PORTS = struct.Struct(">HH")
+SOCKID_SIZE = 48  # inet_diag_sockid: ports 4, src 16, dst 16, if 4, cookie 8
 # unix_diag_req: family, protocol, pad, states, ino, show, cookie
 UNIX_REQ = struct.Struct("=BBHIII8x")
 UNIX_MSG = struct.Struct("=BBBxI8x")  # family, type, state, pad, ino, cookie
@@ -38,6 +39,7 @@ UNIX_MSG_SIZE = 16
 # inet_diag attributes (INET_DIAG_*) and the request bits that ask for them
 INET_DIAG_MEMINFO, INET_DIAG_INFO, INET_DIAG_CONG, INET_DIAG_SKMEMINFO = 1, 2, 4, 7
 INET_DIAG_PROTOCOL = 10
+INET_DIAG_REQ_BYTECODE = 1
 EXT_EXTENDED = (1 << (INET_DIAG_INFO - 1)) | (1 << (INET_DIAG_CONG - 1)) \
     | (1 << (INET_DIAG_SKMEMINFO - 1))
 
@@ -99,6 +101,24 @@ class DiagSocket:
                 offset += (length + 3) & ~3
 
 
+    def command(self, kind: int, payload: bytes) -> int:
+        """Send one acknowledged request (not a dump); the errno it was answered with
+        (0: done)."""
+        self.seq += 1
+        self.sock.send(NLMSG.pack(NLMSG.size + len(payload), kind, NLM_F_REQUEST | NLM_F_ACK,
+                                  self.seq, 0) + payload)
+        while True:
+            size = self.sock.recv_into(self.buf)
+            offset = 0
+            while offset + NLMSG.size <= size:
+                length, reply, _flags, seq, _pid = NLMSG.unpack_from(self.buf, offset)
+                if length < NLMSG.size:
+                    break
+                if seq == self.seq and reply == NLMSG_ERROR:
+                    return -struct.unpack_from("=i", self.buf, offset + NLMSG.size)[0]
+                offset += (length + 3) & ~3
+
+
 def _check(view: memoryview, offset: int, length: int) -> None:
     if length < NLMSG.size + 4:
         return
@@ -117,22 +137,51 @@ def _attrs(view: memoryview, start: int, end: int) -> Iterator[tuple[int, memory
         start += (length + 3) & ~3
 
 
-def inet_request(proto: str, family: int, states: int, extended: bool) -> bytes:
+def inet_request(proto: str, family: int, states: int, extended: bool,
+                 bytecode: bytes | None = None) -> bytes:
     protocol = PROTOCOLS[proto]
     ext = EXT_EXTENDED if extended else 0
     # raw_diag reads the fourth byte as the raw protocol to match; IPPROTO_RAW means any
     raw_protocol = socket.IPPROTO_RAW if proto == "raw" else 0
-    return INET_REQ.pack(FAMILIES[family], protocol, ext, raw_protocol, states)
+    request = INET_REQ.pack(FAMILIES[family], protocol, ext, raw_protocol, states)
+    if bytecode:  # INET_DIAG_REQ_BYTECODE: the kernel runs the filter during the dump
+        request += RTATTR.pack(RTATTR.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
+    return request
+
+
+def socket_ids(diag: DiagSocket, proto: str, family: int) -> dict[int, bytes]:
+    """inode -> the kernel's inet_diag_sockid (ports, addresses, interface, cookie) of
+    every socket with an owner: what SOCK_DESTROY needs to find one exactly."""
+    ids = {}
+    for view, start, _end in diag.dump(inet_request(proto, family, ALL_STATES, False)):
+        inode = INET_MSG.unpack_from(view, start)[-1]
+        if inode:
+            ids[inode] = bytes(view[start + 4:start + 4 + SOCKID_SIZE])
+    return ids
+
+
+def destroy(diag: DiagSocket, proto: str, family: int, sockid: bytes,
+            raw_protocol: int | None = None) -> int:
+    """SOCK_DESTROY one socket (as ss -K); the errno (0: destroyed). A raw socket is
+    looked up by its IP protocol as well."""
+    request = bytearray(inet_request(proto, family, ALL_STATES, False))
+    request[8:8 + SOCKID_SIZE] = sockid
+    if raw_protocol is not None:
+        request[3] = raw_protocol
+    return diag.command(SOCK_DESTROY, bytes(request))
 
 
 def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_STATES,
-                 extended: bool = False) -> Iterator[SocketRecord]:
+                 extended: bool = False, bytecode: bytes | None = None
+                 ) -> Iterator[SocketRecord]:
     af = FAMILIES[family]
     ntop = socket.inet_ntop
     addr_len = 4 if family == 4 else 16
     unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
     names: dict[bytes, str] = {}  # most sockets share a handful of addresses
-    for view, start, end in diag.dump(inet_request(proto, family, states, extended)):
+    if extended or proto == "raw":
+        _load_tcpinfo()
+    for view, start, end in diag.dump(inet_request(proto, family, states, extended, bytecode)):
         _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
         sport, dport = ports(view, start + 4)
         local = names.get(src)
@@ -148,6 +197,16 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
         if extended or proto == "raw":
             _inet_attrs(record, view, start + INET_MSG.size, end)
         yield record
+
+
+tcpinfo = None  # pysock.inventory.tcpinfo, imported by the dumps that ask for it (-e)
+
+
+def _load_tcpinfo() -> None:
+    global tcpinfo
+    if tcpinfo is None:
+        from pysock.inventory import tcpinfo as module
+        tcpinfo = module
 
 
 def _inet_attrs(record: SocketRecord, view: memoryview, start: int, end: int) -> None:
@@ -195,6 +254,7 @@ def unix_sockets(diag: DiagSocket, states: int = ALL_STATES,
             elif attr == UNIX_DIAG_UID:
                 record.uid = struct.unpack_from("=I", data)[0]
             elif attr == UNIX_DIAG_MEMINFO:
+                _load_tcpinfo()
                 record.skmem = tcpinfo.decode_skmem(data)
         yield record
 

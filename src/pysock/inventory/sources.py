@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-from dataclasses import dataclass, field
 
 from pysock.errors import PysockError, UsageError
 from pysock.inventory import procnet, sockdiag
@@ -18,15 +17,20 @@ from pysock.inventory.processes import ProcessMap, ScanBeside
 
 SOURCES = ("auto", "netlink", "proc")
 SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
-TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0)]
+TABLES = [("tcp", 4), ("tcp", 6), ("udp", 4), ("udp", 6), ("raw", 4), ("raw", 6), ("unix", 0),
+          ("netlink", 0), ("packet", 0)]
+# read from /proc/net always: every kernel lists them there, and this one may have no
+# netlink_diag or packet_diag
+PROC_ONLY = {"netlink": procnet.netlink_sockets, "packet": procnet.packet_sockets}
 
 
-@dataclass
 class Inventory:
-    records: list[SocketRecord]
-    used: dict[str, str] = field(default_factory=dict)  # table (tcp6, unix) -> netlink | proc
-    processes: ProcessMap | None = None
-    notes: list[str] = field(default_factory=list)  # for stderr
+    def __init__(self, records: list[SocketRecord], used: dict[str, str] | None = None,
+                 processes: ProcessMap | None = None, notes: list[str] | None = None):
+        self.records = records
+        self.used = used if used is not None else {}  # table (tcp6, unix) -> netlink | proc
+        self.processes = processes
+        self.notes = notes if notes is not None else []  # for stderr
 
 
 def choose_source(option: str | None) -> str:
@@ -37,15 +41,27 @@ def choose_source(option: str | None) -> str:
     return source
 
 
-def _read_table(diag, proto: str, family: int, states: int, extended: bool, source: str,
+def _dump(diag, proto: str, family: int, states: int, extended: bool,
+          bytecode: bytes | None) -> list[SocketRecord]:
+    if proto == "unix":
+        return list(sockdiag.unix_sockets(diag, ALL, extended))
+    if bytecode:
+        try:
+            return list(sockdiag.inet_sockets(diag, proto, family, states, extended, bytecode))
+        except sockdiag.Unsupported:
+            pass  # a kernel that refuses the filter: dump all, filter here (we do anyway)
+    return list(sockdiag.inet_sockets(diag, proto, family, states, extended))
+
+
+def _read_table(diag, proto: str, family: int, flt: Filter, extended: bool, source: str,
                 used: dict[str, str]) -> list[SocketRecord]:
     table = proto + ("6" if family == 6 else "")
+    if proto in PROC_ONLY:
+        used[table] = "proc"
+        return list(PROC_ONLY[proto]())
     if diag is not None:
         try:
-            if proto == "unix":
-                found = list(sockdiag.unix_sockets(diag, ALL, extended))
-            else:
-                found = list(sockdiag.inet_sockets(diag, proto, family, states, extended))
+            found = _dump(diag, proto, family, flt.states, extended, flt.bytecode)
             used[table] = "netlink"
             return found
         except sockdiag.Unsupported as exc:
@@ -79,7 +95,7 @@ def read_sockets(flt: Filter, *, source: str = "auto", extended: bool = False
     try:
         for proto, family in TABLES:
             if flt.wants(proto, family):
-                records += _read_table(diag, proto, family, flt.states, extended, source, used)
+                records += _read_table(diag, proto, family, flt, extended, source, used)
     finally:
         if diag is not None:
             diag.close()
@@ -140,7 +156,7 @@ def uid_of(user: str) -> int:
 def collect(flt: Filter, *, source: str = "auto", extended: bool = False,
             all_processes: bool = False) -> Inventory:
     """The sockets the filter selects, with their owners, in one pass each."""
-    with ScanBeside(all_processes) as pass_over_proc:
+    with ScanBeside(all_processes, procnet.sockets_in_use()) as pass_over_proc:
         records, used = read_sockets(flt, source=source, extended=extended)
         if "unix" in flt.protos:
             pair_unix(records)

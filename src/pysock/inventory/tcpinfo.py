@@ -66,8 +66,12 @@ _COPY = (("cwnd", "snd_cwnd"), ("mss", "snd_mss"), ("retransmits", "retransmits"
          ("bytes_acked", "bytes_acked"), ("bytes_received", "bytes_received"),
          ("bytes_sent", "bytes_sent"), ("bytes_retrans", "bytes_retrans"),
          ("segs_out", "segs_out"), ("segs_in", "segs_in"), ("notsent_bytes", "notsent_bytes"),
-         ("last_send_ms", "last_data_sent"), ("last_recv_ms", "last_data_recv"))
-_MS = (("rtt_ms", "rtt"), ("rttvar_ms", "rttvar"), ("min_rtt_ms", "min_rtt"), ("rto_ms", "rto"))
+         ("last_send_ms", "last_data_sent"), ("last_recv_ms", "last_data_recv"),
+         ("rcv_mss", "rcv_mss"), ("advmss", "advmss"), ("pmtu", "pmtu"),
+         ("rcv_space", "rcv_space"), ("snd_wnd", "snd_wnd"), ("delivered", "delivered"))
+_MS = (("rtt_ms", "rtt"), ("rttvar_ms", "rttvar"), ("min_rtt_ms", "min_rtt"), ("rto_ms", "rto"),
+       ("ato_ms", "ato"), ("busy_ms", "busy_time"), ("rwnd_limited_ms", "rwnd_limited"),
+       ("sndbuf_limited_ms", "sndbuf_limited"))
 _BPS = (("delivery_rate_bps", "delivery_rate"), ("pacing_rate_bps", "pacing_rate"))
 _INDEX = {name: i for i, name in enumerate(_NAMES)}
 
@@ -80,6 +84,8 @@ _COPY_NAMES, _copy = _picker(_COPY)
 _MS_NAMES, _ms_values = _picker(_MS)
 _BPS_NAMES, _bps_values = _picker(_BPS)
 _SSTHRESH, _CA_STATE = _INDEX["snd_ssthresh"], _INDEX["ca_state"]
+_OPTIONS, _WSCALE = _INDEX["options"], _INDEX["wscale"]
+TCPI_OPT_WSCALE = 4
 
 
 def decode(data: bytes) -> dict:
@@ -90,6 +96,9 @@ def decode(data: bytes) -> dict:
     ssthresh = values[_SSTHRESH]
     out["ssthresh"] = None if ssthresh is None or ssthresh >= INFINITE_SSTHRESH else ssthresh
     out["ca_state"] = CA_STATES.get(values[_CA_STATE])
+    scaled = values[_OPTIONS] & TCPI_OPT_WSCALE
+    out["snd_wscale"] = values[_WSCALE] & 0xF if scaled else None
+    out["rcv_wscale"] = values[_WSCALE] >> 4 if scaled else None
     out.update(zip(_BPS_NAMES, (None if v is None or v == _UNSET_RATE else v * 8
                                 for v in _bps_values(values))))
     return out

@@ -26,7 +26,7 @@ NEAR_FD_LIMIT = 0.8  # of RLIMIT_NOFILE
 CLOSE_WAIT_PILE = 10  # sockets a process left in CLOSE_WAIT
 PORT_RISK = 0.5  # share of the ephemeral range used towards one destination
 TOP_DESTINATIONS = 5
-PROTO_ORDER = ("tcp", "udp", "raw", "unix")
+PROTO_ORDER = ("tcp", "udp", "raw", "unix", "netlink", "packet")
 
 # ---- --summary --------------------------------------------------------------
 
@@ -86,8 +86,11 @@ def summary(records: list[SocketRecord], seen: ProcessMap) -> dict[str, list[dic
 
 def by_process(records: list[SocketRecord], seen: ProcessMap,
                users=None) -> list[dict]:
-    """Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE, flags."""
+    """Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE, flags,
+    and psutil's command line, memory, CPU %, threads and start time."""
+    from pysock.inventory.procdetail import details
     kinds = _kinds(records)
+    more = details(list(kinds))
     rows = []
     for pid, c in kinds.items():
         info = seen.processes[pid]
@@ -103,7 +106,7 @@ def by_process(records: list[SocketRecord], seen: ProcessMap,
             "listen": c[LISTEN], "established": c[ESTABLISHED], "close_wait": c[CLOSE_WAIT],
             "fds": info.fds, "fd_limit": limit,
             "fd_pct": round(100 * info.fds / limit, 1) if limit else None,
-            "flags": flags,
+            "flags": flags, **more[pid],
         })
     rows.sort(key=lambda row: (-bool(row["flags"]), -row["sockets"], row["pid"]))
     return rows

@@ -348,11 +348,24 @@ def echo(channel: DatagramChannel, *, idle_timeout: float | None = None, taps=()
             return 0
         for fd in datagram.fds:
             _close(fd)
-        for tap in taps:
-            tap.datagram("<", datagram)
+        _tap_all(taps, "<", datagram)
         if datagram.address or channel.connected:
             try:
                 channel.send(datagram.data)
             except OSError as exc:
                 if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.EAGAIN):
                     raise os_error(exc, "send to", datagram.sender) from None
+            else:
+                _tap_all([t for t in taps if not getattr(t, "sees_datagrams", False)], ">",
+                         datagram)
+
+
+def _tap_all(taps, direction: str, datagram: Datagram) -> None:
+    """Each tap as it asks: the datagram, its bytes, or its size (relay.py's taps)."""
+    for tap in taps:
+        if getattr(tap, "sees_datagrams", False):
+            tap.datagram(direction, datagram)
+        elif getattr(tap, "sees_bytes", False):
+            tap(direction, datagram.data)
+        else:
+            tap(direction, len(datagram.data))

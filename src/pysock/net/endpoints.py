@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net.address import Resolved, UnixAddress, format_sockaddr, resolve
+from pysock.net.route import is_local
 from pysock.net.sockopt import SockOpt, apply_all
 
 # ---- channels ---------------------------------------------------------------
@@ -254,20 +255,10 @@ def _connect_failure(spec: ClientSpec, failures: list[tuple[Resolved, OSError]],
     return error
 
 
-def _is_local(host: str) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((host, 0))
-        except OSError:
-            return False
-    return True
-
-
 def _refused_hint(tried: list[Resolved], port: int) -> str | None:
     """On a refused local connect, say where something does listen on that port:
     the `nc -l` binds-IPv4-only trap, or a server bound to 127.0.0.1 only."""
-    tried = [a for a in tried if _is_local(a.host)]
+    tried = [a for a in tried if is_local(a.host)]
     if not tried:
         return None
     from pysock.inventory.procnet import listener_addresses
@@ -343,11 +334,25 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
         sock.close()
         if isinstance(exc, socket.timeout):
             raise NetworkError(f"connection to {addr} timed out") from None
-        if exc.errno == errno.EPROTOTYPE:
-            others = " or ".join(n for t, n in _UNIX_TYPES.items() if t != socktype)
+        other = _other_types(exc, addr, socktype)
+        if other:
             raise NetworkError(f"{addr} is not a {_UNIX_TYPES.get(socktype, '')} socket "
-                               f"(try --type {others})") from None
+                               f"(try --type {other})") from None
         raise unix_error(exc, addr) from None
+
+
+def _other_types(exc: OSError, addr: UnixAddress, socktype: int) -> str:
+    """'seqpacket' when the socket there is of another type. A path says so (EPROTOTYPE);
+    an abstract name of another type is just not found (ECONNREFUSED): the kernel's
+    table says which types are bound to it."""
+    if exc.errno == errno.EPROTOTYPE:
+        types = set(_UNIX_TYPES) - {socktype}
+    elif exc.errno == errno.ECONNREFUSED and addr.abstract:
+        from pysock.net.names import unix_types
+        types = unix_types(str(addr)) & set(_UNIX_TYPES) - {socktype}
+    else:
+        return ""
+    return " or ".join(n for t, n in _UNIX_TYPES.items() if t in types)
 
 
 def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:

@@ -21,26 +21,30 @@ from __future__ import annotations
 import errno
 import os
 import select
-import selectors
 import socket
 import subprocess
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
+from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
-from pysock.net.endpoints import Channel, SocketChannel, fd_kind, os_error, peer_name
+from pysock.net.endpoints import Channel, SocketChannel, StdioChannel, fd_kind, os_error, peer_name
+from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked
+from pysock.net.relay import Link, Policy
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
 HARD_CAP = 64 << 20  # past this, a client is dropped however it is doing
 STALL = 1.0
 ECHO_PAUSE = 1 << 20  # echo: stop reading a client whose replies are not being taken
+STDOUT_PAUSE = 4 << 20  # -k: stop reading clients while stdout takes nothing
 CHUNK = 1 << 16
 EMFILE_RETRY = 1.0
+ACCEPT_BURST = 64  # clients accepted per wake-up of the listener
 HANDSHAKE_TIMEOUT = 10.0
+REAP_EVERY = 0.2
 
 
 @dataclass(frozen=True)
@@ -49,14 +53,13 @@ class HubPolicy:
     keep_open: bool = False
     max_conns: int | None = None
     access: Access = Access()
-    idle_timeout: float | None = None
     command: tuple[str, ...] = ()  # exec: argv (shell=True runs command[0] with /bin/sh)
     shell: bool = False
-    shutdown_on_eof: bool = True
-    recv_only: bool = False  # never read stdin
-    send_only: bool = False  # never write stdout
     accept_timeout: float | None = None
     tls: object | None = None  # a net.tls.ServerIdentity: every client speaks TLS
+    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    relay: Policy = Policy()  # the stream policy every client's Link runs under
+    bridge_exec: bool = False  # exec through the engine (for taps, CRLF, idle) even without TLS
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Event:
     sent: int = 0
     received: int = 0
     seconds: float = 0.0
+    channel: Channel | None = None  # secured: the TLS channel, for a renderer to describe
 
 
 @dataclass(eq=False)
@@ -81,133 +85,99 @@ class _Handshake:
 
 @dataclass(eq=False)
 class _Client:
-    conn: Channel
     peer: str
     number: int
-    queue: deque = field(default_factory=deque)
-    queued: int = 0
-    started: float = field(default_factory=time.monotonic)
-    last_activity: float = field(default_factory=time.monotonic)
-    sent: int = 0
-    received: int = 0
-    last_sent: float = field(default_factory=time.monotonic)
-    input_done: bool = False  # the client sent FIN
-    fin_pending: bool = False  # send FIN once the queue is empty
-    partial_line: bytes = b""  # chat: an unfinished line
-    registered: bool = True
-    output_done: bool = False  # we sent FIN (or close_notify)
-    bridged: bool = False  # exec over TLS: one of the two ends the hub joins
-    child_end: bool = False  # ... the one whose peer is the child process
-    partner: _Client | None = None  # ... and the other end
-    close_after_fin: bool = False  # close once our FIN is out, whether or not input ended
-
-    @property
-    def fd(self) -> int:
-        return self.conn.rfd
-
-    def push(self, data: bytes) -> None:
-        if data:
-            self.queue.append(memoryview(data))
-            self.queued += len(data)
+    feed: Feed | None  # what goes to it (None: its local end is stdio or a child)
+    quiet: bool = False
+    child: int | None = None  # exec: the pid at the other end
 
 
 class Hub:
+    """The accept side of a server on the one Engine: access lists, --max-conns,
+    EMFILE back-off, TLS handshakes in the loop, children for exec; each client
+    is a relay.Link whose local end depends on the mode."""
+
     def __init__(self, listener: socket.socket, policy: HubPolicy,
                  on_event: Callable[[Event], None] = lambda e: None, stdin: int = 0,
-                 stdout: int = 1):
+                 stdout: int = 1, taps=(), wrap=SocketChannel):
         self.listener, self.policy, self.on_event = listener, policy, on_event
-        self.stdin, self.stdout = stdin, stdout
-        self.sel = selectors.DefaultSelector()
-        self.clients: dict[int, _Client] = {}
+        self.wrap = wrap  # accepted socket -> its Channel (unix: descriptors, credentials)
+        self.stdin, self.stdout, self.taps = stdin, stdout, list(taps)
+        self.engine = Engine()
+        self.engine.timers.append(self)
+        self.clients: dict[Link, _Client] = {}
         self.handshakes: dict[int, _Handshake] = {}
         self.children: list[subprocess.Popen] = []
-        self.served = 0
-        self.numbers = 0
+        self.served = self.numbers = 0
         self.accepting = True
         self.resume_accept_at: float | None = None
-        self.stdin_open = policy.mode == "relay" and not policy.recv_only
+        self.quit_at: float | None = None
+        self.stopped = False
+        self.single: Link | None = None  # one client relayed with stdio (nc -l)
         self.status = 0
-        self.deadline = (time.monotonic() + policy.accept_timeout
-                         if policy.accept_timeout else None)
+        self.next_reap = 0.0
+        self.accept_deadline = (time.monotonic() + policy.accept_timeout
+                                if policy.accept_timeout else None)
+        self.stdin_link: Link | None = None
+        self.stdin_ended = False
+        self.stdout_feed: Feed | None = None
 
     # -- the loop ----------------------------------------------------------
 
     def serve(self) -> int:
         self.listener.setblocking(False)
-        self.sel.register(self.listener, selectors.EVENT_READ, "accept")
-        if self.stdin_open:
-            kind = fd_kind(self.stdin)
-            if kind in ("pipe", "tty", "socket"):
-                self.sel.register(self.stdin, selectors.EVENT_READ, "stdin")
-            else:  # epoll cannot watch files or /dev/null: there is no input to broadcast
-                self.stdin_open = False
-                if kind == "file":
-                    self.on_event(Event("warning", detail="stdin is a regular file; with -k it "
-                                        "is not sent to clients (pipe it in instead)"))
+        self.engine.watch(self.listener.fileno(), select.POLLIN, lambda ev: self._accept())
+        if self._fans_stdio():
+            self._open_stdio()
         try:
-            while not self._done():
-                for key, events in self.sel.select(self._timeout()):
-                    self._dispatch(key, events)
-                self._timers()
+            self.engine.run(self._done)
         finally:
-            for client in list(self.clients.values()):
-                self._close(client, "server exiting", quiet=True)
+            for link in list(self.clients):
+                link.on_close = None
+                self._end_client(link)
             for shake in self.handshakes.values():
                 shake.conn.close()
-            self.sel.close()
+            for link in (self.stdin_link, self.single):
+                if link is not None:
+                    link.close_pumps()
         return self.status
 
+    def _fans_stdio(self) -> bool:
+        return self.policy.mode == "relay" and self.policy.keep_open
+
     def _done(self) -> bool:
-        if self.policy.keep_open:
-            return False
-        if self.served == 0:
+        if self.stopped:
+            return True
+        if self.policy.keep_open or self.served == 0:
             return False
         return not self.clients and not self.handshakes and not any(
             c.poll() is None for c in self.children)
 
-    def _timeout(self) -> float | None:
-        now = time.monotonic()
-        marks = [t for t in (self.resume_accept_at, self.deadline) if t is not None]
+    @property
+    def deadline(self) -> float | None:
+        marks = [t for t in (self.resume_accept_at, self.accept_deadline, self.quit_at)
+                 if t is not None]
         marks += [h.deadline for h in self.handshakes.values()]
-        if self.policy.idle_timeout is not None and self.clients:
-            marks.append(min(c.last_activity for c in self.clients.values())
-                         + self.policy.idle_timeout)
-        if self.children or any(c.queued > HIGH_WATER for c in self.clients.values()):
-            marks.append(now + 0.2)  # reap children, notice stalled clients
-        return max(0.0, min(marks) - now) if marks else None
+        if self.children:
+            marks.append(self.next_reap)
+        return min(marks) if marks else None
 
-    def _dispatch(self, key, events: int) -> None:
-        if key.data == "accept":
-            self._accept()
-        elif key.data == "stdin":
-            self._read_stdin()
-        elif isinstance(key.data, _Handshake):
-            self._step_handshake(key.data)
-        else:
-            client = key.data
-            if events & selectors.EVENT_READ and self.clients.get(client.fd) is client:
-                self._read_client(client)
-            if events & selectors.EVENT_WRITE and self.clients.get(client.fd) is client:
-                self._flush(client)
-
-    def _timers(self) -> None:
-        now = time.monotonic()
+    def on_timer(self, now: float) -> None:
         if self.resume_accept_at is not None and now >= self.resume_accept_at:
             self._resume_accept()
-        if self.deadline is not None and self.served == 0 and now >= self.deadline:
-            from pysock.errors import NetworkError
+        if self.accept_deadline is not None and self.served == 0 and now >= self.accept_deadline:
             raise NetworkError(f"no client connected within {self.policy.accept_timeout:g} s")
-        for client in list(self.clients.values()):
-            if self._stalled(client, now):
-                self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
+        if self.quit_at is not None and now >= self.quit_at:
+            self.stopped = True
         for shake in list(self.handshakes.values()):
             if now >= shake.deadline:
                 self._handshake_failed(shake, f"TLS handshake not done within "
-                                              f"{HANDSHAKE_TIMEOUT:g} s")
-        if self.policy.idle_timeout is not None:
-            for client in list(self.clients.values()):
-                if now - client.last_activity >= self.policy.idle_timeout:
-                    self._close(client, f"idle for {self.policy.idle_timeout:g} s")
+                                              f"{self.policy.handshake_timeout:g} s")
+        if self.children and now >= self.next_reap:
+            self.next_reap = now + REAP_EVERY
+            self._reap()
+
+    def _reap(self) -> None:
         for child in list(self.children):
             code = child.poll()
             if code is not None:
@@ -216,56 +186,197 @@ class Hub:
                     self.status = 1
                 self.on_event(Event("exited", detail=f"pid {child.pid} exited with {code}"))
 
+    # -- stdio with many clients (listen -k) --------------------------------
+
+    def _open_stdio(self) -> None:
+        """stdin goes to every client's Feed; every client's data to one stdout Feed."""
+        relay = self.policy.relay
+        if not relay.send_only:
+            self.stdout_feed = Feed(limit=STDOUT_PAUSE)
+            writer = Link(FeedChannel(self.stdout_feed, None), StdioChannel(-1, self.stdout),
+                          Policy(send_only=True, shutdown_on_eof=False),
+                          on_close=self._stdout_closed)
+            self.engine.add(writer)
+        if relay.recv_only:
+            return
+        kind = fd_kind(self.stdin)
+        if kind == "file":  # kept for the clients that come: pipe it in instead
+            self.on_event(Event("warning", detail="stdin is a regular file; with -k it "
+                                "is not sent to clients (pipe it in instead)"))
+            self._stdin_done(None)
+            return
+        self.stdin_link = Link(StdioChannel(self.stdin, -1), _Broadcast(self),
+                               Policy(send_only=True), on_close=self._stdin_done)
+        self.engine.add(self.stdin_link)
+
+    def _stdin_done(self, link: Link | None) -> None:
+        self.stdin_ended = True
+        if link is not None and link.error is not None:
+            raise link.error
+        if self.policy.relay.quit_after_eof is not None:
+            self.quit_at = time.monotonic() + self.policy.relay.quit_after_eof
+
+    def _stdout_closed(self, link: Link) -> None:
+        if link.error is not None:
+            raise BrokenPipeError(errno.EPIPE, "local output closed")
+
     # -- accepting ---------------------------------------------------------
 
     def _accept(self) -> None:
+        """Up to ACCEPT_BURST clients per wake-up: a crowd connecting at once costs a
+        few passes of the loop, not one per client (each pass polls every fd)."""
+        for _ in range(ACCEPT_BURST):
+            if not self.accepting or self._accept_one():
+                return
+
+    def _accept_one(self) -> bool:
+        """One client accepted (or turned away); True when there is none waiting."""
         try:
             sock, addr = self.listener.accept()
         except BlockingIOError:
-            return
+            return True
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 self._pause_accept(str(os_error(exc, "accept")))
-                return
+                return True
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
-                return
+                return False
             raise
         peer = peer_name(sock, addr)
         if not _permitted(self.policy.access, addr):
             sock.close()
             self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
-            return
+            return False
         if self.policy.max_conns is not None and \
-                len(self.clients) + len(self.handshakes) >= self.policy.max_conns:
+                len(self._people()) + len(self.handshakes) >= self.policy.max_conns:
             sock.close()
             self.on_event(Event("refused", peer, f"--max-conns {self.policy.max_conns} reached"))
-            return
+            return False
         self.served += 1
         if not self.policy.keep_open:
             self._stop_accepting()
         if self.policy.tls is not None:
             self._start_handshake(sock, addr, peer)
-        elif self.policy.mode == "exec":
+        elif self.policy.mode == "exec" and not self.policy.bridge_exec:
             self._spawn(sock, addr)
         else:
-            self._add(SocketChannel(sock), peer)
+            channel = self.wrap(sock)
+            channel.peer = peer
+            self._connected(channel, peer, addr)
+        return False
 
-    def _add(self, conn: Channel, peer: str, quiet: bool = False) -> _Client:
-        conn.sock.setblocking(False)
-        self.numbers += 1
-        client = _Client(conn, peer, self.numbers)
-        self.clients[client.fd] = client
-        self.sel.register(client.fd, selectors.EVENT_READ, client)
-        if quiet:
-            return client
-        self.on_event(Event("connect", peer, f"client {client.number}"))
-        if self.policy.mode == "chat":
+    def _people(self) -> list[_Client]:
+        return [c for c in self.clients.values() if not c.quiet]
+
+    def _connected(self, conn: Channel, peer: str, addr) -> None:
+        """A client ready for data (after its handshake, if any): its Link."""
+        if self.policy.mode == "exec":
+            self._spawn_bridged(conn, peer, addr)
+        elif self.policy.mode == "relay" and not self.policy.keep_open:
+            self._add(conn, peer, StdioChannel(self.stdin, self.stdout), None)
+        else:
+            self._add_fed(conn, peer)
+
+    def _add_fed(self, conn: Channel, peer: str) -> None:
+        mode = self.policy.mode
+        slow = (HIGH_WATER, HARD_CAP, STALL)
+        if mode == "echo":
+            feed = Feed(limit=ECHO_PAUSE)
+            local, slow = FeedChannel(feed, feed.send, feed), None
+        elif mode in ("broker", "chat"):
+            feed = Feed()
+            local = FeedChannel(feed, None)
+        elif self.stdout_feed is not None:
+            feed = Feed()
+            local = FeedChannel(feed, self.stdout_feed.send, self.stdout_feed)
+        else:  # --send-only: what clients send goes nowhere
+            feed = Feed()
+            local = FeedChannel(feed, len)
+        if mode == "relay" and self.stdin_ended and self.policy.relay.shutdown_on_eof:
+            feed.end()  # stdin is over already: this client gets FIN at once
+        client = self._add(conn, peer, local, feed, slow=slow)
+        if mode in ("broker", "chat"):
+            local.sink = self._sharer(client)
+        if mode == "chat":
             self._broadcast(f"<announce> user {client.number} has connected\n".encode(), client)
-        if self.policy.mode == "relay" and not self.stdin_open and self.policy.shutdown_on_eof \
-                and not self.policy.recv_only:
-            client.fin_pending = True
-            self._flush(client)
+
+    def _add(self, conn: Channel, peer: str, local: Channel, feed: Feed | None, *,
+             slow=None, quiet: bool = False, child: int | None = None) -> _Client:
+        self.numbers += 1
+        client = _Client(peer, self.numbers, feed, quiet, child)
+        policy = self.policy.relay
+        if self.policy.mode == "exec":  # the child's output ended: so has this client
+            policy = replace(policy, quit_after_eof=0.0, shutdown_on_eof=True,
+                             recv_only=False, send_only=False)
+        elif self.policy.mode != "relay":  # stdin plays no part: the client's data is the input
+            policy = replace(policy, recv_only=False, send_only=False)
+        single = self.policy.mode == "relay" and not self.policy.keep_open
+        taps = [t.for_peer(peer) if hasattr(t, "for_peer") and not single else t
+                for t in self.taps]
+        link = Link(local, conn, policy, taps, on_close=self._left, slow_client=slow)
+        self.clients[link] = client
+        if self.policy.mode == "relay" and not self.policy.keep_open:
+            self.single = link
+        if not quiet:
+            self.on_event(Event("connect", peer,
+                                f"pid {child}" if child else f"client {client.number}"))
+        self.engine.add(link)
         return client
+
+    def _left(self, link: Link) -> None:
+        client = self.clients.pop(link, None)
+        if client is not None and link is not self.single and not client.quiet:
+            # before closing, so the report comes before the client sees the end
+            why = str(link.error) if link.error is not None else link.result.reason
+            self.on_event(Event("leave", client.peer, why, link.result.sent,
+                                link.result.received, time.monotonic() - link.started))
+        self._close_link(link)
+        if client is None:
+            return
+        if link is self.single and link.error is not None:
+            raise link.error
+        if self.policy.mode == "chat":
+            self._broadcast(f"<announce> user {client.number} has left\n".encode(), client)
+        if self.resume_accept_at is not None:
+            self._resume_accept()
+
+    def _end_client(self, link: Link) -> None:
+        self.clients.pop(link, None)
+        self.engine.remove(link)
+        self._close_link(link)
+
+    def _close_link(self, link: Link) -> None:
+        link.close_pumps()
+        for ch in (link.remote, link.local):
+            if isinstance(ch, SocketChannel):
+                self.engine.forget(ch.rfd)
+                ch.close()
+
+    # -- what clients' data does --------------------------------------------
+
+    def _sharer(self, sender: _Client):
+        prefix = f"<user {sender.number}> ".encode()
+        partial = [b""]
+
+        def share(data) -> int:
+            data = bytes(data)
+            if self.policy.mode == "chat":
+                lines = (partial[0] + data).split(b"\n")
+                partial[0] = lines.pop()
+                if not lines:
+                    return len(data)
+                self._broadcast(b"".join(prefix + line + b"\n" for line in lines), sender)
+            else:
+                self._broadcast(data, sender)
+            return len(data)
+        return share
+
+    def _broadcast(self, data: bytes, sender: _Client | None) -> None:
+        for link, other in list(self.clients.items()):
+            if other is not sender and other.feed is not None:
+                other.feed.push(data)
+                if other.feed.size > HARD_CAP:
+                    link.on_timer(time.monotonic())  # dropped now, not at the next wake
 
     # -- TLS ---------------------------------------------------------------
 
@@ -274,81 +385,38 @@ class Hub:
         sock.setblocking(False)
         conn = TLSChannel(sock, self.policy.tls.context, server_side=True)
         conn.peer = peer
-        shake = _Handshake(conn, peer, addr, time.monotonic() + HANDSHAKE_TIMEOUT)
+        shake = _Handshake(conn, peer, addr, time.monotonic() + self.policy.handshake_timeout)
         self.handshakes[conn.rfd] = shake
-        self.sel.register(conn.rfd, selectors.EVENT_READ, shake)
+        self.engine.watch(conn.rfd, select.POLLIN, lambda ev: self._step_handshake(shake))
+        self._step_handshake(shake)
 
     def _step_handshake(self, shake: _Handshake) -> None:
-        from pysock.errors import PysockError
         try:
             shake.conn.handshake_step()
         except Blocked as blocked:
-            events = selectors.EVENT_WRITE if blocked.event & select.POLLOUT else \
-                selectors.EVENT_READ
-            self.sel.modify(shake.conn.rfd, events, shake)
+            self.engine.watch(shake.conn.rfd, blocked.event,
+                              lambda ev: self._step_handshake(shake))
             return
         except PysockError as exc:
             self._handshake_failed(shake, exc.message)
             return
         del self.handshakes[shake.conn.rfd]
-        self.sel.unregister(shake.conn.rfd)
-        self.on_event(Event("secured", shake.peer, shake.conn.summary()))
-        if self.policy.mode == "exec":
-            self._spawn_bridged(shake)
-        else:
-            client = self._add(shake.conn, shake.peer)
-            if client.conn.pending_output:
-                self._watch(client)
-            # data sent right behind the handshake may sit in the TLS engine already,
-            # where no readiness event will ever point at it
-            if self.clients.get(client.fd) is client and not client.input_done:
-                self._read_client(client)
+        self.engine.unwatch(shake.conn.rfd)
+        shake.conn.finish_handshake()
+        self.on_event(Event("secured", shake.peer, shake.conn.summary(), channel=shake.conn))
+        self._connected(shake.conn, shake.peer, shake.addr)
 
     def _handshake_failed(self, shake: _Handshake, why: str) -> None:
         del self.handshakes[shake.conn.rfd]
-        self.sel.unregister(shake.conn.rfd)
+        self.engine.forget(shake.conn.rfd)
         shake.conn.close()
+        if self.policy.mode == "relay" and not self.policy.keep_open:
+            raise NetworkError(why)
         self.on_event(Event("refused", shake.peer, why))
         if not self.policy.keep_open:
             self.status = 1
 
-    def _spawn_bridged(self, shake: _Handshake) -> None:
-        """exec over TLS: the child gets one end of a socketpair; the hub moves bytes
-        between the other end and the TLS client, like any two clients."""
-        ours, theirs = socket.socketpair()
-        try:
-            child = self._start_child(theirs, _exec_env(shake.conn.sock, shake.addr))
-        except BaseException:
-            ours.close()
-            shake.conn.close()
-            raise
-        finally:
-            theirs.close()
-        client = self._add(shake.conn, shake.peer, quiet=True)
-        pipe = self._add(SocketChannel(ours), f"pid {child.pid}", quiet=True)
-        client.partner, pipe.partner = pipe, client
-        client.bridged = pipe.bridged = pipe.child_end = True
-        self.on_event(Event("connect", shake.peer, f"pid {child.pid}"))
-        self._read_client(client)  # what came with the handshake (see _step_handshake)
-
-    def _pause_accept(self, why: str) -> None:
-        if self.accepting:
-            self.sel.unregister(self.listener)
-            self.accepting = False
-            self.on_event(Event("busy", detail=f"{why}; not accepting new clients until one leaves"))
-        self.resume_accept_at = time.monotonic() + EMFILE_RETRY
-
-    def _resume_accept(self) -> None:
-        self.resume_accept_at = None
-        if not self.accepting and (self.policy.keep_open or self.served == 0):
-            self.sel.register(self.listener, selectors.EVENT_READ, "accept")
-            self.accepting = True
-
-    def _stop_accepting(self) -> None:
-        if self.accepting:
-            self.sel.unregister(self.listener)
-            self.accepting = False
-        self.listener.close()
+    # -- exec ----------------------------------------------------------------
 
     def _spawn(self, sock: socket.socket, addr) -> None:
         try:
@@ -358,6 +426,22 @@ class Hub:
             sock.close()
         self.on_event(Event("connect", peer, f"pid {child.pid}"))
 
+    def _spawn_bridged(self, conn: Channel, peer: str, addr) -> None:
+        """exec through the engine (TLS, or a stream option): the child gets one end
+        of a socketpair, and a Link joins the other end to the client."""
+        ours, theirs = socket.socketpair()
+        try:
+            child = self._start_child(theirs, _exec_env(conn.sock, addr))
+        except BaseException:
+            ours.close()
+            conn.close()
+            raise
+        finally:
+            theirs.close()
+        local = SocketChannel(ours)
+        local.peer = f"pid {child.pid}"
+        self._add(conn, peer, local, None, child=child.pid)
+
     def _start_child(self, stdio: socket.socket, env: dict[str, str]) -> subprocess.Popen:
         env = dict(os.environ, **env)
         argv = ["/bin/sh", "-c", self.policy.command[0]] if self.policy.shell else list(
@@ -365,191 +449,82 @@ class Hub:
         try:
             child = subprocess.Popen(argv, stdin=stdio, stdout=stdio, env=env, close_fds=True)
         except OSError as exc:
-            from pysock.errors import UsageError
             raise UsageError(f"cannot run {argv[0]}: {exc.strerror}") from None
         self.children.append(child)
+        self.next_reap = time.monotonic() + REAP_EVERY
         return child
 
-    # -- data --------------------------------------------------------------
+    # -- accept back-off -------------------------------------------------------
 
-    def _read_stdin(self) -> None:
-        data = os.read(self.stdin, CHUNK)
-        if not data:
-            self.stdin_open = False
-            self.sel.unregister(self.stdin)
-            if self.policy.shutdown_on_eof:
-                for client in list(self.clients.values()):
-                    client.fin_pending = True
-                    self._flush(client)
-            return
-        for client in list(self.clients.values()):
-            self._queue(client, data)
+    def _pause_accept(self, why: str) -> None:
+        if self.accepting:
+            self.engine.unwatch(self.listener.fileno())
+            self.accepting = False
+            self.on_event(Event("busy", detail=f"{why}; not accepting new clients until one leaves"))
+        self.resume_accept_at = time.monotonic() + EMFILE_RETRY
 
-    def _read_client(self, client: _Client) -> None:
-        try:
-            data = client.conn.recv(CHUNK)
-        except (BlockingIOError, Blocked):
-            return
-        except OSError as exc:
-            self._close(client, str(os_error(exc, "read from", client.peer)))
-            return
-        if not data:
-            self._client_eof(client)
-            return
-        client.received += len(data)
-        client.last_activity = time.monotonic()
-        mode = self.policy.mode
-        if client.bridged:
-            if client.partner is not None:  # else the other end is gone: nowhere to go
-                self._queue(client.partner, data)
-        elif mode == "echo":
-            self._queue(client, data)
-        elif mode == "broker":
-            self._broadcast(data, client)
-        elif mode == "chat":
-            self._chat(client, data)
-        elif not self.policy.send_only:
-            self._write_stdout(data)
+    def _resume_accept(self) -> None:
+        self.resume_accept_at = None
+        if not self.accepting and (self.policy.keep_open or self.served == 0):
+            self.engine.watch(self.listener.fileno(), select.POLLIN, lambda ev: self._accept())
+            self.accepting = True
 
-    def _client_eof(self, client: _Client) -> None:
-        client.input_done = True
-        self._watch(client)
-        if client.bridged:
-            self._bridge_eof(client)
-        else:  # answer its FIN with ours (and TLS close_notify) once its queue is out
-            client.fin_pending = True
-            self._flush(client)
+    def _stop_accepting(self) -> None:
+        if self.accepting:
+            self.engine.unwatch(self.listener.fileno())
+            self.accepting = False
+        self.engine.forget(self.listener.fileno())
+        self.listener.close()
 
-    def _bridge_eof(self, client: _Client) -> None:
-        """One end of an exec-over-TLS bridge ended: pass the FIN on. The child ending
-        ends the TLS client too, as the child's exit closes the socket in plain exec."""
-        partner = client.partner
-        if partner is not None:
-            partner.fin_pending = True
-            partner.close_after_fin = client.child_end
-            self._flush(partner)
-        if self.clients.get(client.fd) is client and client.output_done:
-            self._close(client, "both sides closed")
 
-    def _chat(self, client: _Client, data: bytes) -> None:
-        lines = (client.partial_line + data).split(b"\n")
-        client.partial_line = lines.pop()
-        if lines:
-            prefix = f"<user {client.number}> ".encode()
-            self._broadcast(b"".join(prefix + line + b"\n" for line in lines), client)
+class FeedChannel(Channel):
+    """The local end of a client's Link when it lives in memory: what the Link sends
+    comes from `outgoing`; what it receives goes to sink(data) -> bytes taken (a
+    Feed's send, which blocks while full, or a broadcast); the client's end of data
+    ends `outgoing`, so its queue drains and it gets FIN."""
 
-    def _broadcast(self, data: bytes, sender: _Client) -> None:
-        for other in list(self.clients.values()):
-            if other is not sender:
-                self._queue(other, data)
+    can_splice = False
+    local = peer = "hub"
 
-    def _queue(self, client: _Client, data: bytes) -> None:
-        if client.fin_pending and not client.queue:
-            return
-        client.push(data)
-        self._flush(client)
-        if self.clients.get(client.fd) is client and self._stalled(client, time.monotonic()):
-            self._close(client, f"dropped: not reading ({client.queued >> 20} MiB queued)")
+    def __init__(self, outgoing: Feed, sink, sink_feed: Feed | None = None):
+        self.rfd, self.wfd = outgoing, sink_feed or Feed()
+        self.outgoing, self.sink = outgoing, sink
 
-    def _stalled(self, client: _Client, now: float) -> bool:
-        return client.queued > HARD_CAP or (client.queued > HIGH_WATER
-                                            and now - client.last_sent > STALL)
+    def recv(self, size: int) -> bytes:
+        return self.outgoing.recv(size)
 
-    def _flush(self, client: _Client) -> None:
-        if not self._flush_held(client):
-            return
-        while client.queue:
-            head = client.queue[0]
-            try:
-                n = client.conn.send(head)
-            except (BlockingIOError, Blocked):
-                break
-            except OSError as exc:
-                self._close(client, str(os_error(exc, "send to", client.peer)))
-                return
-            client.sent += n
-            client.queued -= n
-            client.last_sent = time.monotonic()
-            client.last_activity = time.monotonic()
-            if n == len(head):
-                client.queue.popleft()
-            else:
-                client.queue[0] = head[n:]
-        if not client.queue and client.fin_pending:
-            try:
-                client.conn.shutdown_write()
-            except OSError:
-                pass
-            client.fin_pending = False
-            client.output_done = True
-        if client.output_done and not client.queue and client.conn.pending_output == 0 \
-                and (client.input_done or client.close_after_fin):
-            self._close(client, "both sides closed")
-            return
-        if client.input_done and not client.queue and self.policy.mode != "echo" \
-                and not client.bridged:
-            self._close(client, "client closed")
-            return
-        self._watch(client)
+    def send(self, data) -> int:
+        return self.sink(data) if self.sink is not None else len(data)
 
-    def _flush_held(self, client: _Client) -> bool:
-        """Output a channel holds in user space (TLS records) goes first; False if the
-        client is gone."""
-        if client.conn.pending_output:
-            try:
-                client.conn.flush()
-            except Blocked:
-                pass
-            except OSError as exc:
-                self._close(client, str(os_error(exc, "send to", client.peer)))
-                return False
-        return True
+    def shutdown_write(self) -> None:
+        self.outgoing.end()
 
-    def _watch(self, client: _Client) -> None:
-        events = self._events(client)
-        if events and client.registered:
-            self.sel.modify(client.fd, events, client)
-        elif events:
-            self.sel.register(client.fd, events, client)
-            client.registered = True
-        elif client.registered:
-            self.sel.unregister(client.fd)
-            client.registered = False
+    def close(self) -> None:
+        pass
 
-    def _events(self, client: _Client) -> int:
-        events = 0
-        if not client.input_done and not (self.policy.mode == "echo"
-                                          and client.queued > ECHO_PAUSE):
-            events |= selectors.EVENT_READ
-        if client.queue or client.conn.pending_output:
-            events |= selectors.EVENT_WRITE
-        return events
 
-    def _write_stdout(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = os.write(self.stdout, view)
-            view = view[n:]
+class _Broadcast(Channel):
+    """listen -k: stdin's destination, every client's Feed."""
 
-    def _close(self, client: _Client, why: str, quiet: bool = False) -> None:
-        fd = client.fd
-        if self.clients.get(fd) is client:
-            del self.clients[fd]
-            if client.registered:
-                self.sel.unregister(fd)
-        if not quiet and not client.child_end:  # before closing, so the report comes first
-            self.on_event(Event("leave", client.peer, why, client.sent, client.received,
-                                time.monotonic() - client.started))
-        client.conn.close()
-        partner, client.partner = client.partner, None
-        if partner is not None and self.clients.get(partner.fd) is partner:
-            partner.partner = None  # it gets what is queued for it, then FIN, then goes
-            partner.fin_pending = partner.close_after_fin = True
-            self._flush(partner)
-        if self.policy.mode == "chat":
-            self._broadcast(f"<announce> user {client.number} has left\n".encode(), client)
-        if self.resume_accept_at is not None:
-            self._resume_accept()
+    can_splice = False
+    peer = "clients"
+
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self.rfd = self.wfd = Feed()
+
+    def send(self, data) -> int:
+        self.hub._broadcast(bytes(data), None)
+        return len(data)
+
+    def shutdown_write(self) -> None:
+        if self.hub.policy.relay.shutdown_on_eof:
+            for client in self.hub.clients.values():
+                if client.feed is not None:
+                    client.feed.end()
+
+    def close(self) -> None:
+        pass
 
 
 def _permitted(access: Access, addr) -> bool:
@@ -573,8 +548,21 @@ def _exec_env(sock: socket.socket, addr) -> dict[str, str]:
     return env
 
 
-def serve(listener: socket.socket, policy: HubPolicy, on_event=lambda e: None) -> int:
-    return Hub(listener, policy, on_event).serve()
+def serve(listener: socket.socket, policy: HubPolicy, on_event=lambda e: None, taps=(),
+          wrap=SocketChannel) -> int:
+    return Hub(listener, policy, on_event, taps=taps, wrap=wrap).serve()
+
+
+def serve_one(listener: socket.socket, policy: HubPolicy, on_event=lambda e: None, taps=(),
+              wrap=SocketChannel):
+    """nc -l: the first permitted client relayed with stdio, its handshake bounded
+    like every other; returns (Result, the client's Channel) or raises RelayError."""
+    hub = Hub(listener, policy, on_event, taps=taps, wrap=wrap)
+    hub.serve()
+    link = hub.single
+    if link is None:  # stopped before any client (cannot happen without an error)
+        raise NetworkError("no client connected")
+    return link.outcome(), link.remote
 
 
 def accept_one(listener: socket.socket, access: Access, timeout: float | None = None,

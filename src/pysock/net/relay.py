@@ -27,16 +27,17 @@ waits -q SECS for replies (commands set a default) instead."""
 from __future__ import annotations
 
 import errno
-import select
 import time
 from dataclasses import dataclass, field
 
 from pysock.errors import ExitStatus, NetworkError, PysockError
 from pysock.net.datagram import DatagramRecvPump, DatagramSendPump, Framer, Framing
 from pysock.net.endpoints import Channel, fd_kind
+from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked, CopyPump, EndpointError, LineEndings, Pump, choose, grow_pipe
 
 SENT, RECEIVED = ">", "<"
+MEMORY_CHUNK = 1 << 16  # reads that go into a Feed (a -k client's data)
 DRAIN_TIMEOUT = 30.0  # at the end, for output a channel still holds in user space (TLS)
 
 
@@ -84,52 +85,98 @@ class RelayError(NetworkError):
         self.result = result
 
 
-@dataclass
-class _Side:
-    name: str  # SENT or RECEIVED
+@dataclass(eq=False)
+class Side:
+    name: str  # SENT or RECEIVED (FLUSH: output a channel holds in user space)
     pump: Pump
+    link: Link
     done: bool = False
     waiting: Blocked | None = field(default=None)
 
 
+FLUSH = "flush"
+
+
 def relay(local: Channel, remote: Channel, policy: Policy = Policy(), taps=()) -> Result:
     """Move bytes both ways between local (usually stdio) and remote until the policy
-    says stop. Returns a Result, or raises RelayError / BrokenPipeError (local output
-    closed, e.g. `| head`)."""
-    return _Relay(local, remote, policy, taps).run()
+    says stop: one Link in its own Engine. Returns a Result, or raises RelayError /
+    BrokenPipeError (local output closed, e.g. `| head`)."""
+    link = Link(local, remote, policy, taps)
+    return run_alone(link)
 
 
-class _Relay:
-    def __init__(self, local: Channel, remote: Channel, policy: Policy, taps):
+def run_alone(link: Link) -> Result:
+    engine = Engine()
+    engine.add(link)
+    try:
+        engine.run(lambda: link.closed)
+    finally:
+        link.close_pumps()
+    return link.outcome()
+
+
+class Link:
+    """Two ends and the pumps between them: SENT moves local input to the remote,
+    RECEIVED the remote's data to local output, under the EOF table above. The
+    local end is stdio for connect and listen, a Feed for a -k client (engine.Feed:
+    its queue in, the hub's sink out), a child's socketpair for exec, the outbound
+    connection for forward. on_close(link) is called once it is over; link.error
+    is then the PysockError that ended it, if any."""
+
+    engine = None
+
+    def __init__(self, local: Channel, remote: Channel, policy: Policy = Policy(), taps=(), *,
+                 on_close=None, slow_client: tuple[int, int, float] | None = None):
         self.local, self.remote, self.policy = local, remote, policy
+        for channel in (local, remote):
+            if getattr(channel, "sock", None) is not None:
+                channel.sock.setblocking(False)
+        self.on_close = on_close
+        self.slow_client = slow_client  # (high water, hard cap, stall s) for a Feed source
         self.taps = list(taps)
         self.counting_taps = [t for t in self.taps if not getattr(t, "sees_bytes", False)
                               and not getattr(t, "sees_datagrams", False)]
         self.result = Result()
         self.started = time.monotonic()
-        self.last_activity = self.started
+        self.last_activity = self.last_sent = self.started
         self.quit_at: float | None = None
-        self.local_is_tty = fd_kind(local.rfd) == "tty"
-        self.sides = [s for s in (self._send_side(), self._recv_side()) if s is not None]
-        self.finished = False
+        self.drain_until: float | None = None
+        self.local_is_tty = _kind(local, local.rfd) == "tty"
+        self.finished = self.closed = False
+        self.error: BaseException | None = None
+        self.sides: list[Side] = []
+        self.sides_open = True
+        for side in (self._send_side(), self._recv_side()):
+            if side is not None:
+                self.sides.append(side)
+        self.flushers = [Side(FLUSH, _Flush(ch), self) for ch in (remote, local)
+                         if _holds_output(ch)]
+        self.timed = (policy.idle_timeout is not None or policy.quit_after_eof is not None
+                      or slow_client is not None)
+
+    def feeds(self):
+        return [fd for side in self.sides for fd in (side.pump.src, side.pump.dst)
+                if not isinstance(fd, int)]
 
     # -- set-up ------------------------------------------------------------
 
-    def _send_side(self) -> _Side | None:
-        kind = fd_kind(self.local.rfd)
+    def _send_side(self) -> Side | None:
+        kind = _kind(self.local, self.local.rfd)
         if self.policy.recv_only or kind == "closed":  # nothing to send: as if input ended
             self.result.first_eof = "input"
             if self.policy.shutdown_on_eof:
                 self._shutdown_remote()
             return None
         transform = LineEndings() if self.policy.crlf else None
-        return _Side(SENT, self._pump(self.local, kind, self.remote, "socket", transform, SENT))
+        return Side(SENT, self._pump(self.local, kind, self.remote, "socket", transform, SENT),
+                    self)
 
-    def _recv_side(self) -> _Side | None:
+    def _recv_side(self) -> Side | None:
         if self.policy.send_only:
             return None
-        kind = fd_kind(self.local.wfd)
-        return _Side(RECEIVED, self._pump(self.remote, "socket", self.local, kind, None, RECEIVED))
+        kind = _kind(self.local, self.local.wfd)
+        return Side(RECEIVED, self._pump(self.remote, "socket", self.local, kind, None, RECEIVED),
+                    self)
 
     def _pump(self, src: Channel, src_kind: str, dst: Channel, dst_kind: str, transform,
               direction: str) -> Pump:
@@ -141,13 +188,16 @@ class _Relay:
         for fd, kind in ((src.rfd, src_kind), (dst.wfd, dst_kind)):
             if kind == "pipe":
                 grow_pipe(fd)
-        recv = src.recv if src_kind == "socket" else None
+        recv = src.recv if src_kind in ("socket", "memory") else None
         recv_into = getattr(src, "recv_into", None) if src_kind == "socket" else None
-        send = dst.send if dst_kind == "socket" else None
+        send = dst.send if dst_kind in ("socket", "memory") else None
+        chunk = self.remote.copy_chunk
+        if dst_kind == "memory":  # what is read is kept (queued): no shared buffer
+            recv_into, chunk = None, MEMORY_CHUNK
         pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy, recv=recv,
                       recv_into=recv_into, send=send, transform=transform, taps=byte_taps,
-                      direction=direction, chunk=self.remote.copy_chunk)
-        if isinstance(pump, CopyPump) and src_kind != "socket":
+                      direction=direction, chunk=chunk)
+        if isinstance(pump, CopyPump) and src_kind not in ("socket", "memory"):
             pump.poll_before_read = True  # a blocking fd we must not read unasked
         return pump
 
@@ -162,91 +212,105 @@ class _Relay:
                 or getattr(t, "sees_datagrams", False)]
         return DatagramRecvPump(src, dst.send, dst.wfd, taps=taps, direction=RECEIVED)
 
-    # -- the loop ----------------------------------------------------------
+    # -- stepping (called by the Engine) ------------------------------------
 
-    def run(self) -> Result:
-        if hasattr(self.remote, "sock"):
-            self.remote.sock.setblocking(False)
+    def free(self) -> bool:
+        """A side could move now without waiting for an event."""
+        if self.closed:
+            return False
+        return any(not s.done and s.waiting is None for s in self._active())
+
+    def _active(self) -> list[Side]:
+        if self.drain_until is not None:
+            return [f for f in self.flushers if f.pump.channel.pending_output]
+        return self.sides + [f for f in self.flushers if f.pump.channel.pending_output]
+
+    def step(self) -> None:
         try:
-            while not self.finished and any(not s.done for s in self.sides):
-                progressed = self._step_all()
-                if not self.finished:
-                    # block only when no side can move without an event; after progress
-                    # with a side still free, just look (poll 0) so neither direction starves
-                    stuck = all(s.waiting is not None for s in self.sides if not s.done)
-                    self._wait(self._timeout() if stuck or not progressed else 0)
-                    self._check_timers()
-            if not self.finished:
+            self._step_all()
+            if not self.finished and all(s.done for s in self.sides):
                 self._finish("both sides closed")
-            self._drain_remote()
-        finally:
-            for side in self.sides:
-                side.pump.close()
-            self.result.seconds = time.monotonic() - self.started
-            self._count()
-        if self.result.truncated:
-            self.result.status = ExitStatus.FAILURE
-        return self.result
+            if self.finished and not self.closed:
+                self._drain_or_close()
+        except (PysockError, BrokenPipeError) as exc:
+            self._fail(exc)
 
-    def _step_all(self) -> bool:
+    def _step_all(self) -> None:
         progressed = False
-        for side in self.sides:
-            if side.done or side.waiting is not None or self.finished:
+        for side in self._active():
+            if side.done or side.waiting is not None or self.finished and side.name != FLUSH:
                 continue
             try:
                 n = side.pump.step()
             except Blocked as blocked:
                 side.waiting = blocked
+                self.engine.park(side)
                 continue
             except EndpointError as exc:
                 self._count()
+                if side.name == FLUSH:
+                    raise self._flush_error(exc.exc) from None
                 raise self._error(side, exc) from None
+            if side.name == FLUSH:
+                continue
             if n == 0:
                 self._eof(side)
             else:
                 progressed = True
-                self.last_activity = time.monotonic()
                 for tap in self.counting_taps:
                     tap(side.name, n)
+                if side.name == SENT:
+                    self.last_sent = time.monotonic()
                 if side.pump.hint is not None:
                     side.waiting, side.pump.hint = side.pump.hint, None
-        return progressed
+                    self.engine.park(side)
+        if progressed and self.policy.idle_timeout is not None:
+            self.last_activity = time.monotonic()
 
-    def _wait(self, timeout: float | None) -> None:
-        waiting = [s for s in self.sides if s.waiting is not None and not s.done]
-        flushing = self.remote.pending_output > 0
-        if not waiting and not flushing:
-            return
-        wanted: dict[int, int] = {}  # both sides may wait on the one socket
-        for s in waiting:
-            wanted[s.waiting.fd] = wanted.get(s.waiting.fd, 0) | s.waiting.event
-        if flushing:  # user-space output (TLS) goes out whenever the kernel takes it
-            wanted[self.remote.wfd] = wanted.get(self.remote.wfd, 0) | select.POLLOUT
-        poller = select.poll()
-        for fd, events in wanted.items():
-            poller.register(fd, events)
-        ms = None if timeout is None else max(0, int(timeout * 1000 + 0.999))
-        fired = dict(poller.poll(ms))
-        trouble = select.POLLERR | select.POLLHUP | select.POLLNVAL
-        if flushing and fired.get(self.remote.wfd, 0) & (select.POLLOUT | trouble):
-            self._flush_remote()
-        for s in waiting:
-            if fired.get(s.waiting.fd, 0) & (s.waiting.event | trouble):
-                s.waiting = None
-                s.pump.wake()
+    # -- timers --------------------------------------------------------------
 
-    def _timeout(self) -> float | None:
-        now = time.monotonic()
-        deadlines = [d for d in (self.quit_at, self._idle_deadline()) if d is not None]
-        return max(0.0, min(deadlines) - now) if deadlines else None
+    @property
+    def deadline(self) -> float | None:
+        if not self.timed or self.closed:
+            return None
+        marks = [m for m in (self.quit_at, self.drain_until, self._idle_deadline(),
+                             self._stall_check()) if m is not None]
+        return min(marks) if marks else None
 
     def _idle_deadline(self) -> float | None:
         if self.policy.idle_timeout is None:
             return None
         return self.last_activity + self.policy.idle_timeout
 
-    def _check_timers(self) -> None:
-        now = time.monotonic()
+    def _stall_check(self) -> float | None:
+        if self.slow_client is None or self.drain_until is not None:
+            return None
+        high, cap, stall = self.slow_client
+        queued = self._queued()
+        if queued > cap:
+            return 0.0
+        return self.last_sent + stall if queued > high else None
+
+    def _queued(self) -> int:
+        src = self.sides[0].pump.src if self.sides and self.sides[0].name == SENT else None
+        return src.size if isinstance(src, Feed) else 0
+
+    def on_timer(self, now: float) -> None:
+        try:
+            self._check_timers(now)
+            if self.finished and not self.closed:
+                self._drain_or_close()
+        except PysockError as exc:
+            self._fail(exc)
+
+    def _check_timers(self, now: float) -> None:
+        if self.drain_until is not None:
+            if now >= self.drain_until:
+                self.result.status = ExitStatus.FAILURE
+                raise RelayError(f"{self.remote.peer} took no data for {DRAIN_TIMEOUT:g} s; "
+                                 f"{self.remote.pending_output} bytes not delivered",
+                                 self._final("peer stopped reading"))
+            return
         if self.quit_at is not None and now >= self.quit_at:
             self._finish(f"quit {self.policy.quit_after_eof:g} s after end of input (-q)")
         elif (deadline := self._idle_deadline()) is not None and now >= deadline:
@@ -254,10 +318,25 @@ class _Relay:
             self.result.status = ExitStatus.FAILURE
             raise RelayError(f"idle for {self.policy.idle_timeout:g} s, closing the connection "
                              f"to {self.remote.peer}", self._final("idle timeout"))
+        else:
+            self.check_slow(now)
+
+    def check_slow(self, now: float) -> None:
+        """A client that takes nothing while its queue grows is dropped, so it
+        stalls no one else (only a Link fed from memory has such a queue)."""
+        if self.slow_client is None:
+            return
+        high, cap, stall = self.slow_client
+        queued = self._queued()
+        if queued > cap or (queued > high and now - self.last_sent > stall):
+            self._count()
+            self.result.status = ExitStatus.FAILURE
+            raise RelayError(f"dropped: not reading ({queued >> 20} MiB queued)",
+                             self._final("slow client"))
 
     # -- the EOF policy ----------------------------------------------------
 
-    def _eof(self, side: _Side) -> None:
+    def _eof(self, side: Side) -> None:
         side.done = True
         if side.name == SENT:
             self.result.first_eof = self.result.first_eof or "input"
@@ -269,9 +348,11 @@ class _Relay:
                 self._shutdown_remote()
             if self.policy.quit_after_eof is not None:
                 self.quit_at = time.monotonic() + self.policy.quit_after_eof
+                if self.policy.quit_after_eof == 0:
+                    self._finish("input ended")
             return
         self.result.first_eof = self.result.first_eof or "peer"
-        self.local.shutdown_write()
+        self._end_local_output()
         sending = any(s.name == SENT and not s.done for s in self.sides)
         if not sending:
             return
@@ -280,43 +361,60 @@ class _Relay:
         elif self.local_is_tty:
             self._finish("peer closed")
 
-    def _flush_remote(self) -> bool:
-        """True once the remote holds no output in user space."""
-        try:
-            self.remote.flush()
-        except Blocked:
-            return False
-        except OSError as exc:
-            self._count()
-            sender = next((s for s in self.sides if s.name == SENT), None)
-            if sender is None:  # nothing was being sent: still, the peer is gone
-                self.result.status = ExitStatus.FAILURE
-                raise RelayError(f"connection to {self.remote.peer}: {exc.strerror or exc}",
-                                 self._final("socket error")) from None
-            raise self._error(sender, EndpointError("write", exc)) from None
-        return True
-
-    def _drain_remote(self) -> None:
-        """At the end: what the remote still holds must reach the peer, within bounds."""
-        if self.remote.pending_output == 0:
-            return
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        while not self._flush_remote():
-            remaining = deadline - time.monotonic()
-            poller = select.poll()
-            poller.register(self.remote.wfd, select.POLLOUT)
-            if remaining <= 0 or not poller.poll(int(remaining * 1000) + 1):
-                self._count()
-                self.result.status = ExitStatus.FAILURE
-                raise RelayError(f"{self.remote.peer} took no data for {DRAIN_TIMEOUT:g} s; "
-                                 f"{self.remote.pending_output} bytes not delivered",
-                                 self._final("peer stopped reading"))
+    def _end_local_output(self) -> None:
+        if isinstance(self.local.wfd, int) and self.local.wfd != self.local.rfd:
+            self.engine.forget(self.local.wfd)  # stdout is closed here
+        self.local.shutdown_write()
 
     def _shutdown_remote(self) -> None:
         try:
             self.remote.shutdown_write()
         except OSError:
             pass
+
+    # -- the end -------------------------------------------------------------
+
+    def _drain_or_close(self) -> None:
+        """What a channel still holds in user space (TLS) must reach its peer, within
+        DRAIN_TIMEOUT; then the Link is over."""
+        if any(f.pump.channel.pending_output for f in self.flushers):
+            if self.drain_until is None:
+                self.drain_until = time.monotonic() + DRAIN_TIMEOUT
+                self.timed = True
+                for side in self.sides:
+                    self.engine._unpark(side)
+            self._step_all()
+            if any(f.pump.channel.pending_output for f in self.flushers):
+                return
+        self._close()
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = exc
+        self._close()
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.result.seconds = time.monotonic() - self.started
+        self._count()
+        if self.result.truncated:
+            self.result.status = ExitStatus.FAILURE
+        if self.engine is not None:
+            self.engine.remove(self)
+        if self.on_close is not None:
+            self.on_close(self)
+
+    def close_pumps(self) -> None:
+        sides, self.sides_open = (self.sides if self.sides_open else []), False
+        for side in sides:
+            side.pump.close()
+
+    def outcome(self) -> Result:
+        """The Result, or the error that ended the Link raised again."""
+        if self.error is not None:
+            raise self.error
+        return self.result
 
     def _finish(self, reason: str) -> None:
         self.finished = True
@@ -338,7 +436,15 @@ class _Relay:
             self.result.datagrams_received = self.remote.received_datagrams
             self.result.truncated = self.remote.truncated
 
-    def _error(self, side: _Side, exc: EndpointError) -> PysockError:
+    def _flush_error(self, exc: OSError) -> PysockError:
+        sender = next((s for s in self.sides if s.name == SENT), None)
+        if sender is None:  # nothing was being sent: still, the peer is gone
+            self.result.status = ExitStatus.FAILURE
+            return RelayError(f"connection to {self.remote.peer}: {exc.strerror or exc}",
+                              self._final("socket error"))
+        return self._error(sender, EndpointError("write", exc))
+
+    def _error(self, side: Side, exc: EndpointError) -> PysockError:
         code = exc.exc.errno
         peer = self.remote.peer or "the peer"
         on_socket = (exc.side == "write") == (side.name == SENT) or exc.side == "reset"
@@ -359,6 +465,32 @@ class _Relay:
             return RelayError(f"connection to {peer} timed out", self._final("timed out"))
         return RelayError(f"connection to {peer}: {exc.exc.strerror or exc.exc}",
                           self._final("socket error"))
+
+
+class _Flush(Pump):
+    """Pushes out what a channel holds in user space (TLS records) when its fd is
+    writable: a third side, active only while there is something to push."""
+
+    def __init__(self, channel: Channel):
+        super().__init__(channel.wfd, channel.wfd)
+        self.channel = channel
+
+    def step(self) -> int:
+        try:
+            self.channel.flush()
+        except Blocked:
+            raise
+        except OSError as exc:
+            raise EndpointError("write", exc) from None
+        return 1
+
+
+def _holds_output(channel: Channel) -> bool:
+    return type(channel).pending_output is not Channel.pending_output
+
+
+def _kind(channel: Channel, fd) -> str:
+    return "memory" if not isinstance(fd, int) else fd_kind(fd)
 
 
 def _human_rate(bps: float) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,12 +65,26 @@ def _keepalive(sock: socket.socket, value: str | None) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cnt)
 
 
-def _ttl(sock: socket.socket, value: str | None) -> None:
-    ttl = _byte(value or "")
+def set_ttl(sock: socket.socket, ttl: int) -> None:
+    """The TTL (IPv4) or unicast hop limit (IPv6) of the packets sock sends."""
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
     else:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+
+
+def bind_device(sock: socket.socket, device: str) -> None:
+    """SO_BINDTODEVICE; an unknown or unusable interface is a usage error."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
+    except OSError as exc:
+        if exc.errno == errno.ENODEV:
+            raise UsageError(f"no such interface: {device}") from None
+        raise UsageError(f"cannot bind to interface {device}: {exc.strerror}") from None
+
+
+def _ttl(sock: socket.socket, value: str | None) -> None:
+    set_ttl(sock, _byte(value or ""))
 
 
 def _tos(sock: socket.socket, value: str | None) -> None:
@@ -120,7 +135,7 @@ def _linger(sock: socket.socket, value: str | None) -> None:
 
 
 def _device(sock: socket.socket, value: str | None) -> None:
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, (value or "").encode())
+    bind_device(sock, value or "")
 
 
 def _congestion(sock: socket.socket, value: str | None) -> None:
@@ -174,6 +189,8 @@ class SockOpt:
             OPTIONS[self.name].apply(sock, self.value)
         except ValueError as exc:  # a value only checkable once the socket exists (ttl on v6)
             raise UsageError(f"--sockopt {self}: {exc}") from None
+        except PysockError as exc:
+            raise PysockError(f"--sockopt {self}: {exc.message}", exc.status) from None
         except OSError as exc:
             raise PysockError(f"--sockopt {self}: {exc.strerror or exc}") from None
 

@@ -194,11 +194,17 @@ class TLSChannel(SocketChannel):
             except Blocked as blocked:
                 _wait_for(blocked, deadline, f"TLS handshake with {self.peer} timed out "
                                              f"after {timeout:g} s")
-        try:  # the last flight (session tickets); what the kernel leaves, the relay sends
+        self.finish_handshake()
+        return self
+
+    def finish_handshake(self) -> None:
+        """Send the last flight (session tickets) if the kernel takes it; what it
+        leaves, the relay sends. A peer gone already is told by the first read or
+        write after this, once the data it sent with its Finished is read."""
+        try:
             self._flush_some()
         except OSError:
-            pass  # a peer gone already: the first read or write after this says so
-        return self
+            pass
 
     # -- Channel -----------------------------------------------------------
 
@@ -234,7 +240,12 @@ class TLSChannel(SocketChannel):
             if not self._feed(max(size, 1 << 14)):
                 self._flush_some()
                 raise Blocked(self.rfd, select.POLLIN | (select.POLLOUT if self._unsent else 0))
-        self._flush_some()  # e.g. a key-update answer, or our alert
+        try:
+            self._flush_some()  # e.g. a key-update answer, or our alert
+        except OSError as exc:
+            if not parts:
+                raise
+            self._failure = exc  # the data first; the next read reports the failure
         return b"".join(parts)
 
     def send(self, data) -> int:

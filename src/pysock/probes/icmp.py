@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from socket import AF_INET, AF_INET6
 
-ECHO_REQUEST = {4: 8, 6: 128}
-ECHO_REPLY = {4: 0, 6: 129}
+ECHO_REQUEST = {AF_INET: 8, AF_INET6: 128}
+ECHO_REPLY = {AF_INET: 0, AF_INET6: 129}
 HEADER = struct.Struct("!BBHHH")  # type, code, checksum, identifier, sequence
 STAMP = struct.Struct("=qq")  # a struct timeval, as iputils puts it in the payload
 IPV4_MIN_HEADER = 20
@@ -37,7 +38,7 @@ def echo_request(family: int, ident: int, seq: int, payload: bytes) -> bytes:
     """An echo request; for ICMPv6 the kernel fills in the checksum."""
     kind = ECHO_REQUEST[family]
     head = HEADER.pack(kind, 0, 0, ident, seq & 0xFFFF)
-    if family == 6:
+    if family == AF_INET6:
         return head + payload
     return HEADER.pack(kind, 0, checksum(head + payload), ident, seq & 0xFFFF) + payload
 
@@ -114,7 +115,7 @@ _UNREACH6 = {
 
 def describe(family: int, kind: int, code: int, info: int = 0) -> str:
     """What iputils ping prints after 'From ADDR icmp_seq=N ' for an ICMP error."""
-    return _describe6(kind, code, info) if family == 6 else _describe4(kind, code, info)
+    return _describe6(kind, code, info) if family == AF_INET6 else _describe4(kind, code, info)
 
 
 def _describe4(kind: int, code: int, info: int) -> str:
@@ -152,13 +153,13 @@ def _describe6(kind: int, code: int, info: int) -> str:
 def short_code(family: int, kind: int, code: int) -> str | None:
     """traceroute's annotation for an error from the hop: !H !N !P !X ..., or None
     for time exceeded (the normal answer) and port unreachable at the destination."""
-    if family == 4 and kind == 3:
+    if family == AF_INET and kind == 3:
         return {0: "!N", 1: "!H", 2: "!P", 3: None, 4: "!F", 5: "!S", 9: "!X", 10: "!X",
                 13: "!X", 14: "!V", 15: "!C"}.get(code, f"!<{code}>")
-    if family == 6 and kind == 1:
+    if family == AF_INET6 and kind == 1:
         return {0: "!N", 1: "!X", 3: "!H", 4: None}.get(code, f"!<{code}>")
     return None
 
 
 def is_time_exceeded(family: int, kind: int) -> bool:
-    return kind == (3 if family == 6 else 11)
+    return kind == (3 if family == AF_INET6 else 11)

@@ -4,8 +4,8 @@ here, TCP/UDP ports in portping.py). The session yields events; it never prints.
 
 from __future__ import annotations
 
-import errno
 import select
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ class PingSpec:
 class Target:
     name: str  # as the user typed it
     addr: str
-    family: int  # 4 or 6
+    family: socket.AddressFamily
     sockaddr: tuple
     stats: Stats = field(default_factory=Stats, repr=False)
     sent_ns: dict[int, int] = field(default_factory=dict, repr=False)  # seq -> CLOCK_REALTIME ns
@@ -349,8 +349,6 @@ def bare(addr: str) -> str:
 
 def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list[Target]:
     """Hosts as typed (addresses, names, CIDR blocks) -> one Target per distinct address."""
-    import socket
-
     from pysock.net.address import parse_targets, resolve
 
     targets: list[Target] = []
@@ -361,30 +359,22 @@ def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list
                 addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
             except PysockError as exc:  # ping's errors all end with status 2, as iputils'
                 raise PysockError(exc.message, ExitStatus.USAGE) from None
-            fam = 6 if addr.family == socket.AF_INET6 else 4
             sockaddr = (addr.sockaddr[0], 0, *addr.sockaddr[2:])
             if bare(addr.host) not in seen:
                 seen.add(bare(addr.host))
-                targets.append(Target(host, bare(addr.host), fam, sockaddr))
+                targets.append(Target(host, bare(addr.host), addr.family, sockaddr))
     return targets
 
 
-def route_source(name: str, sockaddr: tuple, family: int, device: str | None = None,
+def route_source(name: str, sockaddr: tuple, device: str | None = None,
                  action: str = "ping") -> str:
-    """The address this machine would send from (iputils' connect() probe); a target
-    with no route at all is an error before anything is sent, as in iputils."""
-    import socket
+    """The address this machine would send from; a target with no route at all is an
+    error before anything is sent, as in iputils."""
+    from pysock.net.route import source_address
 
-    sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        if device:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
-        sock.connect((sockaddr[0], 1025, *sockaddr[2:]))
-        return bare(sock.getsockname()[0])
+        return source_address(sockaddr[0], scope_id=sockaddr[3] if len(sockaddr) > 3 else 0,
+                              device=device)
     except OSError as exc:
-        if exc.errno == errno.ENODEV:
-            raise PysockError(f"no such interface: {device}", ExitStatus.USAGE) from None
         raise PysockError(f"cannot {action} {name}: {(exc.strerror or str(exc)).lower()}",
                           ExitStatus.USAGE) from None
-    finally:
-        sock.close()

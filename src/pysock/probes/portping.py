@@ -12,23 +12,10 @@ import struct
 import time
 from dataclasses import dataclass
 
-from pysock.probes.icmpsock import (
-    ANCILLARY,
-    IP_RECVERR,
-    IPV6_RECVERR,
-    MSG_ERRQUEUE,
-    SO_EE_ORIGIN_ICMP,
-    SO_EE_ORIGIN_ICMP6,
-    SO_TIMESTAMPNS,
-    SOL_IP,
-    SOL_IPV6,
-    ancillary,
-    extended_error,
-    stamps_ready,
-)
+from pysock.net import errqueue
+from pysock.net.errqueue import stamp_and_ttl, stamps_ready
+from pysock.net.sockopt import bind_device, set_ttl
 from pysock.probes.ping import Answer, PingSpec, Target
-
-PORT_UNREACH = {4: (3, 3), 6: (1, 4)}  # (type, code) of "port unreachable"
 
 
 @dataclass(eq=False)
@@ -59,11 +46,10 @@ class PortProber:
         return self.proto
 
     def send(self, target: Target, seq: int) -> int:
-        family = socket.AF_INET6 if target.family == 6 else socket.AF_INET
         kind = socket.SOCK_STREAM if self.proto == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(family, kind)
+        sock = socket.socket(target.family, kind)
         try:
-            self._prepare(sock, target.family)
+            self._prepare(sock)
             sent = time.time_ns()
             if self.proto == "tcp":
                 code = sock.connect_ex(_sockaddr(target, self.port))
@@ -82,22 +68,18 @@ class PortProber:
         self.poller.register(sock.fileno(), events)
         return sent
 
-    def _prepare(self, sock: socket.socket, family: int) -> None:
+    def _prepare(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         if self.proto == "tcp":
             # end each probe with a RST: no TIME_WAIT left behind for every probe
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         else:
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP,
-                            IPV6_RECVERR if family == 6 else IP_RECVERR, 1)
+            errqueue.want_stamps(sock)
+            errqueue.want_errors(sock)
         if self.spec.ttl is not None:
-            sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP,
-                            socket.IPV6_UNICAST_HOPS if family == 6 else socket.IP_TTL,
-                            self.spec.ttl)
+            set_ttl(sock, self.spec.ttl)
         if self.spec.device:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
-                            self.spec.device.encode() + b"\0")
+            bind_device(sock, self.spec.device)
         if self.spec.source:
             sock.bind((self.spec.source, 0))
 
@@ -125,28 +107,24 @@ class PortProber:
         sock, target = probe.sock, probe.target
         if not mask & select.POLLERR:
             try:
-                data, anc, _, addr = sock.recvmsg(65535, ANCILLARY)
-                recv_ns, _ = ancillary(anc)
+                data, anc, _, addr = sock.recvmsg(65535, errqueue.ANCILLARY)
+                recv_ns, _ = stamp_and_ttl(anc)
                 return Answer(target, probe.seq, recv_ns, addr[0], size=len(data), state="open")
             except OSError:
                 pass  # an ICMP error is pending: read it from the error queue
         try:
-            data, anc, _, addr = sock.recvmsg(65535, ANCILLARY, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            err = errqueue.read_error(sock, 65535)
         except OSError as exc:
             return Answer(target, probe.seq, time.time_ns(), target.addr, error=_strerror(exc.errno))
-        recv_ns, _ = ancillary(anc)
-        err = extended_error(anc)
         if err is None:
-            return Answer(target, probe.seq, recv_ns, target.addr, error="unknown error")
-        origin, etype, ecode, info, offender, errnum = err
-        if origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) and \
-                (etype, ecode) == PORT_UNREACH[target.family] and offender == target.addr:
-            return Answer(target, probe.seq, recv_ns, offender, state="closed")
-        if origin in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
+            return Answer(target, probe.seq, time.time_ns(), target.addr, error="unknown error")
+        if err.is_port_unreachable(target.family) and err.offender == target.addr:
+            return Answer(target, probe.seq, err.recv_ns, err.offender, state="closed")
+        if err.is_icmp:
             from pysock.probes.icmp import describe
-            return Answer(target, probe.seq, recv_ns, offender or target.addr,
-                          error=describe(target.family, etype, ecode, info))
-        return Answer(target, probe.seq, recv_ns, target.addr, error=_strerror(errnum))
+            return Answer(target, probe.seq, err.recv_ns, err.offender or target.addr,
+                          error=describe(target.family, err.icmp_type, err.icmp_code, err.info))
+        return Answer(target, probe.seq, err.recv_ns, target.addr, error=_strerror(err.errno))
 
     def expire(self, now: float) -> None:
         """Probes past their wait: closed and forgotten (a loss, not an error)."""

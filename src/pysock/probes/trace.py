@@ -13,22 +13,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pysock.net import errqueue
+from pysock.net.errqueue import stamp_and_ttl, stamps_ready
+from pysock.net.sockopt import bind_device, set_ttl
 from pysock.probes import icmp
-from pysock.probes.icmpsock import (
-    ANCILLARY,
-    IP_RECVERR,
-    IPV6_RECVERR,
-    IPV6_UNICAST_HOPS,
-    MSG_ERRQUEUE,
-    SO_EE_ORIGIN_ICMP,
-    SO_EE_ORIGIN_ICMP6,
-    SO_TIMESTAMPNS,
-    SOL_IP,
-    SOL_IPV6,
-    ancillary,
-    extended_error,
-    stamps_ready,
-)
 
 UDP_BASE_PORT = 33434  # traceroute's default base port
 DATA = 32  # probe data bytes (60-byte IPv4 packets, as traceroute)
@@ -62,13 +50,14 @@ class ProbeResult:
 
 
 @dataclass(eq=False)
-class _Probe:
+class Probe:
     hop: int
     index: int
     sent_ns: int = 0
     expires_at: float = 0.0
     sock: socket.socket | None = None
     result: ProbeResult | None = None
+    seq: int = 0  # ICMP: the sequence number that names it
 
 
 @dataclass
@@ -81,8 +70,8 @@ class Tracer:
     def __init__(self, addr: str, family: int, spec: TraceSpec, *, privileged: bool | None = None):
         self.addr, self.family, self.spec = addr, family, spec
         self.privileged = privileged
-        self.sockaddr = socket.getaddrinfo(addr, 0, socket.AF_INET6 if family == 6 else socket.AF_INET,
-                                           socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0][4]
+        self.sockaddr = socket.getaddrinfo(addr, 0, family, socket.SOCK_DGRAM, 0,
+                                           socket.AI_NUMERICHOST)[0][4]
 
     def __enter__(self) -> Tracer:
         """Opens the sockets (their errors come here, before any output)."""
@@ -102,16 +91,16 @@ class Tracer:
 
     def _run(self, poller) -> Iterator[Hop]:
         spec = self.spec
-        pending = [_Probe(h, q) for h in range(spec.first_hop, spec.max_hops + 1)
+        pending = [Probe(h, q) for h in range(spec.first_hop, spec.max_hops + 1)
                    for q in range(spec.queries)]
-        inflight: list[_Probe] = []
-        done: dict[int, list[_Probe]] = {}
+        inflight: list[Probe] = []
+        done: dict[int, list[Probe]] = {}
         last_hop = spec.max_hops  # lowered when the destination (or a dead end) answers
         next_hop = spec.first_hop
         while next_hop <= last_hop:
             while pending and len(inflight) < spec.window and pending[0].hop <= last_hop:
                 probe = pending.pop(0)
-                self._send(probe)
+                self.send(probe)
                 inflight.append(probe)
             wait = min((p.expires_at for p in inflight), default=time.monotonic()) - time.monotonic()
             for fd, mask in poller.poll(max(0.0, wait) * 1000):
@@ -135,7 +124,8 @@ class Tracer:
             if not pending and not inflight and next_hop <= last_hop:
                 break
 
-    def _send(self, probe: _Probe) -> None:
+    def send(self, probe: Probe) -> None:
+        """Send one probe; a probe that cannot leave this host has its result at once."""
         probe.expires_at = time.monotonic() + self.spec.wait
         try:
             probe.sent_ns = self.method.send(probe)
@@ -143,7 +133,7 @@ class Tracer:
             probe.result = ProbeResult(probe.hop, probe.index, note=_send_note(exc))
             probe.expires_at = 0.0
 
-    def answer(self, probe: _Probe, addr: str, recv_ns: int, *, kind: int = 0, code: int = 0,
+    def answer(self, probe: Probe, addr: str, recv_ns: int, *, kind: int = 0, code: int = 0,
                reached: bool = False) -> ProbeResult:
         """The result of a probe from what came back: time exceeded from a hop, or the
         destination (reached), or an unreachable with traceroute's mark."""
@@ -161,17 +151,6 @@ def _send_note(exc: OSError) -> str:
         exc.errno, f"!<{os.strerror(exc.errno or 0)}>")
 
 
-def _set_ttl(sock: socket.socket, family: int, ttl: int) -> None:
-    if family == 6:
-        sock.setsockopt(SOL_IPV6, IPV6_UNICAST_HOPS, ttl)
-    else:
-        sock.setsockopt(SOL_IP, socket.IP_TTL, ttl)
-
-
-def _recverr(sock: socket.socket, family: int) -> None:
-    sock.setsockopt(SOL_IPV6 if family == 6 else SOL_IP, IPV6_RECVERR if family == 6 else IP_RECVERR, 1)
-
-
 # ---- methods ------------------------------------------------------------------------
 
 
@@ -185,13 +164,14 @@ class _IcmpMethod:
         self.sock = EchoSocket(tracer.family, privileged=tracer.privileged, source=spec.source,
                                device=spec.device)
         poller.register(self.sock.fileno, select.POLLIN | select.POLLERR)
-        self.by_seq: dict[int, _Probe] = {}
+        self.by_seq: dict[int, Probe] = {}
         self.seq = 0
         self.payload = icmp.fill_payload(DATA, None)
 
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         self.seq = (self.seq + 1) & 0xFFFF
         self.by_seq[self.seq] = probe
+        probe.seq = self.seq
         self.sock.set_ttl(probe.hop)
         packet = icmp.echo_request(self.tracer.family, self.sock.ident, self.seq, self.payload)
         sent = time.time_ns()
@@ -211,8 +191,9 @@ class _IcmpMethod:
                                                       kind=item.icmp_type, code=item.icmp_code)))
         return out
 
-    def forget(self, probe: _Probe) -> None:
-        pass
+    def forget(self, probe: Probe) -> None:
+        if self.by_seq.get(probe.seq) is probe:
+            del self.by_seq[probe.seq]
 
     def close(self) -> None:
         self.sock.close()
@@ -226,20 +207,19 @@ class _SocketPerProbe:
 
     def __init__(self, tracer: Tracer, poller):
         self.tracer, self.poller = tracer, poller
-        self.by_fd: dict[int, _Probe] = {}
+        self.by_fd: dict[int, Probe] = {}
         self.count = 0
 
-    def _socket(self, probe: _Probe) -> socket.socket:
-        family = self.tracer.family
-        sock = socket.socket(socket.AF_INET6 if family == 6 else socket.AF_INET, self.kind)
+    def _socket(self, probe: Probe) -> socket.socket:
+        sock = socket.socket(self.tracer.family, self.kind)
         try:
             sock.setblocking(False)
-            _recverr(sock, family)
-            _set_ttl(sock, family, probe.hop)
-            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            errqueue.want_errors(sock)
+            set_ttl(sock, probe.hop)
+            errqueue.want_stamps(sock)
             spec = self.tracer.spec
             if spec.device:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec.device.encode() + b"\0")
+                bind_device(sock, spec.device)
             if spec.source:
                 sock.bind((spec.source, 0))
         except BaseException:
@@ -253,20 +233,18 @@ class _SocketPerProbe:
     def _dest(self, port: int) -> tuple:
         return (self.tracer.sockaddr[0], port, *self.tracer.sockaddr[2:])
 
-    def _icmp_answer(self, probe: _Probe):
+    def _icmp_answer(self, probe: Probe):
         """The ICMP error on this probe's socket, if there is one."""
         try:
-            _, anc, _, _ = probe.sock.recvmsg(512, ANCILLARY, MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            err = errqueue.read_error(probe.sock, 512)
         except OSError:
             return None
-        recv_ns, _ = ancillary(anc)
-        err = extended_error(anc)
-        if err is None or err[0] not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or err[4] is None:
+        if err is None or not err.is_icmp or err.offender is None:
             return None
-        origin, kind, code, _info, offender, _errno = err
-        return self.tracer.answer(probe, offender, recv_ns, kind=kind, code=code)
+        return self.tracer.answer(probe, err.offender, err.recv_ns, kind=err.icmp_type,
+                                  code=err.icmp_code)
 
-    def forget(self, probe: _Probe) -> None:
+    def forget(self, probe: Probe) -> None:
         if probe.sock is not None:
             self.by_fd.pop(probe.sock.fileno(), None)
             self.poller.unregister(probe.sock)
@@ -279,7 +257,7 @@ class _SocketPerProbe:
 
 
 class _UdpMethod(_SocketPerProbe):
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         sock = self._socket(probe)
         base = self.tracer.spec.port or UDP_BASE_PORT
         port = (base + self.count) if not self.tracer.spec.port else base
@@ -296,8 +274,8 @@ class _UdpMethod(_SocketPerProbe):
         result = self._icmp_answer(probe)
         if result is None and mask & select.POLLIN:
             try:
-                _, anc, _, addr = probe.sock.recvmsg(2048, ANCILLARY, socket.MSG_DONTWAIT)
-                result = self.tracer.answer(probe, addr[0], ancillary(anc)[0], reached=True)
+                _, anc, _, addr = probe.sock.recvmsg(2048, errqueue.ANCILLARY, socket.MSG_DONTWAIT)
+                result = self.tracer.answer(probe, addr[0], stamp_and_ttl(anc)[0], reached=True)
             except OSError:
                 return []
         return [(probe, result)] if result is not None else []
@@ -307,7 +285,7 @@ class _TcpMethod(_SocketPerProbe):
     kind = socket.SOCK_STREAM
     events = select.POLLOUT | select.POLLERR
 
-    def send(self, probe: _Probe) -> int:
+    def send(self, probe: Probe) -> int:
         sock = self._socket(probe)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sent = time.time_ns()

@@ -19,16 +19,21 @@ class HexdumpTap:
 
     sees_bytes = True
 
-    def __init__(self, stream):
-        self.stream = stream
-        self.start = time.monotonic()
+    def __init__(self, stream, peer: str = "", start: float | None = None):
+        self.stream, self.peer = stream, peer
+        self.start = time.monotonic() if start is None else start
         self.offsets = {">": 0, "<": 0}
+
+    def for_peer(self, peer: str) -> HexdumpTap:
+        """A server's tap for one of its clients: own offsets, the client named."""
+        return HexdumpTap(self.stream, peer, self.start)
 
     def __call__(self, direction: str, data: bytes) -> None:
         offset = self.offsets[direction]
         what = "sent" if direction == ">" else "received"
+        who = f" {'to' if direction == '>' else 'from'} {self.peer}" if self.peer else ""
         self.stream.write(f"{direction} {time.monotonic() - self.start:.6f}s {what} {len(data)} "
-                          f"bytes at offset {offset}\n")
+                          f"bytes{who} at offset {offset}\n")
         self.stream.write("\n".join(hexdump_lines(data, offset)) + "\n")
         self.stream.flush()
         self.offsets[direction] = offset + len(data)

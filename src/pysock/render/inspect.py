@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable
 
-from pysock.render.records import Column, RecordWriter
+from pysock.render.records import Column, RecordWriter, cell
 
 # ---- names: services and hosts -----------------------------------------------
 
@@ -19,6 +19,15 @@ class Names:
         self.services: dict[tuple[int, str], str] | None = None  # read on first use
         self.resolve = resolve
         self.hosts: dict[str, str] = {}
+        self.protocols: dict[int, str] | None = None
+
+    def protocol(self, number: int | None) -> str:
+        """A raw socket's IP protocol: icmp, ipv6-icmp (from /etc/protocols), as ss."""
+        if not number:
+            return "*"
+        if self.protocols is None:
+            self.protocols = _read_protocols() if self.use_services else {}
+        return self.protocols.get(number, str(number))
 
     def port(self, port: int | None, proto: str) -> str:
         if not port:
@@ -56,6 +65,24 @@ def _read_services() -> dict[tuple[int, str], str]:
     return found
 
 
+# where /etc/protocols is missing (minimal containers), the ones raw sockets use
+_PROTOCOLS = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 41: "ipv6", 47: "gre", 50: "esp",
+              58: "ipv6-icmp", 89: "ospf", 103: "pim", 112: "vrrp", 132: "sctp", 255: "raw"}
+
+
+def _read_protocols() -> dict[int, str]:
+    found = dict(_PROTOCOLS)
+    try:
+        with open("/etc/protocols") as f:
+            for line in f:
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 2 and words[1].isdigit():
+                    found[int(words[1])] = words[0]
+    except OSError:
+        pass
+    return found
+
+
 def _wildcard(addr: str) -> bool:
     return addr in ("0.0.0.0", "::")
 
@@ -69,8 +96,8 @@ def endpoint(addr: str | None, port: int | None, proto: str, names: Names) -> st
     host = "*" if _wildcard(addr) else names.host(addr)
     if ":" in host:
         host = f"[{host}]"
-    if proto == "raw":  # the "port" of a raw socket is its IP protocol number
-        return f"{host}:{port or '*'}"
+    if proto == "raw":  # the "port" of a raw socket is its IP protocol
+        return f"{host}:{names.protocol(port)}"
     return f"{host}:{names.port(port, proto)}"
 
 
@@ -93,6 +120,10 @@ def row(r, names: Names, extended: bool = False) -> dict:
     """The text of one socket for the table and plain renderings."""
     if r.proto == "unix":
         local, peer = r.path or "*", unix_peer(r)
+    elif r.proto == "netlink":  # protocol:port id, the kernel's own as ss says it
+        local, peer = f"{r.local_addr}:{r.local_port or 'kernel'}", "*"
+    elif r.proto == "packet":  # ethertype:interface
+        local, peer = f"{r.local_addr}:{r.path}", "*"
     else:
         local = endpoint(r.local_addr, r.local_port, r.proto, names)
         peer = endpoint(r.peer_addr, r.peer_port, r.proto, names)
@@ -118,6 +149,38 @@ def _rate(bps: int | None) -> str | None:
     return f"{bps}bps"
 
 
+def _ms(value) -> str:
+    return "-" if value is None else f"{value:g}ms"
+
+
+def tcp_info_text(info: dict) -> str:
+    """The rest of tcp_info in ss -i's words: mss:1448 rto:204 ato:40 wscale:7,7 ..."""
+    words = []
+    for key, label in (("mss", "mss"), ("rcv_mss", "rcvmss"), ("advmss", "advmss"),
+                       ("pmtu", "pmtu")):
+        if info.get(key):
+            words.append(f"{label}:{info[key]}")
+    for key, label in (("rto_ms", "rto"), ("ato_ms", "ato")):
+        if info.get(key):
+            words.append(f"{label}:{info[key]:g}")
+    if info.get("snd_wscale") is not None:
+        words.append(f"wscale:{info['snd_wscale']},{info['rcv_wscale']}")
+    for key, label in (("pacing_rate_bps", "pacing_rate"), ("delivery_rate_bps",
+                                                            "delivery_rate")):
+        if info.get(key):
+            words.append(f"{label} {info[key]}bps")
+    busy = info.get("busy_ms")
+    if busy:
+        words.append(f"busy:{busy:g}ms")
+        for key, label in (("rwnd_limited_ms", "rwnd_limited"),
+                           ("sndbuf_limited_ms", "sndbuf_limited")):
+            if info.get(key):
+                words.append(f"{label}:{info[key]:g}ms({100 * info[key] / busy:.1f}%)")
+    if info.get("notsent_bytes"):
+        words.append(f"notsent:{info['notsent_bytes']}")
+    return " ".join(words)
+
+
 def _extended(r) -> dict:
     info = r.tcp_info or {}
     out = {"inode": r.inode}
@@ -126,6 +189,9 @@ def _extended(r) -> dict:
                    retrans=f"{info['retransmits']}/{info['retrans']}",
                    bytes=f"{info['bytes_acked'] or 0}/{info['bytes_received'] or 0}",
                    rate=_rate(info["delivery_rate_bps"]), cong=r.congestion)
+        out["info"] = tcp_info_text(info)
+    if r.timer:
+        out["timer"] = f"{r.timer},{_ms(r.timer_ms)}"
     if r.skmem:
         m = r.skmem
         out["skmem"] = f"r{m['rmem_alloc']},rb{m['rcvbuf']},t{m['wmem_alloc']},tb{m['sndbuf']}" \
@@ -155,7 +221,8 @@ SOCKET_COLUMNS = [
 EXTENDED_COLUMNS = [
     Column("inode", "Inode", "right"), Column("rtt", "RTT ms"), Column("cwnd", "Cwnd", "right"),
     Column("retrans", "Retrans"), Column("bytes", "Acked/Rcvd"), Column("rate", "Delivery"),
-    Column("cong", "CC"), Column("skmem", "Skmem"),
+    Column("cong", "CC"), Column("timer", "Timer"), Column("skmem", "Skmem"),
+    Column("info", "TCP info"),
 ]
 
 
@@ -191,7 +258,7 @@ class FastJson:
         self.owners: dict[tuple, str] = {}
 
     def line(self, r) -> str | None:
-        if r.proto == "unix" or r.recv_q is None or r.send_q is None:
+        if r.proto not in ("tcp", "udp", "raw") or r.recv_q is None or r.send_q is None:
             return None
         key = (tuple(r.pids), r.user, r.uid)
         owner = self.owners.get(key)
@@ -224,22 +291,93 @@ def _write_json(records: Iterable, stream, extended: bool, names: Names) -> None
     stream.flush()
 
 
+class FastPlain:
+    """Tab-separated lines for the plain socket list without the per-record dict: the
+    same text RecordWriter writes for row(r), a third of the cost, which is most of
+    a listing of thousands of sockets. Endpoints and owners repeat, so they are
+    cached."""
+
+    def __init__(self, names: Names):
+        self.names = names
+        self.ends: dict[tuple, str] = {}
+        self.owners: dict[tuple, str] = {}
+
+    def end(self, addr, port, proto: str) -> str:
+        key = (addr, port, proto)
+        text = self.ends.get(key)
+        if text is None:
+            text = self.ends[key] = endpoint(addr, port, proto, self.names)
+        return text
+
+    def line(self, r) -> str:
+        if r.proto not in ("tcp", "udp", "raw"):
+            cells = row(r, self.names)
+            return "\t".join([cell(cells[c.key]) for c in SOCKET_COLUMNS]) + "\n"
+        key = (tuple(r.pids), r.process)
+        owner = self.owners.get(key)
+        if owner is None:
+            owner = _owner(r.pid, r.process) or "-"
+            if len(r.pids) > 1:
+                owner += f" +{len(r.pids) - 1}"
+            self.owners[key] = owner
+        recv_q = "-" if r.recv_q is None else str(r.recv_q)
+        if r.backlog_full:
+            recv_q += "!"
+        return (f"{r.proto_text}\t{r.state_text}\t{recv_q}\t"
+                f"{'-' if r.send_q is None else r.send_q}\t"
+                f"{self.end(r.local_addr, r.local_port, r.proto)}\t"
+                f"{self.end(r.peer_addr, r.peer_port, r.proto)}\t{owner}\t{r.user or '-'}\n")
+
+
+def _write_plain(records: Iterable, stream, names: Names, header: bool) -> None:
+    fast = FastPlain(names)
+    lines = ["\t".join(c.title for c in SOCKET_COLUMNS) + "\n"] if header else []
+    for r in records:
+        lines.append(fast.line(r))
+        if len(lines) >= 4096:
+            stream.write("".join(lines))
+            lines = []
+    stream.write("".join(lines))
+    stream.flush()
+
+
 def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
                   names: Names, stream=None, title: str | None = None,
                   extra: Callable[[object], dict] | None = None,
-                  columns: list[Column] | None = None) -> None:
+                  columns: list[Column] | None = None, header: bool = True) -> None:
     """Every socket in one of the three renderings."""
     if mode == "json" and extra is None:
         _write_json(records, stream if stream is not None else sys.stdout, extended, names)
         return
+    if mode == "plain" and extra is None and columns is None and not extended:
+        _write_plain(records, stream if stream is not None else sys.stdout, names, header)
+        return
     columns = columns or socket_columns(extended)
     with RecordWriter(columns, mode, stream=stream, color=color, title=title,
-                      flush=False) as writer:
+                      flush=False, header=header) as writer:
         for r in records:
             rec = socket_json(r, extended, names) if mode == "json" else row(r, names, extended)
             if extra is not None:
                 rec.update(extra(r))
             writer.write(rec)
+
+
+KILL_COLUMNS = [Column("killed", "Killed"), Column("reason", "Why not")]
+
+
+def write_kills(outcomes: list, mode: str, *, color: bool, names: Names,
+                header: bool = True) -> None:
+    """Each socket --kill acted on, with whether the kernel destroyed it."""
+    by_record = {id(o.record): o for o in outcomes}
+
+    def extra(r) -> dict:
+        o = by_record[id(r)]
+        if mode == "json":
+            return {"destroyed": o.destroyed, "reason": o.reason}
+        return {"killed": "yes" if o.destroyed else "no", "reason": o.reason}
+    write_sockets([o.record for o in outcomes], mode, color=color, extended=False, names=names,
+                  extra=extra, columns=SOCKET_COLUMNS + KILL_COLUMNS, title="Killed",
+                  header=header)
 
 
 # ---- aggregate views ------------------------------------------------------------
@@ -259,6 +397,15 @@ def _flags(value) -> str:
     return ",".join(value) if value else "-"
 
 
+def _bytes(value) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f}{unit}"
+    return str(value)
+
+
 def _flag_style(record: dict) -> str | None:
     return "bold red" if record.get("flags") else None
 
@@ -272,21 +419,26 @@ BY_PROCESS_COLUMNS = [
     Column("fds", "FDs", "right"), Column("fd_limit", "Limit", "right"),
     Column("fd_pct", "FD%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
     Column("flags", "Flags", fmt=_flags, style=_flag_style),
+    Column("threads", "Thr", "right"), Column("rss_bytes", "RSS", "right", fmt=_bytes),
+    Column("cpu_pct", "CPU%", "right", fmt=lambda v: "-" if v is None else f"{v:.1f}"),
+    Column("started", "Started"), Column("cmdline", "Command"),
 ]
 LIMIT_COLUMNS = [Column("setting", "Setting"), Column("value", "Value"),
                  Column("in_use", "In use", "right"), Column("note", "Note")]
 
 
 def write_rows(rows: list[dict], columns: list[Column], mode: str, *, color: bool,
-               title: str | None = None, stream=None) -> None:
-    with RecordWriter(columns, mode, stream=stream, color=color, title=title) as writer:
+               title: str | None = None, stream=None, header: bool = True) -> None:
+    with RecordWriter(columns, mode, stream=stream, color=color, title=title,
+                      header=header) as writer:
         for r in rows:
             writer.write(r)
 
 
-def write_summary(sections: dict[str, list[dict]], mode: str, *, color: bool) -> None:
+def write_summary(sections: dict[str, list[dict]], mode: str, *, color: bool,
+                  header: bool = True) -> None:
     """Three tables (kernel counters, states, top processes); JSON rows carry a type."""
     for key, columns, title in (("sockstat", SOCKSTAT_COLUMNS, "Kernel socket counters"),
                                 ("states", STATE_COLUMNS, "Sockets by protocol and state"),
                                 ("processes", TOP_COLUMNS, "Top processes by sockets")):
-        write_rows(sections[key], columns, mode, color=color, title=title)
+        write_rows(sections[key], columns, mode, color=color, title=title, header=header)

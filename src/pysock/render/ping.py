@@ -4,9 +4,11 @@ Formatting only: the session in probes/ping.py does the work."""
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 
+from pysock.probes.ping import Failure, Finished, Reply, Sent
 from pysock.render.records import Column, RecordWriter
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -47,11 +49,12 @@ def header(target, size: int, *, source: str | None = None, device: str | None =
     if port is not None:
         proto, number = port
         return f"PING {target.name} ({target.addr}) {proto} port {number}"
-    start = f"PING {target.name} ({target.addr}) " if target.family == 4 \
+    v4 = target.family == socket.AF_INET
+    start = f"PING {target.name} ({target.addr}) " if v4 \
         else f"PING {target.name}({target.addr}) "
     if source or device:
         start += f"from {source or ''} {device or ''}: "
-    if target.family == 4:
+    if v4:
         return start + f"{size}({size + 28}) bytes of data."
     return start + f"{size} data bytes"
 
@@ -276,15 +279,17 @@ class View:
         pass
 
 
+FLOOD_MARKS = {Sent: ".", Reply: "\b \b", Failure: "\bE"}  # ping -f's dots
+
+
 class JsonView(View):
     def event(self, event) -> None:
         import json
-        kind = type(event).__name__
-        if kind == "Reply":
+        if isinstance(event, Reply):
             record = reply_record(event, self.port)
-        elif kind == "Failure":
+        elif isinstance(event, Failure):
             record = failure_record(event)
-        elif kind == "Finished":
+        elif isinstance(event, Finished):
             record = summary_record(event.target)
         else:
             return
@@ -302,22 +307,21 @@ class LinesView(View):
             self.out.flush()
 
     def event(self, event) -> None:
-        kind = type(event).__name__
         if self.flood and len(self.targets) == 1:
-            self._flood(kind, event)
-        elif kind == "Reply" and not self.quiet:
+            self._flood(event)
+        elif isinstance(event, Reply) and not self.quiet:
             self._line(reply_line(event, numeric=self.numeric, port=self.port))
-        elif kind == "Failure" and event.addr is None:
+        elif isinstance(event, Failure) and event.addr is None:
             sys.stderr.write(f"pysock: cannot send to {event.target.addr} "
                              f"(seq {event.seq}): {event.text}\n")
-        elif kind == "Failure" and not self.quiet:
+        elif isinstance(event, Failure) and not self.quiet:
             self._line(failure_line(event, numeric=self.numeric, port=self.port))
 
-    def _flood(self, kind: str, event) -> None:
+    def _flood(self, event) -> None:
         if self.quiet:
             return
-        mark = {"Sent": ".", "Reply": "\b \b", "Failure": "\bE"}.get(kind)
-        if kind == "Reply" and event.corrupt:
+        mark = FLOOD_MARKS.get(type(event))
+        if isinstance(event, Reply) and event.corrupt:
             mark = "\bC"
         if mark:
             self.out.write(mark)
@@ -350,7 +354,7 @@ class LiveView(View):
         return self
 
     def event(self, event) -> None:
-        if type(event).__name__ != "Sent":
+        if not isinstance(event, Sent):
             self.live.update()
 
     def __exit__(self, *exc) -> None:

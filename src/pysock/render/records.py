@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from pysock.render.style import console
 
-_JSON = json.JSONEncoder(separators=(",", ":"), default=str)  # built once, not per record
+_JSON = None  # one encoder, built on the first JSON record
 
-
-@dataclass(frozen=True)
 class Column:
-    key: str
-    title: str
-    justify: str = "left"  # left | right
-    fmt: Callable[[Any], str] | None = None
-    style: Callable[[dict], str | None] | None = None  # rich style of a cell, tables only
-    width: int | None = None  # streaming tables: the column's fixed width
+    """One column of a record table (a plain class: no dataclasses import on the way
+    to a listing's first byte)."""
+
+    __slots__ = ("key", "title", "justify", "fmt", "style", "width")
+
+    def __init__(self, key: str, title: str, justify: str = "left",
+                 fmt: Callable[[object], str] | None = None,
+                 style: Callable[[dict], str | None] | None = None, width: int | None = None):
+        self.key, self.title = key, title
+        self.justify = justify  # left | right
+        self.fmt = fmt
+        self.style = style  # rich style of a cell, tables only
+        self.width = width  # streaming tables: the column's fixed width
 
     def text(self, record: dict) -> str:
         value = record.get(self.key)
@@ -31,6 +33,26 @@ class Column:
         if isinstance(value, float):
             return f"{value:.3f}"
         return str(value)
+
+
+def cell(value) -> str:
+    """Column.text for a column without fmt."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if value is None:
+        return "-"
+    if kind is float:
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _json():
+    global _JSON
+    if _JSON is None:
+        import json
+        _JSON = json.JSONEncoder(separators=(",", ":"), default=str)
+    return _JSON
 
 
 class RecordWriter:
@@ -54,17 +76,24 @@ class RecordWriter:
         self.rows: list[dict] = []
         self.streaming = streaming
         self._header_written = False
+        # plain lines without a per-cell method call when no column formats its own
+        self._keys = None if any(c.fmt for c in self.columns) else [c.key for c in self.columns]
 
     def write(self, record: dict) -> None:
         if self.mode == "json":
-            self.stream.write(_JSON.encode(record) + "\n")
+            self.stream.write(_json().encode(record) + "\n")
             if self.flush:
                 self.stream.flush()
         elif self.mode == "plain":
             if self.header and not self._header_written:
                 self.stream.write("\t".join(c.title for c in self.columns) + "\n")
                 self._header_written = True
-            self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
+            if self._keys is not None:
+                get = record.get
+                line = "\t".join([cell(get(k)) for k in self._keys])
+            else:
+                line = "\t".join([c.text(record) for c in self.columns])
+            self.stream.write(line + "\n")
             if self.flush:
                 self.stream.flush()
         elif self.streaming:

@@ -4,11 +4,12 @@ table of hops on a terminal."""
 from __future__ import annotations
 
 import json
+import socket
 import sys
 
 
 def header(name: str, addr: str, family: int, max_hops: int, packet_size: int) -> str:
-    ip_header = 40 if family == 6 else 20
+    ip_header = 40 if family == socket.AF_INET6 else 20
     return f"traceroute to {name} ({addr}), {max_hops} hops max, {ip_header + packet_size} byte packets"
 
 

@@ -11,7 +11,7 @@ import time
 from pysock.render.inspect import Names, row, socket_columns, socket_json
 from pysock.render.records import Column, RecordWriter
 
-NEW_STYLE, GONE_STYLE = "bold green", "red strike"
+NEW_STYLE, GONE_STYLE, CHANGED_STYLE = "bold green", "red strike", "bold yellow"
 
 
 class Keys:
@@ -63,7 +63,7 @@ class LiveTable:
     struck through for one refresh."""
 
     def __init__(self, *, color: bool, extended: bool, names: Names, interval: float,
-                 stream=None):
+                 stream=None, header: bool = True):
         from rich.live import Live
 
         from pysock.render.style import console
@@ -75,6 +75,7 @@ class LiveTable:
         self.console = console(stream if stream is not None else sys.stdout, color)
         self.live = Live(console=self.console, auto_refresh=False, transient=False,
                          vertical_overflow="crop")
+        self.header = header
 
     def __enter__(self) -> LiveTable:
         self.live.start()
@@ -83,19 +84,18 @@ class LiveTable:
     def __exit__(self, *exc) -> None:
         self.live.stop()
 
-    def show(self, records, new: set, gone: list, turn: int) -> None:
+    def show(self, records, new: set, gone: list, turn: int, changed: set = frozenset()) -> None:
         from rich import box
         from rich.table import Table
         from rich.text import Text
-        title = (f"{len(records)} sockets, {len(new)} new, {len(gone)} gone; "
-                 f"every {self.interval:g}s, q quits")
-        table = Table(box=box.SIMPLE_HEAD, title=title, pad_edge=False,
+        title = (f"{len(records)} sockets, {len(new)} new, {len(changed)} changed, "
+                 f"{len(gone)} gone; every {self.interval:g}s, q quits")
+        table = Table(box=box.SIMPLE_HEAD, title=title, pad_edge=False, show_header=self.header,
                       header_style="bold" if self.color else "",
                       title_style="italic" if self.color else "")
         for c in self.columns:
             table.add_column(c.title, justify=c.justify)
-        lines = [(r, "+" if r.key in new else "", NEW_STYLE if r.key in new else "")
-                 for r in records]
+        lines = [(r, *_mark(r.key, new, changed)) for r in records]
         lines += [(r, "-", GONE_STYLE) for r in gone]
         for r, mark, style in lines:
             cells = row(r, self.names, self.extended)
@@ -105,15 +105,24 @@ class LiveTable:
         self.live.update(table, refresh=True)
 
 
+def _mark(key, new: set, changed: set) -> tuple[str, str]:
+    if key in new:
+        return "+", NEW_STYLE
+    if key in changed:
+        return "~", CHANGED_STYLE
+    return "", ""
+
+
 class ChangeStream:
     """Plain lines or JSON Lines: everything on the first look, then what changed."""
 
-    def __init__(self, mode: str, *, extended: bool, names: Names, stream=None):
+    def __init__(self, mode: str, *, extended: bool, names: Names, stream=None,
+                 header: bool = True):
         self.mode = mode
         self.extended = extended
         self.names = names
         columns = [Column("event", "Event")] + socket_columns(extended)
-        self.writer = RecordWriter(columns, mode, stream=stream)
+        self.writer = RecordWriter(columns, mode, stream=stream, header=header)
 
     def __enter__(self) -> ChangeStream:
         return self
@@ -121,11 +130,12 @@ class ChangeStream:
     def __exit__(self, *exc) -> None:
         self.writer.close()
 
-    def show(self, records, new: set, gone: list, turn: int) -> None:
+    def show(self, records, new: set, gone: list, turn: int, changed: set = frozenset()) -> None:
         if turn == 0:
             changes = [("present", r) for r in records]
         else:
-            changes = [("new", r) for r in records if r.key in new]
+            changes = [("new" if r.key in new else "changed", r) for r in records
+                       if r.key in new or r.key in changed]
         changes += [("gone", r) for r in gone]
         for event, r in changes:
             if self.mode == "json":
@@ -133,3 +143,54 @@ class ChangeStream:
             else:
                 rec = {"event": event, **row(r, self.names, self.extended)}
             self.writer.write(rec)
+
+
+class LiveRows:
+    """Rows redrawn in place on a terminal at every look (counters, interfaces)."""
+
+    def __init__(self, columns: list[Column], *, color: bool, stream=None, header: bool = True):
+        from rich.live import Live
+
+        from pysock.render.style import console
+        stream = stream if stream is not None else sys.stdout
+        self.writer = RecordWriter(columns, "table", stream=stream, color=color, header=header)
+        self.live = Live(console=console(stream, color), auto_refresh=False, transient=False,
+                         vertical_overflow="crop")
+
+    def __enter__(self) -> LiveRows:
+        self.live.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.stop()
+
+    def show(self, rows: list[dict], title: str) -> None:
+        self.writer.title = title
+        self.live.update(self.writer.table(rows), refresh=True)
+
+
+class RowsStream:
+    """Every look's rows one after the other: a table per look on a terminal,
+    lines (one header) when piped, JSON Lines."""
+
+    def __init__(self, columns: list[Column], mode: str, *, color: bool, stream=None,
+                 header: bool = True):
+        self.columns, self.mode, self.color, self.header = columns, mode, color, header
+        self.stream = stream if stream is not None else sys.stdout
+        self.writer = RecordWriter(columns, mode, stream=self.stream, color=color, header=header)
+
+    def __enter__(self) -> RowsStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.close()
+
+    def show(self, rows: list[dict], title: str) -> None:
+        if self.mode == "table":
+            with RecordWriter(self.columns, "table", stream=self.stream, color=self.color,
+                              title=title, header=self.header) as table:
+                for r in rows:
+                    table.write(r)
+            return
+        for r in rows:
+            self.writer.write(r)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import ipaddress
 import pwd
-import socket
 from dataclasses import dataclass
 
 from pysock.inventory import procnet
@@ -19,18 +18,6 @@ class Label:
     pid: int
     process: str
     user: str | None
-
-
-def is_local(target: Target) -> bool:
-    """True when target's address belongs to this host (a bind to it succeeds)."""
-    if ipaddress.ip_address(target.addr.split("%", 1)[0]).is_loopback:
-        return True
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((target.addr, 0))
-        except OSError:
-            return False
-    return True
 
 
 def _proc_address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

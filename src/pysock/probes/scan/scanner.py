@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net import address
+from pysock.net.route import is_local
 from pysock.probes.scan import banner as banners
 from pysock.probes.scan import labels
 from pysock.probes.scan.model import OPEN, HostResult, Target, Timing
@@ -63,11 +64,8 @@ def _resolve(host: str, family: int | None, numeric: bool, from_cidr: bool) -> T
 
 def _check_route(target: Target) -> None:
     """Fail early (and alone) for a target this host has no route to."""
-    with socket.socket(target.family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((target.addr, 9))
-        except OSError as exc:
-            raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
+    from pysock.probes.scan.syn import source_address
+    source_address(target)
 
 
 def check_privilege(spec: ScanSpec) -> None:
@@ -91,8 +89,7 @@ def run(spec: ScanSpec, targets: list[Target],
     for proto, ports in spec.ports.items():
         if not live:
             break
-        engine = _engine(spec, proto)(live, ports, spec.timing, on_progress)
-        for target, verdicts in zip(live, engine.run()):
+        for target, verdicts in zip(live, _scan(spec, proto, live, ports, on_progress)):
             result = results[targets.index(target)]
             result.verdicts[proto] = verdicts
     elapsed = monotonic() - started
@@ -119,6 +116,18 @@ def _live(spec: ScanSpec, targets: list[Target], results: list[HostResult]) -> l
     return [t for t, r in zip(targets, results) if r.up]
 
 
+def _scan(spec: ScanSpec, proto: str, live: list[Target], ports: list[int], on_progress):
+    """One protocol's verdicts for every live target; a big TCP scan on every core."""
+    from pysock.probes.scan.workers import run_split, worker_count
+
+    engine = _engine(spec, proto)
+    if engine.splittable:
+        workers = worker_count(live, ports, spec.timing)
+        if workers > 1:
+            return run_split(engine, live, ports, spec.timing, on_progress, workers)
+    return engine(live, ports, spec.timing, on_progress).run()
+
+
 def _engine(spec: ScanSpec, proto: str):
     if proto == "udp":
         from pysock.probes.scan.udp import UdpScan
@@ -142,7 +151,7 @@ def _add_banners(results: list[HostResult]) -> None:
 
 
 def _add_labels(result: HostResult) -> None:
-    if not labels.is_local(result.target):
+    if not is_local(result.target.addr):
         return
     result.local = True
     open_ports = [key for key, v in result.items() if v.state == OPEN]

@@ -19,23 +19,17 @@ from __future__ import annotations
 import errno
 import select
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 
 from pysock.errors import NetworkError
+from pysock.net import errqueue
+from pysock.net.route import is_local
 from pysock.probes.scan import packets
-from pysock.probes.scan.labels import is_local
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, OPEN_FILTERED, Target, Timing, Verdict
 from pysock.probes.scan.payloads import payload
 from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
 
-IP_RECVERR = 11  # <linux/in.h>; not exported by the socket module
-IPV6_RECVERR = 25  # <linux/in6.h>
-SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6 = 2, 3
-EXTENDED_ERR = struct.Struct("=IBBBBII")  # struct sock_extended_err
-PORT_UNREACH = {socket.AF_INET: (3, 3), socket.AF_INET6: (1, 4)}  # (type, code)
-UNREACH_TYPE = {socket.AF_INET: 3, socket.AF_INET6: 1}
 DEFAULT_WINDOW = 256
 MIN_DELAY, MAX_DELAY = 0.05, 1.0  # pacing between probes to one host once ICMP is scarce
 REFILL = 1.0  # Linux's net.ipv4.icmp_ratelimit: one ICMP error a second per peer after the burst
@@ -62,6 +56,8 @@ class _Host:
 
 class UdpScan:
     """run() returns {target index: {port: Verdict}}, like the TCP scans."""
+
+    splittable = False  # ICMP rate limits are per host: more processes would not be faster
 
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
@@ -105,9 +101,7 @@ class UdpScan:
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        errqueue.want_errors(sock)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
         wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
         port = self.timing.source_port or 0
@@ -196,34 +190,26 @@ class UdpScan:
             host = self.index.get(peer[0])
             if host is None:
                 continue
-            if peer[1] == self.own_port[family] and is_local(self.targets[host]):
+            if peer[1] == self.own_port[family] and is_local(self.targets[host].addr):
                 # our own probe, sent to our own port on this machine: nobody else is there
                 self._settle(host, peer[1], CLOSED, "self")
             else:
                 self._settle(host, peer[1], OPEN, "udp-response")
-        while True:
-            try:
-                _, ancdata, _, dest = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
-            except BlockingIOError:
-                return
-            for _, _, data in ancdata:
-                self._icmp(family, data, dest)
+        for err in errqueue.drain_errors(sock, 512):
+            self._icmp(family, err)
 
-    def _icmp(self, family: int, data: bytes, dest) -> None:
-        if len(data) < EXTENDED_ERR.size or dest is None:
-            return
-        _, origin, icmp_type, code, _, _, _ = EXTENDED_ERR.unpack_from(data)
-        host = self.index.get(dest[0])
-        if host is None or origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6):
-            return
-        if icmp_type != UNREACH_TYPE[family]:
+    def _icmp(self, family: int, err: errqueue.QueuedError) -> None:
+        host = self.index.get(err.dest[0]) if err.dest else None
+        if host is None or not err.is_unreachable(family):
             return
         self.hosts[host].icmp_seen = True
         self.hosts[host].last_icmp = monotonic()
-        if (icmp_type, code) == PORT_UNREACH[family]:
-            self._settle(host, dest[1], CLOSED, "port-unreach")
+        port = err.dest[1]
+        if err.is_port_unreachable(family):
+            self._settle(host, port, CLOSED, "port-unreach")
         else:
-            self._settle(host, dest[1], FILTERED, packets.ICMP_REASONS.get((family, code), "unreach"))
+            reason = packets.ICMP_REASONS.get((family, err.icmp_code), "unreach")
+            self._settle(host, port, FILTERED, reason)
 
     def _settle(self, index: int, port: int, state: str, reason: str) -> None:
         host = self.hosts[index]

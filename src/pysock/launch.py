@@ -1,0 +1,121 @@
+"""The entry point: `pysock inspect` with only ss-style flags, piped or --json, runs
+here without click; everything else goes to the click group (pysock.cli).
+
+Why this lives outside cli/: importing anything under pysock.cli imports the
+click group first, and click with the command modules costs more than the whole
+listing of a few hundred sockets (measured in bench/scenarios/inspect.py). The
+flags taken here are a fixed table that means exactly what the click command
+means by them; any other word (an expression, a value option, --help, a typo)
+sends the whole command line to click, which parses and reports it as always."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+# short flag -> (what it sets, value); ss's -p, -O and -i/-m/-o as pysock's command maps them
+_SHORT = {"t": ("protos", "tcp"), "u": ("protos", "udp"), "w": ("protos", "raw"),
+          "x": ("protos", "unix"), "l": ("listening", True), "a": ("all_states", True),
+          "n": ("numeric", True), "4": ("family", 4), "6": ("family", 6),
+          "H": ("header", False), "e": ("extended", True), "i": ("extended", True),
+          "m": ("extended", True), "o": ("extended", True), "p": None, "O": None}
+_LONG = {"--tcp": "t", "--udp": "u", "--raw": "w", "--unix": "x", "--listening": "l",
+         "--all": "a", "--numeric": "n", "--extended": "e", "--no-header": "H"}
+
+
+def parse_inspect(args: list[str]) -> dict | None:
+    """inspect's simple flags -> settings; None when click must parse this line."""
+    if not args or args[0] != "inspect" or os.environ.get("PYSOCK_DEBUG") == "1":
+        return None
+    got: dict = {"protos": [], "listening": False, "all_states": False, "numeric": False,
+                 "family": None, "header": True, "extended": False, "json": False}
+    for word in args[1:]:
+        if word == "--json":
+            got["json"] = True
+            continue
+        letters = _LONG.get(word) or (word[1:] if word[:1] == "-" and word[1:2] != "-" else "")
+        if not letters or any(c not in _SHORT for c in letters):
+            return None
+        for c in letters:
+            if _SHORT[c] is not None:
+                key, value = _SHORT[c]
+                if key == "protos":
+                    got["protos"].append(value)
+                else:
+                    got[key] = value
+    if not got["json"] and _isatty(sys.stdout):
+        return None  # a table on a terminal: rich draws it, through click's command
+    return got
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def list_sockets(got: dict) -> int:
+    from pysock.inventory.filter import Filter
+    from pysock.inventory.sources import choose_source, collect
+    from pysock.render.inspect import Names, write_sockets
+    flt = Filter.build(protos=got["protos"], family=got["family"], listening=got["listening"],
+                       all_states=got["all_states"])
+    inventory = collect(flt, source=choose_source(None), extended=got["extended"])
+    for note in inventory.notes:
+        _say(note)
+    write_sockets(inventory.records, "json" if got["json"] else "plain", color=False,
+                  extended=got["extended"], names=Names(services=not got["numeric"]),
+                  header=got["header"])
+    return 0
+
+
+def run_fast(got: dict) -> int:
+    """list_sockets inside the same error boundary as pysock.cli.run."""
+    from pysock.errors import ExitStatus, PysockError
+    try:
+        return list_sockets(got)
+    except PysockError as exc:
+        _say(exc.message)
+        return exc.status
+    except KeyboardInterrupt:
+        return _quiet(ExitStatus.INTERRUPTED)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+            return _quiet(ExitStatus.OK)
+        _say(f"{exc.strerror or exc}")
+        return ExitStatus.FAILURE
+    except Exception as exc:  # a bug: still one line, with the way to see more
+        _say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+             "traceback)")
+        return ExitStatus.FAILURE
+
+
+def _say(text: str) -> None:
+    try:
+        sys.stderr.write(f"pysock: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _quiet(status: int) -> int:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return status
+
+
+def main() -> None:
+    got = parse_inspect(sys.argv[1:])
+    if got is None:
+        from pysock.cli import main as full
+        full()
+    sys.exit(run_fast(got))
+
+
+if __name__ == "__main__":
+    main()

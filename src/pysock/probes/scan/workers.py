@@ -1,0 +1,181 @@
+"""A big connect scan on every core: the ports are split between this process and
+forked workers, each running its own engine loop; the workers send their progress
+and, at the end, their verdicts back through a pipe.
+
+On loopback the work is the kernel's (socket set-up, the SYN and the RST), done in
+the context of the process that connects, so two processes on two cores take
+about half the time of one."""
+
+from __future__ import annotations
+
+import marshal
+import os
+import signal
+import socket
+import struct
+from collections.abc import Callable
+
+from pysock.errors import NetworkError
+from pysock.net.route import is_local
+from pysock.probes.scan.model import CLOSED, OPEN, STATES, Target, Timing, Verdict
+
+CONFIRM_TIMEOUT = 1.0
+MIN_PROBES = 8192  # below this a fork costs more than it saves
+_RECORD = struct.Struct("!cI")  # b"P" + progress count, or b"R" + length of the results
+
+
+def worker_count(targets: list[Target], ports: list[int], timing: Timing) -> int:
+    """How many processes to use: one per core for a big scan, else one. A rate
+    ceiling or a fixed source port belong to one process."""
+    if timing.rate or timing.source_port or len(targets) * len(ports) < MIN_PROBES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+def run_split(engine, targets: list[Target], ports: list[int], timing: Timing,
+              on_progress: Callable[[int], None] | None, workers: int) -> list[dict[int, Verdict]]:
+    """engine(targets, ports, timing, on_progress).run() over `workers` processes."""
+    report = on_progress or (lambda n: None)
+    shares = [ports[i::workers] for i in range(workers)]  # each share spans the whole range
+    share_timing = Timing(concurrency=timing.concurrency and max(8, timing.concurrency // workers),
+                          timeout=timing.timeout, retries=timing.retries)
+    children = [_fork(engine, targets, share, share_timing) for share in shares[1:]]
+    try:
+        readers = [_Reader(fd) for _, fd in children]
+
+        def progress(n: int) -> None:
+            report(n + sum(r.poll() for r in readers))
+
+        results = engine(targets, shares[0], share_timing, progress).run()
+        for reader in readers:
+            report(reader.finish())
+            for mine, theirs in zip(results, reader.results(len(targets))):
+                mine.update(theirs)
+        _confirm_open(targets, results)
+        return results
+    finally:
+        for pid, fd in children:
+            _reap(pid, fd)
+
+
+def _confirm_open(targets: list[Target], results: list[dict[int, Verdict]]) -> None:
+    """Connect once more, alone, to each open port of this machine. Two processes
+    probing loopback at once could, once in a blue moon, connect two of their own
+    probes to each other (TCP simultaneous open): such a port is closed."""
+    for target, verdicts in zip(targets, results):
+        if not is_local(target.addr):
+            continue
+        for port, verdict in verdicts.items():
+            if verdict.state == OPEN and not _answers(target, port):
+                verdicts[port] = Verdict(CLOSED, "conn-refused", verdict.rtt)
+
+
+def _answers(target: Target, port: int) -> bool:
+    with socket.socket(target.family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(CONFIRM_TIMEOUT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.connect((target.addr, port))
+        except ConnectionRefusedError:
+            return False
+        except OSError:
+            return True  # busy or slow, not a refusal: the first answer stands
+        return sock.getsockname()[:2] != sock.getpeername()[:2]
+
+
+def _fork(engine, targets, ports, timing) -> tuple[int, int]:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        return pid, read_fd
+    status = 1
+    try:  # the child: scan, answer through the pipe, never return into the caller
+        os.close(read_fd)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it; the parent cleans up
+        results = engine(targets, ports, timing, lambda n: _write(write_fd, b"P", n)).run()
+        payload = marshal.dumps([_encode(r) for r in results])
+        _write(write_fd, b"R", len(payload))
+        _write_all(write_fd, payload)
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _encode(verdicts: dict[int, Verdict]) -> list[tuple]:
+    return [(port, STATES.index(v.state), v.reason, v.rtt) for port, v in verdicts.items()]
+
+
+def _write(fd: int, kind: bytes, value: int) -> None:
+    _write_all(fd, _RECORD.pack(kind, value))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Reader:
+    """The parent's end of one worker's pipe: progress as it comes, then verdicts."""
+
+    def __init__(self, fd: int):
+        self.fd, self.buffer, self.payload = fd, bytearray(), None
+        self.eof = False
+
+    def poll(self) -> int:
+        """Progress reported since the last call (without blocking)."""
+        if not self.eof:
+            try:
+                while chunk := os.read(self.fd, 1 << 16):
+                    self.buffer += chunk
+                else:
+                    self.eof = True
+            except BlockingIOError:
+                pass
+        return self._parse()
+
+    def _parse(self) -> int:
+        done = 0
+        while self.payload is None and len(self.buffer) >= _RECORD.size:
+            kind, value = _RECORD.unpack_from(self.buffer)
+            if kind == b"R":
+                if len(self.buffer) < _RECORD.size + value:
+                    break
+                self.payload = bytes(self.buffer[_RECORD.size:_RECORD.size + value])
+            else:
+                done += value
+            del self.buffer[:_RECORD.size + (value if kind == b"R" else 0)]
+        return done
+
+    def finish(self) -> int:
+        """Wait for the worker's verdicts; the progress not yet reported."""
+        os.set_blocking(self.fd, True)
+        done = 0
+        while self.payload is None:
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                done += self._parse()
+                if self.payload is None:
+                    raise NetworkError("a scan worker process ended without its results")
+                break
+            self.buffer += chunk
+            done += self._parse()
+        return done
+
+    def results(self, count: int) -> list[dict[int, Verdict]]:
+        decoded = marshal.loads(self.payload)
+        return [{port: Verdict(STATES[state], reason, rtt) for port, state, reason, rtt in rows}
+                for rows in decoded[:count]]
+
+
+def _reap(pid: int, fd: int) -> None:
+    """End the worker if it still runs (an error or Ctrl-C here) and collect it."""
+    try:
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    os.close(fd)
