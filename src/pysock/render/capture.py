@@ -7,7 +7,7 @@ import sys
 import time
 
 from pysock.render.hexdump import hexdump_lines
-from pysock.render.records import _JSON
+from pysock.render.records import _json
 
 TIME_FORMATS = ("time", "epoch", "date", "delta", "relative", "none")
 _PRINTABLE = bytes(b if 32 <= b < 127 or b in (10,) else 46 for b in range(256))
@@ -163,7 +163,7 @@ class JsonView:
         self.stream = stream or sys.stdout
 
     def packet(self, packet) -> None:
-        self.stream.write(_JSON.encode(record(packet)) + "\n")
+        self.stream.write(_json().encode(record(packet)) + "\n")
 
     def flush(self) -> None:
         self.stream.flush()
@@ -171,7 +171,7 @@ class JsonView:
     def summary(self, stats) -> None:
         if stats is not None:
             captured, received, dropped = stats
-            self.stream.write(_JSON.encode({"type": "summary", "captured": captured,
+            self.stream.write(_json().encode({"type": "summary", "captured": captured,
                                             "received": received, "dropped": dropped}) + "\n")
             self.stream.flush()
 
