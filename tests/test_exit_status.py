@@ -208,6 +208,11 @@ CASES = {
         2: lambda box: status("inspect", "--state", "bogus"),
         130: lambda box: interrupted("inspect", "--watch", "0.5", ready=settle()),
     },
+    "capture": {
+        0: lambda box: status("capture", "-i", "lo", "--duration", "0.5", "-c", "1"),
+        1: lambda box: status("capture", "-i", "lo", "-c", "1", argv_prefix=NOBODY),
+        2: lambda box: status("capture", "-i", "lo", "tcp", "prt", "80"),
+    },
     "completion": {
         0: lambda box: status("completion", "bash"),
         2: lambda box: status("completion", "tcsh"),
