@@ -120,6 +120,19 @@ def _listen_ok(box):
     return proc.wait(30)
 
 
+def _forward_once(box):
+    port, target = free_port(), box.listener(b"bye")
+    proc = subprocess.Popen([*PYSOCK, "forward", "--once", f"127.0.0.1:{port}",
+                             f"127.0.0.1:{target}"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(port)
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(b"hi")
+        c.shutdown(socket.SHUT_WR)
+        c.recv(10)
+    return proc.wait(30)
+
+
 def _unix_server(box) -> str:
     import threading
     path = str(box.tmp / "ok.sock")
@@ -212,6 +225,11 @@ CASES = {
         0: lambda box: status("capture", "-i", "lo", "--duration", "0.5", "-c", "1"),
         1: lambda box: status("capture", "-i", "lo", "-c", "1", argv_prefix=NOBODY),
         2: lambda box: status("capture", "-i", "lo", "tcp", "prt", "80"),
+    },
+    "forward": {
+        0: _forward_once,
+        1: lambda box: status("forward", f"127.0.0.1:{box.holder()}", "127.0.0.1:1"),
+        2: lambda box: status("forward", "70000", "127.0.0.1:1"),
     },
     "completion": {
         0: lambda box: status("completion", "bash"),
