@@ -119,16 +119,23 @@ def _is_epipe(exc: BaseException) -> bool:
 
 
 class Terminated(Exception):
-    """SIGTERM: unwind like Ctrl-C, so finally blocks clean up (socket files, children)."""
+    """SIGTERM or SIGHUP (a closed terminal): unwind like Ctrl-C, so finally blocks
+    clean up (socket files, children); the exit status is 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _on_signal(signum, frame):
+    raise Terminated(signum)
 
 
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(signum, _on_signal)
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
         sys.stdout.flush()
@@ -137,8 +144,8 @@ def run(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         return _quiet(ExitStatus.INTERRUPTED)
-    except Terminated:
-        return _quiet(128 + signal.SIGTERM)
+    except Terminated as exc:
+        return _quiet(128 + exc.signum)
     except StdoutClosed:
         return _quiet(ExitStatus.OK)
     except click.ClickException as exc:

@@ -32,12 +32,12 @@ MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 @click.option("--broker", is_flag=True, help="Send each client's data to every other client.")
 @click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
 @click.option("--echo", is_flag=True, help="Send each client back what it sends.")
-@click.option("--exec", "exec_cmd", metavar="'PROG ARGS'", default=None,
+@click.option("--exec", "exec_cmd", type=opt.COMMAND, metavar="'PROG ARGS'", default=None,
               help="Run PROG for each client, stdin/stdout tied to the socket (no shell).")
 @click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
 @click.option("-w", "--wait", "accept_timeout", type=opt.SECONDS, default=None,
               help="Give up if no client connects within SECS.")
-@click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--backlog", type=opt.BACKLOG, default=128, show_default=True,
               help="Length of the accept queue.")
 @opt.sockopts
 @tls_options("server")

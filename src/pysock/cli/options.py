@@ -168,6 +168,27 @@ class Seconds(click.ParamType):
         return secs
 
 
+class CommandLine(_ParsedType):
+    """--exec 'PROG ARGS': split as a shell would (no shell runs), checked here so an
+    unclosed quote is a usage line; the text itself is what commands receive."""
+
+    name = "command"
+
+    @staticmethod
+    def parse(text):
+        import shlex
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:  # "No closing quotation", "No escaped character"
+            raise UsageError(f"cannot split '{text}': {str(exc).lower()}") from None
+        if not words:
+            raise UsageError("needs a program")
+        return text
+
+
+INT_MAX = (1 << 31) - 1
+BACKLOG = click.IntRange(1, INT_MAX)  # listen(2) takes an int; the kernel caps it at somaxconn
+COMMAND = CommandLine()
 PORT = PortType()
 HOST = HostType()
 SECONDS = Seconds()

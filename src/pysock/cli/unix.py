@@ -54,12 +54,12 @@ class CredsType(click.ParamType):
 @click.option("--broker", is_flag=True, help="With -l: send each client's data to every other.")
 @click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
 @click.option("--echo", is_flag=True, help="With -l: send each client back what it sends.")
-@click.option("--exec", "exec_cmd", metavar="'PROG ARGS'", default=None,
+@click.option("--exec", "exec_cmd", type=opt.COMMAND, metavar="'PROG ARGS'", default=None,
               help="With -l: run PROG per client, stdin/stdout tied to the socket.")
 @click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="Give up connecting, or with -l waiting for a client, after SECS.")
-@click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--backlog", type=opt.BACKLOG, default=128, show_default=True,
               help="Length of the accept queue.")
 @click.option("--mode", type=OctalMode(), default=None,
               help="With -l: permissions of the socket file, e.g. 0660 (set at creation).")

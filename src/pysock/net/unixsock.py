@@ -32,7 +32,7 @@ class UnixListener:
 
     def __init__(self, sock: socket.socket, addr: UnixAddress, replaced_stale: bool):
         self.sock, self.addr, self.replaced_stale = sock, addr, replaced_stale
-        self.identity = None if addr.abstract else _identity(addr.name)
+        self.identity = None if addr.abstract or sock.getsockname() == "" else _identity(addr.name)
 
     def close(self) -> None:
         self.sock.close()
@@ -65,15 +65,16 @@ def listen_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM, *, mode: 
     if mode is not None and addr.abstract:
         raise UsageError("--mode applies to socket files; an @abstract name has no permissions")
     replaced = False if addr.abstract else _clear_the_way(addr, socktype)
-    sock = socket.socket(socket.AF_UNIX, socktype)
+    listener = UnixListener(socket.socket(socket.AF_UNIX, socktype), addr, replaced)
     try:
-        _bind(sock, addr, mode)
+        _bind(listener.sock, addr, mode)
+        listener.identity = None if addr.abstract else _identity(addr.name)
         if socktype != socket.SOCK_DGRAM:
-            sock.listen(backlog)
+            listener.sock.listen(backlog)
     except BaseException:
-        sock.close()
+        listener.close()  # removes the file bind made, if it got that far
         raise
-    return UnixListener(sock, addr, replaced)
+    return listener
 
 
 def _bind(sock: socket.socket, addr: UnixAddress, mode: int | None) -> None:
