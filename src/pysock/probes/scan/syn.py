@@ -19,7 +19,7 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from pysock.errors import NetworkError, PysockError
+from pysock.errors import NetworkError, PrivilegeError
 from pysock.probes.scan import packets
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
 from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
@@ -40,7 +40,7 @@ def raw_socket(family: int, proto: int) -> socket.socket:
     try:
         sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, proto)
     except PermissionError:
-        raise PysockError(PRIVILEGE) from None
+        raise PrivilegeError(PRIVILEGE) from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
     except OSError:
