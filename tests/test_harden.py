@@ -40,6 +40,7 @@ def served(port: int, source: str = "127.0.0.1") -> bool:
 def test_a_mapped_deny_rule_blocks_the_ipv4_peer(procs, rule):
     proc, port = start_listen(procs, "-k", "--echo", "-v", "--deny", rule)
     assert not served(port)
+    time.sleep(0.3)  # the refusal is said just after the close the client saw
     proc.terminate()
     _, err = proc.communicate(timeout=10)
     assert b"not allowed" in err
@@ -268,3 +269,63 @@ def test_a_known_zone_is_accepted():
     from pysock.net.address import check_host
     assert check_host("fe80::1%lo") == "fe80::1%lo"
     assert check_host("fe80::1%1") == "fe80::1%1"
+
+
+# ---- 15: contradictory options -------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["connect", "-4", "-6", "127.0.0.1", "9"], "-4 and -6 exclude each other"),
+    (["listen", "-6", "-4", "9"], "-6 and -4 exclude each other"),
+    (["scan", "-4", "-6", "127.0.0.1"], "exclude each other"),
+    (["ping", "-4", "-6", "127.0.0.1"], "exclude each other"),
+    (["trace", "-6", "-4", "127.0.0.1"], "exclude each other"),
+    (["udp", "-4", "-6", "127.0.0.1", "9"], "exclude each other"),
+    (["connect", "--json", "127.0.0.1", "9"], "--json needs -z"),
+    (["connect", "--tls", "--insecure", "--cafile", "/etc/hosts", "127.0.0.1", "9"],
+     "--insecure and --cafile exclude each other"),
+    (["connect", "--tls", "--insecure", "--ssl-trustfile", "/etc/hosts", "127.0.0.1", "9"],
+     "--insecure and --cafile exclude each other"),
+    (["unix", "--tls", "--insecure", "--cafile", "/etc/hosts", "/tmp/pysock-harden-never.sock"],
+     "--insecure and --cafile exclude each other"),
+    (["inspect", "--summary", "--by-process", "--limits"],
+     "--summary, --by-process and --limits exclude each other"),
+    (["inspect", "-s", "--counters"], "-s and --counters exclude each other")])
+def test_contradictory_options_are_one_usage_line(args, needle):
+    usage_line(run_pysock(*args), needle)
+
+
+def test_a_switch_repeated_is_no_conflict():
+    result = run_pysock("inspect", "-4", "-4", "--summary", "--summary")
+    assert result.returncode == 0, result.stderr
+
+
+# ---- 16: messages ------------------------------------------------------------------------
+
+
+def test_json_applies_grammar():
+    usage_line(run_pysock("unix", "--json", "/tmp/pysock-harden-never.sock"),
+               "--json applies to --type dgram")
+    usage_line(run_pysock("unix", "--json", "--show", "/tmp/pysock-harden-never.sock"),
+               "--show, --json apply to")
+
+
+def test_a_dropped_slow_client_is_reported_once_under_v(procs):
+    port = free_port()
+    proc = procs.pysock("listen", "-k", "-v", "127.0.0.1", str(port), stdin=subprocess.PIPE)
+    wait_listening(port, proc=proc)
+    lazy = socket.socket()
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.connect(("127.0.0.1", port))
+    time.sleep(0.2)
+    try:
+        for _ in range(32):
+            proc.stdin.write(b"z" * (1 << 20))
+        proc.stdin.flush()
+    except BrokenPipeError:
+        pass
+    time.sleep(2.5)  # the lazy one has taken nothing for over a second: it is dropped
+    proc.terminate()
+    _, err = proc.communicate(timeout=10)
+    lazy.close()
+    assert err.count(b"dropped") == 1, err

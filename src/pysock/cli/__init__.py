@@ -38,10 +38,11 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
+        from pysock.cli.conflicts import refuse_conflicts
         from pysock.cli.helpview import teach
         from pysock.cli.peerflags import install
         module = importlib.import_module(COMMANDS[name][0])
-        return install(teach(getattr(module, name)))
+        return refuse_conflicts(install(teach(getattr(module, name))))
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """An unknown command gets click's 'did you mean' from the registry."""

@@ -176,14 +176,14 @@ def _reporter(diag):
         if event.kind == "connect":
             diag.verbose(f"connection from {event.peer} ({event.detail})")
         elif event.kind == "leave":
-            diag.verbose(f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
-                         f"bytes, received {event.received}; {event.detail}")
+            line = (f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
+                    f"bytes, received {event.received}; {event.detail}")
+            # a dropped client is said always, and once (-v used to say it twice)
+            (diag.say if event.detail.startswith("dropped") else diag.verbose)(line)
         elif event.kind == "secured":
             diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
-        if event.kind == "leave" and event.detail.startswith("dropped"):
-            diag.say(f"{event.peer}: {event.detail}")
     return report

@@ -148,17 +148,22 @@ def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd,
                                           ("--exec", exec_cmd), ("--sh-exec", sh_exec),
                                           ("--mode", mode is not None)) if on]
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
+        raise click.UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l")
     messages = [name for name, on in (("--chunk", kw["chunk"] is not None), ("--raw", kw["raw"]),
                                       ("--buffer", kw["bufsize"] is not None),
                                       ("--show", kw["show"]), ("--json", kw["json"])) if on]
     if messages and socktype == "stream":
-        raise click.UsageError(f"{', '.join(messages)} apply to --type dgram or seqpacket")
+        raise click.UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
+                               "seqpacket")
     if socktype == "dgram" and any((broker, chat, exec_cmd, sh_exec, max_conns)):
         raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
                                "connections: use --type stream or seqpacket")
     if kw["json"]:
         kw["show"] = True  # --json alone: the one record view there is, one per datagram
+
+
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
 
 
 def _tls(listen, socktype, passing, kw, diag):
