@@ -478,6 +478,32 @@ def test_cidr_scans_hosts_that_are_up(lab, privileged):
         {22: "open", 23: "closed"}
 
 
+def test_cidr_up_check_asks_arp_on_the_link_and_tcp_only_where_it_helps(lab):
+    """On a directly connected network the echo sweep's ARP settles the absent hosts:
+    no TCP probe goes to an address nobody answered ARP for. A host that answers ARP
+    but drops echo is still asked on TCP, and found up."""
+    need_tool("nft")
+    client, server = netns.two_hosts(lab)
+    server.nft("table inet quiet {\n chain in {\n type filter hook input priority 0;\n"
+               " icmp type echo-request drop\n }\n}\n")
+    client.nft(f"""table inet seen {{
+        counter absent {{ }}
+        counter present {{ }}
+        chain out {{
+            type filter hook output priority 0;
+            ip daddr != {{ {server.addr}, {client.addr} }} tcp dport {{ 80, 443 }} counter name absent
+            ip daddr {server.addr} tcp dport {{ 80, 443 }} counter name present
+        }}
+    }}""")
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-p", "22", _block(server)),
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    up = {r["host"] for r in records(out) if r.get("type") == "summary" and r["up"]}
+    assert server.addr in up
+    assert client.nft_counter("seen", "absent") == 0
+    assert client.nft_counter("seen", "present") >= 1
+
+
 def test_cidr_down_hosts_are_one_line_and_listed_with_v(lab):
     client, server = netns.two_hosts(lab)
     sl.serve(server)

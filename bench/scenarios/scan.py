@@ -201,6 +201,100 @@ def _ns_contender(tool, argv, parse, expected, peer) -> Contender:
     return Contender(tool, go, peer=peer)
 
 
+# ---- a /24 with a handful of hosts up --------------------------------------------------
+
+SWEEP_UP = [2, 10, 20, 30, 40]  # the peer namespace answers on these; the rest is absent
+
+
+@contextlib.contextmanager
+def _sweep_setup():
+    """A client namespace on a /24 whose peer answers on SWEEP_UP (and the client on .1)."""
+    tag = f"psw{os.getpid() % 100000}"
+    client, peer = f"{tag}c", f"{tag}p"
+    net = 150 + os.getpid() % 50
+
+    def ip(*argv):
+        subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
+    try:
+        for ns in (client, peer):
+            ip("netns", "add", ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        ip("link", "add", f"{tag}a", "netns", client, "type", "veth", "peer", "name", f"{tag}b",
+           "netns", peer)
+        ip("-n", client, "addr", "add", f"10.233.{net}.1/24", "dev", f"{tag}a")
+        for last in SWEEP_UP:
+            ip("-n", peer, "addr", "add", f"10.233.{net}.{last}/24", "dev", f"{tag}b")
+        for ns, dev in ((client, f"{tag}a"), (peer, f"{tag}b")):
+            ip("-n", ns, "link", "set", dev, "up")
+        up = {f"10.233.{net}.{last}" for last in [1, *SWEEP_UP]}
+        yield {"client": client, "block": f"10.233.{net}.0/24", "up": up}
+    finally:
+        for ns in (client, peer):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def _nmap_up(stdout: str) -> set[str]:
+    return {line.split()[1] for line in stdout.splitlines()
+            if line.startswith("Host:") and "Status: Up" in line}
+
+
+def _pysock_up(stdout: str) -> set[str]:
+    return {r["host"] for r in map(json.loads, stdout.splitlines())
+            if r.get("type") == "summary" and r["up"]}
+
+
+def _nmap_scanned(stdout: str) -> set[str]:
+    return {line.split()[1] for line in stdout.splitlines() if "Ports:" in line}
+
+
+def _pysock_scanned(stdout: str) -> set[str]:
+    return {r["host"] for r in map(json.loads, stdout.splitlines()) if "port" in r}
+
+
+def _sweep_contender(tool, argv, found, want, peer) -> Contender:
+    """Run argv on the block from the client namespace; `found` must equal want(env)."""
+    def go(env) -> float:
+        full = ["ip", "netns", "exec", env["client"], *argv, env["block"]]
+        secs, proc = timed(lambda: run(full, timeout=120, stdout=subprocess.PIPE))
+        if proc.returncode != 0:
+            raise BenchFailure(f"exit {proc.returncode}: {proc.stderr[-300:]!r}")
+        got, expected = found(proc.stdout.decode()), want(env)
+        if got != expected:
+            raise BenchFailure(f"hosts {sorted(got)[:8]} != {sorted(expected)[:8]}")
+        return secs
+    return Contender(tool, go, peer=peer)
+
+
+def _sweeps(rounds: int):
+    up = lambda env: env["up"]  # noqa: E731
+    every = lambda env: {f"{env['block'][:-4]}{i}" for i in range(1, 255)}  # noqa: E731
+    # nmap -sT lists the network and broadcast addresses too
+    all_256 = lambda env: {f"{env['block'][:-4]}{i}" for i in range(256)}  # noqa: E731
+    discovery = [
+        _sweep_contender("pysock scan -p 80 (up-check, then 80)",
+                         [PYSOCK, "scan", "--json", "-n", "-p", "80"], _pysock_up, up, False),
+        _sweep_contender("nmap -sn", ["nmap", "-sn", "-n", "-oG", "-"], _nmap_up, up, True)]
+    yield Scenario("scan: host discovery, a /24 in a namespace, 6 up", "s", "lower", discovery,
+                   setup=_sweep_setup, rounds=rounds,
+                   note="pysock's up-check (ICMP echo; ARP settles absent on-link hosts; TCP "
+                        "80/443 for the rest) and a scan of port 80 on the hosts found, against "
+                        "nmap -sn alone; both must find exactly the 6 hosts that are up.")
+    ports = ["-p", "22,80,443"]
+    no_check = [
+        _sweep_contender("pysock scan -Pn", [PYSOCK, "scan", "--json", "-n", "-Pn", *ports],
+                         _pysock_scanned, every, False),
+        _sweep_contender("pysock scan --syn -Pn", [PYSOCK, "scan", "--syn", "--json", "-n",
+                                                   "-Pn", *ports], _pysock_scanned, every, False),
+        _sweep_contender("nmap -Pn -T4 (-sS)", ["nmap", "-Pn", "-T4", "-n", "-oG", "-", *ports],
+                         _nmap_scanned, up, True),
+        _sweep_contender("nmap -sT -Pn -T4", ["nmap", "-sT", "-Pn", "-T4", "-n", "-oG", "-", *ports],
+                         _nmap_scanned, all_256, True)]
+    yield Scenario("scan: -Pn, a /24 in a namespace, 3 ports", "s", "lower", no_check,
+                   setup=_sweep_setup, rounds=rounds,
+                   note="Every host scanned, up or not (nmap's SYN scan still asks ARP on the "
+                        "link and reports only the hosts that answered it).")
+
+
 def scenarios(quick: bool):
     if not pysock_has("scan"):
         return
@@ -216,6 +310,8 @@ def scenarios(quick: bool):
         yield Scenario(f"scan: SYN, 127.0.0.1, {size}", "s", "lower", contenders, setup=setup,
                        rounds=rounds, note="pysock scan --syn (one raw socket, patched template) "
                        "vs nmap -sS -T4 -Pn.")
+    if root and have("ip", "nmap"):
+        yield from _sweeps(rounds)
     if root and have("ip", "nft"):
         ns_size = f"TCP 1-{DROPPED.start + 99}, 100 dropped" if quick else "all TCP ports, 1000 dropped"
         for syn in (False, True):

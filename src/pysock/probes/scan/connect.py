@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from pysock.errors import NetworkError
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
-from pysock.probes.scan.timing import RateLimit, RttEstimator, default_connect_concurrency, monotonic
+from pysock.probes.scan.timing import RateLimit, default_connect_concurrency, estimators, monotonic
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 MIN_CONCURRENCY = 8
@@ -64,7 +64,7 @@ class ConnectScan:
         self.timing = timing
         self.limit = timing.concurrency or default_connect_concurrency()
         self.on_progress = on_progress or (lambda n: None)
-        self.rtt = [RttEstimator(timing.timeout) for _ in targets]
+        self.rtt = estimators(len(targets), timing.timeout)
         self.rate = RateLimit(timing.rate)
         self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.inflight: dict[int, _Probe] = {}
