@@ -290,7 +290,9 @@ def test_a_known_zone_is_accepted():
      "--insecure and --cafile exclude each other"),
     (["inspect", "--summary", "--by-process", "--limits"],
      "--summary, --by-process and --limits exclude each other"),
-    (["inspect", "-s", "--counters"], "-s and --counters exclude each other")])
+    (["inspect", "-s", "--counters"], "-s and --counters exclude each other"),
+    (["inspect", "-ta", "-6", "-4"], "-6 and -4 exclude each other"),  # the quick path too
+    (["inspect", "-t4a6", "--json"], "-4 and -6 exclude each other")])
 def test_contradictory_options_are_one_usage_line(args, needle):
     usage_line(run_pysock(*args), needle)
 
