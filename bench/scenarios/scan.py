@@ -20,6 +20,7 @@ from bench.core import BenchFailure, Contender, Scenario, timed
 from bench.tools import PYSOCK, free_port, have, pysock_has, run
 
 LOOPBACK_LISTENERS = 5
+LOOPBACK_PORTS = [22, 8080, 33000, 45000, 60999]  # some inside the ephemeral range
 DROPPED = range(20001, 21001)  # 1000 ports behind an nftables drop in the namespace host
 NS_OPEN = [22, 80, 443, 8080, 20500]  # 20500 listens behind the drop: filtered, not open
 
@@ -52,10 +53,11 @@ def _pysock_open(stdout: str) -> set[int]:
     return {r["port"] for r in map(json.loads, stdout.splitlines()) if r.get("state") == "open"}
 
 
-def _contender(tool: str, argv: list[str], parse, expect, peer: bool, prefix=()) -> Contender:
+def _contender(tool: str, argv: list[str], parse, expect, peer: bool) -> Contender:
     def go(env) -> float:
         before = expect(env)
-        secs, proc = timed(lambda: run([*prefix, *argv], timeout=300, stdout=subprocess.PIPE))
+        secs, proc = timed(lambda: run([*env["prefix"], *argv], timeout=300,
+                                       stdout=subprocess.PIPE))
         if proc.returncode != 0:
             raise BenchFailure(f"exit {proc.returncode}: {proc.stderr[-300:]!r}")
         found = parse(proc.stdout.decode())
@@ -67,33 +69,68 @@ def _contender(tool: str, argv: list[str], parse, expect, peer: bool, prefix=())
     return Contender(tool, go, peer=peer)
 
 
-def _listeners(count: int):
-    socks = []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", free_port()))
-        s.listen(128)
-        socks.append(s)
-    return socks
+LISTENER = ("import socket,sys,time\nss=[]\nfor p in sys.argv[1:]:\n"
+            " s=socket.socket();s.bind(('127.0.0.1',int(p)));s.listen(128);ss.append(s)\n"
+            "print('ready',flush=True)\ntime.sleep(3600)\n")
 
 
 @contextlib.contextmanager
-def _loopback_setup():
-    socks = _listeners(LOOPBACK_LISTENERS)
+def _loopback_setup(ports: list[int]):
+    """A loopback of our own (a network namespace, as root) with listeners on ports:
+    on a shared machine other programs' listeners come and go on the host's loopback
+    during a scan, and a run that sees one is rejected, for nmap as for pysock."""
+    if os.geteuid() != 0 or not have("ip"):
+        yield from _host_loopback(ports)
+        return
+    ns = f"psl{os.getpid() % 100000}"
+    proc = None
     try:
-        yield None
+        subprocess.run(["ip", "netns", "add", ns], check=True, capture_output=True, timeout=30)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True,
+                       capture_output=True, timeout=30)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER,
+                                 *map(str, ports)], stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        if proc.stdout.readline().strip() != "ready":
+            raise BenchFailure("loopback listeners did not start")
+        yield {"prefix": ["ip", "netns", "exec", ns], "open": set(ports)}
     finally:
-        for s in socks:
-            s.close()
+        if proc is not None:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def _host_loopback(ports: list[int]):
+    """Without root: listeners on this machine's loopback, the open set read from /proc
+    before and after each run."""
+    socks = []
+    for port in ports:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", free_port()))
+        sock.listen(128)
+        socks.append(sock)
+    try:
+        yield {"prefix": [], "open": None}
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _loopback(quick: bool, syn: bool):
     spec = "1-3000" if quick else "-"
-    listeners_low = quick  # in quick mode the listeners must sit inside the range
+    ports = list(range(2950, 2950 + LOOPBACK_LISTENERS)) if quick else LOOPBACK_PORTS
 
-    def expect(_env):
+    def expect(env):
+        if env["open"] is not None:
+            return env["open"]
         found = _listening_loopback()
-        return {p for p in found if p <= 3000} if listeners_low else found
+        return {p for p in found if p <= 3000} if quick else found
 
     kind = "--syn" if syn else "--connect"
     pysock_argv = [PYSOCK, "scan", "--json", "--open", "-n", "-p", spec, "127.0.0.1"]
@@ -104,29 +141,7 @@ def _loopback(quick: bool, syn: bool):
     contenders = [_contender(f"pysock scan {kind}", pysock_argv, _pysock_open, expect, False)]
     if have("nmap"):
         contenders.append(_contender(f"nmap {nmap_argv[1]} -T4", nmap_argv, _nmap_open, expect, True))
-    setup = _quick_loopback_setup if quick else _loopback_setup
-    return contenders, setup
-
-
-@contextlib.contextmanager
-def _quick_loopback_setup():
-    socks = []
-    for port in range(2950, 3000):
-        if len(socks) == LOOPBACK_LISTENERS:
-            break
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            s.close()
-            continue
-        s.listen(128)
-        socks.append(s)
-    try:
-        yield None
-    finally:
-        for s in socks:
-            s.close()
+    return contenders, lambda: _loopback_setup(ports)
 
 
 # ---- the namespace host -------------------------------------------------------------
@@ -302,8 +317,9 @@ def scenarios(quick: bool):
     size = "TCP 1-3000" if quick else "all TCP ports"
     contenders, setup = _loopback(quick, syn=False)
     yield Scenario(f"scan: connect, 127.0.0.1, {size}", "s", "lower", contenders, setup=setup,
-                   rounds=rounds, note="pysock scan (epoll connect loop) vs nmap -sT -T4 -Pn; "
-                   "every run must report exactly the listening ports.")
+                   rounds=rounds, note="pysock scan (connect loop, both cores) vs nmap -sT -T4 -Pn, in a "
+                   "network namespace of their own (as root) so that no other program's "
+                   "listener comes and goes; every run must report exactly the listening ports.")
     root = os.geteuid() == 0
     if root:
         contenders, setup = _loopback(quick, syn=True)

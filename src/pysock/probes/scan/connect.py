@@ -40,6 +40,9 @@ OUTCOMES = {
     errno.ETIMEDOUT: (FILTERED, "no-response"),
     errno.EHOSTDOWN: (FILTERED, "host-down"),
 }
+# answers from the target itself: only these time the round trip (an EHOSTUNREACH
+# after a failed ARP comes seconds late and says nothing about the path)
+TIMED = (0, -1, errno.ECONNREFUSED)
 # no socket or no local port to spare right now: wait for some in flight to finish
 SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL,
              errno.EAGAIN)
@@ -228,7 +231,7 @@ class ConnectScan:
             outcome = (CLOSED, "self-connect") if code == -1 else \
                 (FILTERED, errno.errorcode.get(code, str(code)).lower())
         state, reason = outcome
-        if rtt is not None and code != errno.ETIMEDOUT:
+        if rtt is not None and code in TIMED:
             self.answers += 1
             if self.answers % RTT_SAMPLING == 1:
                 self.rtt[host].sample(rtt)

@@ -300,10 +300,7 @@ class SynScan:
         if at is None:
             self._late(host, port, state, reason)
             return
-        rtt = monotonic() - at
-        self.answers += 1
-        if self.answers % RTT_SAMPLING == 1:
-            self.rtt[host].sample(rtt)
+        rtt = monotonic() - at  # not a sample: an ICMP error may be our own, after ARP failed
         self.results[host][port] = Verdict(state, reason, rtt)
         self.inflight -= 1
         self.done += 1
