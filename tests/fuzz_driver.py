@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-LIMIT = 2.0  # seconds a command line may run before it is ended (a server waiting)
+LIMIT = 1.0  # seconds a command line may run before it is ended (a server waiting)
 
 
 def preload() -> None:

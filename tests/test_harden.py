@@ -206,7 +206,8 @@ def test_sockopt_mark_takes_the_whole_u32(port):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize("cmd", [["listen", "9"], ["unix", "-l", "/tmp/pysock-harden-never.sock"]])
+@pytest.mark.parametrize("cmd", [["listen", "9"], ["unix", "-l", "/tmp/pysock-harden-never.sock"],
+                                 ["forward", "9", "127.0.0.1:9"]])
 def test_backlog_beyond_int(cmd):
     usage_line(run_pysock(cmd[0], "--backlog", "2147483648", *cmd[1:]), "2147483647")
 
