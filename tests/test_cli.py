@@ -1,6 +1,7 @@
 """The command group and its error boundary."""
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -48,3 +49,15 @@ def test_import_is_light():
             "{m.split('.')[0] for m in sys.modules}; print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
     assert out.stdout.strip() == "[]", out
+
+
+def test_color_always_means_always_even_when_piped():
+    """--color always: the colored table when stdout is a pipe too (less -R, tee);
+    auto keeps piped output plain, tab-separated."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = str(closed.getsockname()[1])
+        always = run_pysock("--color", "always", "scan", "-p", port, "127.0.0.1").stdout.decode()
+        auto = run_pysock("--color", "auto", "scan", "-p", port, "127.0.0.1").stdout.decode()
+    assert "\x1b[1m" in always and "PORT" in always and "\t" not in always
+    assert "\x1b[" not in auto and auto.splitlines()[0].split("\t")[:3] == ["HOST", "PORT", "PROTO"]

@@ -3,11 +3,17 @@ value completion of the shared option types (services, interfaces, states, socke
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import shlex
 import socket
+import struct
 import subprocess
 import sys
+import termios
+import time
 from pathlib import Path
 
 import click
@@ -60,6 +66,11 @@ def test_completion_of_an_unknown_shell_is_a_usage_error():
 def test_bash_completes_a_command():
     assert bash_complete("pysock li") == ["listen"]
     assert set(bash_complete("pysock ")) >= {"listen", "connect", "completion"}
+
+
+def test_bash_completes_help_topics():
+    assert bash_complete("pysock help sc") == ["scan"]
+    assert set(bash_complete("pysock help ")) >= {"listen", "scan", "inspect"}
 
 
 def test_bash_completes_options_and_choices():
@@ -145,14 +156,24 @@ def imports_of_a_tab(line: str, cword: int) -> tuple[str, set[str]]:
 
 def test_completion_imports_nothing_heavy():
     offered, modules = imports_of_a_tab("pysock listen -p ht", 3)
-    assert "plain,http" in offered and "pysock.cli.listen" in modules
+    assert "plain\thttp\t\n" in offered and "pysock.cli.listen" in modules
+    assert {m.split(".")[0] for m in modules}.isdisjoint({"scapy", "psutil", "rich"})
+
+
+@pytest.mark.parametrize("line,cword,word", [("pysock scan --ti", 2, "--timeout"),
+                                             ("pysock inspect --state time", 3, "time-wait"),
+                                             ("pysock trace --ic", 2, "--icmp")])
+def test_completing_options_of_heavy_commands_imports_nothing_heavy(line, cword, word):
+    offered, modules = imports_of_a_tab(line, cword)
+    assert f"plain\t{word}\t" in offered
     assert {m.split(".")[0] for m in modules}.isdisjoint({"scapy", "psutil", "rich"})
 
 
 def test_completing_a_command_name_imports_no_command():
     offered, modules = imports_of_a_tab("pysock li", 1)
-    assert offered.split() == ["plain,listen"]
-    assert not {f"pysock.cli.{name}" for name in COMMANDS} & modules
+    assert [line.split("\t")[:2] for line in offered.splitlines()] == [["plain", "listen"]]
+    commands = {f"pysock.cli.{name}" for name in COMMANDS if name != "completion"}  # the protocol
+    assert not commands & modules
 
 
 # ---- the option types, through click's completion machinery --------------------------
@@ -225,3 +246,113 @@ def test_unix_paths_from_the_kernel_and_the_directory(tmp_path):
     os.unlink(path)
     (tmp_path / "left.sock").touch()  # gone from the kernel and not a socket: plain files
     assert offered([], f"{tmp_path}/") == [("file", f"{tmp_path}/")]
+
+
+# ---- Tab pressed in real interactive shells, through a pseudo-terminal ----------------------
+
+TAB_CASES = [("pysock sc", "pysock scan "), ("pysock scan --ti", "pysock scan --timeout ")]
+STATES_SHOWN = ("time-wait", "close-wait", "established")
+ROWS, COLUMNS = 40, 160
+
+
+class Terminal:
+    """A shell on a pseudo-terminal (its controlling tty), drawn by a terminal emulator
+    (pyte): keys in, the screen as the user sees it out."""
+
+    def __init__(self, argv: list[str], env: dict):
+        import pyte
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.ByteStream(self.screen)
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     preexec_fn=_take_tty, close_fds=True)
+        os.close(slave)
+
+    def type(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def line(self) -> str:
+        """The line the cursor is on."""
+        return self.screen.display[self.screen.cursor.y].rstrip() + " " * (
+            self.screen.cursor.x > len(self.screen.display[self.screen.cursor.y].rstrip()))
+
+    def text(self) -> str:
+        return "\n".join(row.rstrip() for row in self.screen.display)
+
+    def wait(self, done, timeout: float = 20.0) -> bool:
+        """Draw what the shell writes until done() holds or time runs out."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if select.select([self.master], [], [], min(left, 0.2))[0]:
+                try:
+                    self.stream.feed(os.read(self.master, 65536))
+                except OSError:
+                    return done()
+        return True
+
+    def clear(self) -> None:
+        """Abandon the line (Ctrl-C) and have the shell clear the screen (Ctrl-L)."""
+        for _ in range(10):  # a ^C that lands while the shell is busy can be lost: again
+            self.type("\x03")  # the tty drops typeahead at ^C: wait for the empty prompt
+            if self.wait(lambda: self.line().strip() == "ready>", timeout=2):
+                break
+        assert self.line().strip() == "ready>", self.text()
+        self.type("\x0c")
+        assert self.wait(lambda: self.screen.cursor.y == 0 and self.line().strip() == "ready>"), \
+            self.text()
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+        os.close(self.master)
+
+
+def _take_tty() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _shell_setup(shell: str, source: str, tmp_path: Path) -> tuple[list[str], str]:
+    """The shell's argv and the line that loads completion, from the installed file's
+    place (what pip installs) or from `pysock completion SHELL`."""
+    if shell == "bash":  # no bash-completion package: the file is sourced by hand
+        load = f"source {SCRIPTS['bash']}" if source == "installed" else "source <(pysock completion bash)"
+        return ["bash", "--norc", "--noprofile", "-i"], f"PS1='rea''dy> '; {load}"
+    if shell == "zsh":
+        init = "autoload -U compinit && compinit -u -D"
+        load = (f"fpath=({SCRIPTS['zsh'].parent} $fpath); {init}" if source == "installed"
+                else f"{init}; source <(pysock completion zsh)")
+        return ["zsh", "-f", "-i"], f"PS1='rea''dy> '; bindkey -e; {load}"
+    vendor = tmp_path / "vendor_completions.d"  # fish autoloads pysock.fish from here
+    vendor.mkdir()
+    (vendor / "pysock.fish").write_text(SCRIPTS["fish"].read_text())
+    load = (f"set -g fish_complete_path {vendor} $fish_complete_path" if source == "installed"
+            else "pysock completion fish | source")
+    return ["fish", "--no-config", "-i"], f"function fish_prompt; echo 'rea''dy> '; end; {load}"
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("source", ["installed", "printed"])
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_tab_in_a_real_shell(shell, source, tmp_path):
+    need_tool(shell)
+    argv, setup = _shell_setup(shell, source, tmp_path)
+    env = dict(SHELL_ENV, TERM="xterm", HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path),
+               XDG_DATA_HOME=str(tmp_path))
+    term = Terminal(argv, env)
+    try:
+        term.type(setup + "\n")
+        assert term.wait(lambda: term.line().startswith("ready>")), term.text()
+        for typed, shown in TAB_CASES:
+            term.clear()
+            term.type(typed + "\t")
+            assert term.wait(lambda shown=shown: term.line().endswith(shown)), (typed, term.text())
+        term.clear()
+        term.type("pysock inspect --state \t" + ("\t" if shell == "bash" else ""))
+        assert term.wait(lambda: all(s in term.text() for s in STATES_SHOWN)), term.text()
+    finally:
+        term.close()

@@ -231,10 +231,13 @@ def test_probe_mode(procs):
     open_port = open_srv.getsockname()[1]
     closed_port = free_port()
     out = run_pysock("connect", "-z", "127.0.0.1", f"{open_port},{closed_port}")
-    assert out.returncode == 0
+    assert (out.returncode, out.stdout, out.stderr) == (0, b"", b"")  # nc -z: the status only
+    assert run_pysock("connect", "-z", "127.0.0.1", str(closed_port)).returncode == 1
+    out = run_pysock("connect", "-z", "-v", "127.0.0.1", f"{open_port},{closed_port}")
     header, *rows = out.stdout.decode().splitlines()
     assert header.split("\t") == ["HOST", "PORT", "STATE", "SERVICE", "RTT_MS"]
-    assert [r.split("\t")[:3] for r in rows] == [["127.0.0.1", str(open_port), "open"]]
+    assert sorted(r.split("\t")[:3] for r in rows) == sorted(
+        [["127.0.0.1", str(open_port), "open"], ["127.0.0.1", str(closed_port), "closed"]])
     out = run_pysock("connect", "-z", "-v", "--json", "127.0.0.1", f"{closed_port}")
     import json
     assert out.returncode == 1

@@ -286,3 +286,14 @@ def test_page_generator_handles_a_command_without_prose():
     page = manpage.command_page(group, "lonely", "A thing.", "2026-01-01")
     assert ".SH EXIT STATUS" in page and "\\fB\\-\\-count\\fR \\fIN\\fR" in page
     assert "Default: \\fB3\\fR." in page and "\\fBpysock\\fR \\fBlonely\\fR" in page
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_help_example_notes_line_up_after_a_gap(name):
+    text = help_of(name)
+    if "\nExamples:\n" not in text:
+        return
+    block = text.split("\nExamples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    noted = [line for line in block if " # " in line or "# " in line.lstrip()[1:]]
+    assert all("  # " in line for line in noted), noted  # never 'app.sock# nc'
+    assert len({line.index("  # ") for line in noted}) <= 1, noted  # one column

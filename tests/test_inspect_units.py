@@ -266,3 +266,18 @@ def test_extended_has_ss_i_fields_with_ss_values():
             assert float(theirs[key]) == mine[ours], key
     assert mine["busy_ms"] is not None and mine["pacing_rate_bps"]
     assert "wscale:" in plain and "rto:" in plain
+
+
+def test_fast_plain_is_the_same_as_the_record_writer():
+    from pysock.render.inspect import SOCKET_COLUMNS, Names, _write_plain, row
+    from pysock.render.records import RecordWriter
+    records = _records()
+    records[0].recv_q = 3  # a full accept queue: "3!"
+    for numeric in (False, True):
+        names = Names(services=not numeric)
+        fast, slow = io.StringIO(), io.StringIO()
+        _write_plain(records, fast, names, header=True)
+        with RecordWriter(SOCKET_COLUMNS, "plain", stream=slow) as writer:
+            for r in records:
+                writer.write(row(r, names))
+        assert fast.getvalue() == slow.getvalue() and "3!" in fast.getvalue()

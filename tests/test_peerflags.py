@@ -21,7 +21,7 @@ BASE = {"inspect": [], "scan": ["127.0.0.1"], "trace": ["127.0.0.1"], "ping": ["
 SAMPLE = {"--top": "7", "--retries": "3", "--rate": "50", "--concurrency": "4",
           "--proxy": "127.0.0.1:1080", "--hexdump": "-", "--cert": __file__, "--key": __file__,
           "--cafile": __file__, "--alpn": "h2", "--sni": "example.org", "--max-conns": "3",
-          "--exec": "cat", "--sh-exec": "cat", "--ttl": "4"}
+          "--exec": "cat", "--sh-exec": "cat", "--ttl": "4", "--repeat": "3"}
 
 
 def command(name: str) -> click.Command:
@@ -29,7 +29,8 @@ def command(name: str) -> click.Command:
 
 
 def params(name: str, args: list[str]) -> dict:
-    ctx = command(name).make_context(name, [*args, *BASE[name]], parent=click.Context(cli))
+    parent = click.Context(cli, info_name="pysock", **cli.context_settings)  # -h as in use
+    ctx = command(name).make_context(name, [*args, *BASE[name]], parent=parent)
     return {k: v for k, v in ctx.params.items()}
 
 

@@ -86,7 +86,7 @@ def test_syn_without_privilege_says_what_is_needed():
     need_root()  # to become nobody
     out = subprocess.run([*NOBODY, *PYSOCK, "scan", "--syn", "-p", "80", "127.0.0.1"],
                          capture_output=True, timeout=30)
-    one_line_error(out, 1, "--syn", "root", "CAP_NET_RAW")
+    one_line_error(out, 2, "--syn", "root", "CAP_NET_RAW")  # errors.PrivilegeError: one rule
 
 
 def test_udp_needs_no_privilege():
@@ -478,6 +478,32 @@ def test_cidr_scans_hosts_that_are_up(lab, privileged):
         {22: "open", 23: "closed"}
 
 
+def test_cidr_up_check_asks_arp_on_the_link_and_tcp_only_where_it_helps(lab):
+    """On a directly connected network the echo sweep's ARP settles the absent hosts:
+    no TCP probe goes to an address nobody answered ARP for. A host that answers ARP
+    but drops echo is still asked on TCP, and found up."""
+    need_tool("nft")
+    client, server = netns.two_hosts(lab)
+    server.nft("table inet quiet {\n chain in {\n type filter hook input priority 0;\n"
+               " icmp type echo-request drop\n }\n}\n")
+    client.nft(f"""table inet seen {{
+        counter absent {{ }}
+        counter present {{ }}
+        chain out {{
+            type filter hook output priority 0;
+            ip daddr != {{ {server.addr}, {client.addr} }} tcp dport {{ 80, 443 }} counter name absent
+            ip daddr {server.addr} tcp dport {{ 80, 443 }} counter name present
+        }}
+    }}""")
+    out = subprocess.run(client.argv(*PYSOCK, "scan", "--json", "-p", "22", _block(server)),
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    up = {r["host"] for r in records(out) if r.get("type") == "summary" and r["up"]}
+    assert server.addr in up
+    assert client.nft_counter("seen", "absent") == 0
+    assert client.nft_counter("seen", "present") >= 1
+
+
 def test_cidr_down_hosts_are_one_line_and_listed_with_v(lab):
     client, server = netns.two_hosts(lab)
     sl.serve(server)
@@ -599,3 +625,36 @@ def test_local_firewall_refusal_is_filtered_not_a_crash(lab, kind):
     states = {r["port"]: r["state"] for r in records(out) if "port" in r}
     closed = "closed"
     assert states == {5999: closed, 6000: "filtered", 6001: closed}
+
+
+# ---- service names: nmap's, the same on every machine -----------------------------------------
+
+def test_service_names_of_ranked_ports_are_shipped(monkeypatch):
+    from pysock.probes.scan import ports
+    monkeypatch.setattr(ports, "NMAP_SERVICES", ("/nonexistent/nmap-services",))
+    for cached in (ports.service, ports._nmap_names):
+        cached.cache_clear()
+    try:
+        assert ports._nmap_names("tcp") == {}  # as on a machine without nmap
+        assert (ports.service(8000, "tcp"), ports.service(9999, "tcp")) == ("http-alt", "abyss")
+        assert ports.service(80, "tcp") == "http" and ports.service(53, "udp") == "domain"
+    finally:
+        for cached in (ports.service, ports._nmap_names):
+            cached.cache_clear()
+
+
+def test_service_names_beyond_the_ranked_ports_come_from_nmap_services():
+    need_tool("nmap")
+    from pysock.probes.scan import ports
+    ranked = set(ports.ranked("tcp"))
+    named = {p: n for p, n in ports._nmap_names("tcp").items() if p not in ranked}
+    port, name = sorted(named.items())[0]
+    assert ports.service(port, "tcp") == name
+
+
+def test_scan_and_connect_z_name_services_as_nmap_does():
+    out = run_pysock("scan", "--json", "-p", "8000,9999", "127.0.0.1")
+    names = {r["port"]: r["service"] for r in map(json.loads, out.stdout.splitlines()) if "port" in r}
+    assert names == {8000: "http-alt", 9999: "abyss"}
+    out = run_pysock("connect", "-z", "--json", "127.0.0.1", "9999")
+    assert json.loads(out.stdout)["service"] == "abyss"

@@ -236,7 +236,7 @@ def test_server_only_options_need_listen():
 
 def _show_server(procs, *args):
     port = free_port()
-    server = procs.pysock("udp", "-l", "-k", "--show", *args, "127.0.0.1", str(port))
+    server = procs.pysock("udp", "-l", "-k", *args, "127.0.0.1", str(port))
     wait_udp(port, server)
     s = udp_server()
     s.sendto(b"hello\x00world", ("127.0.0.1", port))
@@ -244,8 +244,9 @@ def _show_server(procs, *args):
     return server, s.getsockname()
 
 
-def test_show_json_records(procs):
-    server, sender = _show_server(procs, "--json")
+@pytest.mark.parametrize("args", [["--show", "--json"], ["--json"]])  # --json implies --show
+def test_show_json_records(procs, args):
+    server, sender = _show_server(procs, *args)
     got = b""
     deadline = time.monotonic() + 10
     while got.count(b"\n") < 2 and time.monotonic() < deadline:
@@ -259,7 +260,7 @@ def test_show_json_records(procs):
 
 
 def test_show_plain_records(procs):
-    server, sender = _show_server(procs)
+    server, sender = _show_server(procs, "--show")
     got = read_until(server.stdout, b"\n-\t")
     header, first = got.decode().splitlines()[:2]
     assert header.split("\t") == ["TIME", "SENDER", "BYTES", "TTL", "CUT", "FIRST BYTES", "TEXT"]

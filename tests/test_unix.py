@@ -139,7 +139,7 @@ def test_dgram_client_to_peer_server(peer, procs, sock_path):
 @pytest.mark.parametrize("peer", sorted(DGRAM_CLIENTS))
 def test_peer_dgram_client_to_pysock_server(peer, procs, sock_path):
     need_tool(peer)
-    server = procs.pysock("unix", "-l", "-k", "--type", "dgram", "--show", "--json", sock_path)
+    server = procs.pysock("unix", "-l", "-k", "--type", "dgram", "--json", sock_path)  # --show implied
     wait_unix(sock_path, server)
     subprocess.run(DGRAM_CLIENTS[peer](sock_path), input=b"datagram\n", timeout=20,
                    capture_output=True)
@@ -407,6 +407,33 @@ def test_wrong_type_says_so(procs, sock_path):
     out = run_pysock("unix", sock_path)
     assert out.returncode == 1
     assert "is not a stream socket (try --type dgram or seqpacket)" in out.stderr.decode()
+
+
+def test_wrong_type_on_an_abstract_name_says_so_too(procs):
+    """The kernel answers ECONNREFUSED there, not EPROTOTYPE: its table tells the type."""
+    name = f"@pysock-seqpacket-{os.getpid()}"
+    server = procs.pysock("unix", "-l", "-k", "-t", "seqpacket", "--echo", name)
+    deadline = time.monotonic() + 10
+    while name not in open("/proc/net/unix").read() and time.monotonic() < deadline:
+        assert server.poll() is None
+        time.sleep(0.05)
+    out = run_pysock("unix", name, input=b"")
+    assert (out.returncode, out.stderr.decode()) == (
+        1, f"pysock: {name} is not a stream socket (try --type seqpacket)\n")
+    out = run_pysock("unix", "-t", "seqpacket", name, input=b"hi\n")  # and the server is intact
+    assert out.returncode == 0 and out.stdout == b"hi\n", out.stderr
+    out = run_pysock("unix", name + "-nobody", input=b"")
+    assert out.stderr.decode() == f"pysock: nobody is listening on abstract socket {name}-nobody\n"
+
+
+def test_listening_where_no_socket_file_can_be_says_why():
+    out = run_pysock("unix", "-l", "/proc/pysock-test.sock")
+    assert (out.returncode, out.stderr.decode()) == (
+        1, "pysock: cannot create /proc/pysock-test.sock: /proc is on a proc file system, "
+           "which cannot hold socket files\n")
+    out = run_pysock("unix", "-l", "/nonexistent-dir/a.sock")
+    assert out.stderr.decode() == ("pysock: cannot create /nonexistent-dir/a.sock: directory "
+                                   "/nonexistent-dir does not exist\n")
 
 
 @pytest.fixture

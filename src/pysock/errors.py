@@ -33,6 +33,13 @@ class UsageError(PysockError):
     status = ExitStatus.USAGE
 
 
+class PrivilegeError(UsageError):
+    """The probe needs a privilege this process lacks (raw sockets for scan --syn, ICMP
+    for ping and trace). One rule for every command: exit 2, as iputils ping does,
+    since nothing was sent and the command as typed cannot run here; the message names
+    the ways out (root, CAP_NET_RAW, a probe that needs none)."""
+
+
 class NetworkError(PysockError):
     """The network said no: refused, reset, unreachable, timed out (exit 1)."""
 

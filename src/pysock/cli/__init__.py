@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
+    "help": ("pysock.cli.help", "The manual page of pysock or COMMAND, wherever installed."),
 }
 
 
@@ -73,7 +74,8 @@ class LazyGroup(click.Group):
                       message="%(prog)s %(version)s")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.option("--color", "color", type=click.Choice(["auto", "always", "never"]),
-              default="auto", show_default=True, help="When to color output.")
+              default="auto", show_default=True,
+              help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
     """Sockets on Linux, one tool: talk through them, probe with them, look at
@@ -96,6 +98,9 @@ def _on_sigterm(signum, frame):
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if "_PYSOCK_COMPLETE" in os.environ:  # a Tab: answer in pysock's own line format
+        from pysock.cli.completion import register
+        register()
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
         return int(result) if isinstance(result, int) else ExitStatus.OK

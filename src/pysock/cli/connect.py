@@ -22,7 +22,8 @@ PROXY_TYPES = ("socks5", "socks4", "http")
 @click.option("-p", "--source-port", type=opt.PORT, default=None, help="Source port.")
 @opt.sockopts
 @click.option("-z", "--zero-io", "probe", is_flag=True,
-              help="Only report which of the ports (HOST PORTS, e.g. 20-25,80) accept.")
+              help="Only check which of the ports (HOST PORTS, e.g. 20-25,80) accept: exit "
+                   "status 0 if one does; -v shows a row per port.")
 @opt.json_output
 @tls_options("client")
 @click.option("--proxy", metavar="HOST[:PORT]", default=None,
@@ -118,20 +119,18 @@ def _probe(place, spec, json: bool, verbose: int) -> int:
     columns = [Column("host", "HOST"), Column("port", "PORT", "right"), Column("state", "STATE"),
                Column("service", "SERVICE"), Column("rtt_ms", "RTT_MS", "right")]
     s = settings()
-    any_open = False
-    with RecordWriter(columns, s.output_mode(json), color=s.color) as out:
-        for port in ports:
-            state, took = probe(ClientSpec(host, port, **spec))
-            any_open |= state == "open"
-            if state == "open" or verbose or json:
-                out.write({"host": host, "port": port, "proto": "tcp", "state": state,
-                           "service": _service(port), "rtt_ms": round(took * 1000, 3)})
-    return 0 if any_open else 1
+    results = []
+    for port in ports:
+        state, took = probe(ClientSpec(host, port, **spec))
+        results.append({"host": host, "port": port, "proto": "tcp", "state": state,
+                        "service": _service(port), "rtt_ms": round(took * 1000, 3)})
+    if verbose or json:  # like nc -z: only the exit status unless asked
+        with RecordWriter(columns, s.output_mode(json), color=s.color) as out:
+            for record in results:
+                out.write(record)
+    return 0 if any(r["state"] == "open" for r in results) else 1
 
 
 def _service(port: int) -> str | None:
-    import socket
-    try:
-        return socket.getservbyport(port, "tcp")
-    except OSError:
-        return None
+    from pysock.probes.scan.ports import service
+    return service(port, "tcp")

@@ -22,10 +22,11 @@ class Settings:
         return cls(debug, color, _isatty(sys.stdout), _isatty(sys.stderr))
 
     def output_mode(self, json: bool) -> str:
-        """'json', 'table' (stdout is a terminal) or 'plain' (piped)."""
+        """'json', 'table' (stdout is a terminal, or --color always: always means
+        always, piped too, as for less -R) or 'plain' (piped)."""
         if json:
             return "json"
-        return "table" if self.stdout_tty else "plain"
+        return "table" if self.stdout_tty or self.color_choice == "always" else "plain"
 
     @property
     def color(self) -> bool:

@@ -23,7 +23,8 @@ DATAGRAM_OPTIONS = [
     click.option("--show", is_flag=True,
                  help="Print a record per received datagram (time, sender, length, first bytes) "
                       "instead of its data."),
-    click.option("--json", "json", is_flag=True, help="--show and --measure records as JSON Lines."),
+    click.option("--json", "json", is_flag=True,
+                 help="Records as JSON Lines: --show's (implied) or --measure's."),
 ]
 
 

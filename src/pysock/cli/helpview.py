@@ -60,7 +60,7 @@ class TeachingCommand(click.Command):
             with formatter.section("Examples"):
                 write_examples(formatter, [c for e in examples for c in e.commands])
         formatter.write_paragraph()
-        formatter.write_text(f"More in 'man pysock-{self.name}'.")
+        formatter.write_text(f"More in 'pysock help {self.name}' (man pysock-{self.name}).")
 
 
 def format_group_options(group: click.Group, ctx: click.Context,
@@ -72,7 +72,7 @@ def format_group_options(group: click.Group, ctx: click.Context,
     with formatter.section("Options"):
         formatter.write_dl(rows)
     formatter.write_paragraph()
-    formatter.write_text("See 'pysock COMMAND --help' and 'man pysock-COMMAND'.")
+    formatter.write_text("See 'pysock COMMAND --help' and 'pysock help COMMAND' (the manual).")
 
 
 def teach(command: click.Command) -> click.Command:
@@ -87,14 +87,26 @@ def _named(param: click.Parameter, names: list[str]) -> bool:
 
 
 def write_examples(formatter: click.HelpFormatter, commands: list[str]) -> None:
-    """Commands with their '# note' lined up; a note that would overflow the line is
-    left to the man page."""
+    """Commands with their '# note' lined up in one column; a note that would overflow
+    the line is left to the man page."""
     from pysock.cli.prose import split_comment
     indent = " " * formatter.current_indent
     room = (formatter.width or 80) - formatter.current_indent
-    for command in commands:
-        text, note = split_comment(command)
-        for candidate in (f"{text:<{COMMENT_COLUMN}}# {note}", f"{text}  # {note}", text):
-            if len(candidate) <= room or candidate == text:
-                break
-        formatter.write(f"{indent}{candidate if note else text}\n")
+    pairs = [split_comment(command) for command in commands]
+    column = note_column(pairs, room)
+    for text, note in pairs:
+        line = f"{text:<{column}}# {note}" if note and len(text) < column else text
+        formatter.write(f"{indent}{line if len(line) <= room else text}\n")
+
+
+def note_column(pairs: list[tuple[str, str]], room: int) -> int:
+    """Where the notes start: COMMENT_COLUMN when every noted line fits there, else just
+    past the longest command with a note."""
+    noted = [(text, note) for text, note in pairs if note]
+    if not noted:
+        return 0
+    tight = max(len(text) for text, _ in noted) + 2
+    for column in (max(COMMENT_COLUMN, tight), tight):
+        if all(column + 2 + len(note) <= room for _, note in noted):
+            return column
+    return tight

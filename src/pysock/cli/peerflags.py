@@ -13,8 +13,6 @@ man page lists them all (rows())."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import click
 
 from pysock.errors import UsageError
@@ -22,18 +20,26 @@ from pysock.errors import UsageError
 KINDS = ("same", "alias", "preset", "missing")
 
 
-@dataclass(frozen=True)
 class PeerFlag:
-    flag: str  # as the peer spells it
-    peer: str  # nmap, traceroute, ping, nc, ncat
-    meaning: str  # what it does there
-    kind: str
-    target: str = ""  # alias: the pysock option it names
-    values: tuple[tuple[str, str], ...] = ()  # alias: peer value -> pysock value
-    sets: tuple[tuple[str, object], ...] = ()  # preset: (pysock option, value)
-    instead: str = ""  # missing: what pysock offers
-    takes_value: bool = False  # missing: the peer flag takes an argument
-    note: str = ""  # what pysock does, when the generated wording would not say it
+    """One peer flag and what pysock does with it (a plain class: the table is built on
+    every start, and a dataclass costs milliseconds there)."""
+
+    __slots__ = ("flag", "peer", "meaning", "kind", "target", "values", "sets", "instead",
+                 "takes_value", "note")
+
+    def __init__(self, flag: str, peer: str, meaning: str, kind: str, *, target: str = "",
+                 values: tuple = (), sets: tuple = (), instead: str = "",
+                 takes_value: bool = False, note: str = ""):
+        self.flag, self.peer, self.meaning, self.kind = flag, peer, meaning, kind
+        self.target = target  # alias: the pysock option it names
+        self.values = values  # alias: (peer value, pysock value) pairs
+        self.sets = sets  # preset: (pysock option, value) pairs
+        self.instead = instead  # missing: what pysock offers
+        self.takes_value = takes_value  # missing: the peer flag takes an argument
+        self.note = note  # what pysock does, when the generated wording would not say it
+
+    def __repr__(self) -> str:
+        return f"PeerFlag({self.flag!r}, {self.kind!r})"
 
     def explain(self, command: str) -> str:
         return f"{command} has no {self.flag} ({self.meaning}); {self.instead}"
@@ -77,7 +83,7 @@ def _word(value) -> str:
 
 def table(command: str) -> list[PeerFlag]:
     from pysock.cli.peertable import TABLES
-    return TABLES.get(command, [])
+    return TABLES[command]() if command in TABLES else []
 
 
 def install(command: click.Command) -> click.Command:

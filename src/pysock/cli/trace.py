@@ -6,7 +6,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,5 +182,8 @@ def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
     import socket
 
     from pysock.net.address import resolve
-    found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+    try:
+        found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+    except PysockError as exc:  # traceroute: a host it cannot handle is exit 2
+        raise UsageError(exc.message) from None
     return found.host, found.family

@@ -94,8 +94,8 @@ def _check(listen, keep_open, echo, wait, join, measure, kw) -> None:
         raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
     if measure and (echo or kw["show"]):
         raise click.UsageError("--measure cannot be combined with --echo or --show")
-    if kw["json"] and not (kw["show"] or measure):
-        raise click.UsageError("--json gives records: use it with --show or --measure")
+    if kw["json"] and not measure:
+        kw["show"] = True  # --json alone: the one record view that fits, one per datagram
 
 
 def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:

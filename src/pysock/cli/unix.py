@@ -157,8 +157,8 @@ def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd,
     if socktype == "dgram" and any((broker, chat, exec_cmd, sh_exec, max_conns)):
         raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
                                "connections: use --type stream or seqpacket")
-    if kw["json"] and not kw["show"]:
-        raise click.UsageError("--json gives records: use it with --show")
+    if kw["json"]:
+        kw["show"] = True  # --json alone: the one record view there is, one per datagram
 
 
 def _tls(listen, socktype, passing, kw, diag):

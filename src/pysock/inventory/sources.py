@@ -156,7 +156,7 @@ def uid_of(user: str) -> int:
 def collect(flt: Filter, *, source: str = "auto", extended: bool = False,
             all_processes: bool = False) -> Inventory:
     """The sockets the filter selects, with their owners, in one pass each."""
-    with ScanBeside(all_processes) as pass_over_proc:
+    with ScanBeside(all_processes, procnet.sockets_in_use()) as pass_over_proc:
         records, used = read_sockets(flt, source=source, extended=extended)
         if "unix" in flt.protos:
             pair_unix(records)

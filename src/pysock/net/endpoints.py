@@ -334,11 +334,25 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
         sock.close()
         if isinstance(exc, socket.timeout):
             raise NetworkError(f"connection to {addr} timed out") from None
-        if exc.errno == errno.EPROTOTYPE:
-            others = " or ".join(n for t, n in _UNIX_TYPES.items() if t != socktype)
+        other = _other_types(exc, addr, socktype)
+        if other:
             raise NetworkError(f"{addr} is not a {_UNIX_TYPES.get(socktype, '')} socket "
-                               f"(try --type {others})") from None
+                               f"(try --type {other})") from None
         raise unix_error(exc, addr) from None
+
+
+def _other_types(exc: OSError, addr: UnixAddress, socktype: int) -> str:
+    """'seqpacket' when the socket there is of another type. A path says so (EPROTOTYPE);
+    an abstract name of another type is just not found (ECONNREFUSED): the kernel's
+    table says which types are bound to it."""
+    if exc.errno == errno.EPROTOTYPE:
+        types = set(_UNIX_TYPES) - {socktype}
+    elif exc.errno == errno.ECONNREFUSED and addr.abstract:
+        from pysock.net.names import unix_types
+        types = unix_types(str(addr)) & set(_UNIX_TYPES) - {socktype}
+    else:
+        return ""
+    return " or ".join(n for t, n in _UNIX_TYPES.items() if t in types)
 
 
 def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:

@@ -52,6 +52,21 @@ def unix_sockets(path: str = UNIX_TABLE) -> list[str]:
     return list(found)
 
 
+def unix_types(name: str, path: str = UNIX_TABLE) -> set[int]:
+    """The socket types (socket.SOCK_STREAM, ...) bound to a path or @abstract name."""
+    found: set[int] = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            next(f, None)
+            for line in f:
+                cols = line.split(None, 7)
+                if len(cols) == 8 and cols[7].rstrip("\n") == name:
+                    found.add(int(cols[4], 16))
+    except (OSError, ValueError):
+        pass
+    return found
+
+
 def socket_files(directory: str) -> list[str]:
     """Socket files in a directory (not descending), as paths joined to it."""
     try:

@@ -42,3 +42,49 @@ def is_local(addr: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def on_link(addr: str) -> bool:
+    """True when IPv4 addr is on a directly connected network (its best route in
+    /proc/net/route has no gateway), so ARP alone says whether a host is there."""
+    if family_of(addr) != socket.AF_INET:
+        return False
+    target = int(ipaddress.IPv4Address(addr))
+    best: tuple[int, bool] | None = None  # (prefix length, direct)
+    try:
+        with open("/proc/net/route") as f:
+            next(f, None)
+            for line in f:
+                cols = line.split()
+                if len(cols) < 8:
+                    continue
+                dest, gateway, mask = (_le32(cols[i]) for i in (1, 2, 7))
+                if target & mask == dest and (best is None or bin(mask).count("1") > best[0]):
+                    best = (bin(mask).count("1"), gateway == 0)
+    except (OSError, ValueError):
+        return False
+    return best is not None and best[1]
+
+
+def resolved_neighbours() -> set[str]:
+    """IPv4 addresses with a complete ARP entry (a host answered ARP) in this
+    network namespace, from /proc/net/arp."""
+    found = set()
+    try:
+        with open("/proc/net/arp") as f:
+            next(f, None)
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 3 and int(cols[2], 16) & ATF_COM:
+                    found.add(cols[0])
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+ATF_COM = 0x02  # <linux/if_arp.h>: the entry is complete
+
+
+def _le32(text: str) -> int:
+    """A /proc/net/route word (host byte order, little-endian) as a number."""
+    return int.from_bytes(int(text, 16).to_bytes(4, "little"), "big")

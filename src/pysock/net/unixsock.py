@@ -141,6 +141,10 @@ def _bind_error(exc: OSError, addr: UnixAddress) -> NetworkError:
             return NetworkError(f"abstract name {addr} is in use" + (f" by {holder}" if holder else ""))
         return os_error(exc, "listen on", str(addr))
     directory = os.path.dirname(os.path.abspath(addr.name))
+    if exc.errno == errno.ENOENT and os.path.isdir(directory):
+        kind = _fs_type(directory)
+        return NetworkError(f"cannot create {addr}: {directory} is on a {kind} file system, "
+                            f"which cannot hold socket files")
     if exc.errno == errno.ENOENT:
         return NetworkError(f"cannot create {addr}: directory {directory} does not exist")
     if exc.errno == errno.EACCES:
@@ -151,6 +155,21 @@ def _bind_error(exc: OSError, addr: UnixAddress) -> NetworkError:
     if exc.errno == errno.ENOTDIR:
         return NetworkError(f"cannot create {addr}: a part of {directory} is not a directory")
     return os_error(exc, "listen on", str(addr))
+
+
+def _fs_type(directory: str) -> str:
+    """The file system type a directory is on (proc, sysfs, ...), from /proc/self/mounts."""
+    best, kind = "", "special"
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) > 2 and (directory == cols[1] or directory.startswith(
+                        cols[1].rstrip("/") + "/")) and len(cols[1]) >= len(best):
+                    best, kind = cols[1], cols[2]
+    except OSError:
+        pass
+    return kind
 
 
 def denied_where(path: str, write_dir: bool = False) -> str:

@@ -11,7 +11,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PrivilegeError, PysockError
 from pysock.net import errqueue
 from pysock.net.errqueue import SOL_IP, SOL_IPV6, Origin, QueuedError, stamp_and_ttl, stamps_ready
 from pysock.net.sockopt import bind_device, set_ttl
@@ -168,11 +168,11 @@ def _open(family: int, privileged: bool | None) -> tuple[socket.socket, bool]:
             return socket.socket(family, socket.SOCK_RAW, PROTO[family]), True
         except PermissionError:
             if privileged:
-                raise PysockError("raw sockets need root or CAP_NET_RAW", ExitStatus.USAGE) from None
+                raise PrivilegeError("raw sockets need root or CAP_NET_RAW") from None
     try:
         return socket.socket(family, socket.SOCK_DGRAM, PROTO[family]), False
     except PermissionError:
-        raise PysockError(_no_permission(), ExitStatus.USAGE) from None
+        raise PrivilegeError(_no_permission()) from None
     except OSError as exc:
         if exc.errno == errno.EAFNOSUPPORT:
             version = 6 if family == socket.AF_INET6 else 4

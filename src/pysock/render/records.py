@@ -35,6 +35,18 @@ class Column:
         return str(value)
 
 
+def cell(value) -> str:
+    """Column.text for a column without fmt."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if value is None:
+        return "-"
+    if kind is float:
+        return f"{value:.3f}"
+    return str(value)
+
+
 def _json():
     global _JSON
     if _JSON is None:
@@ -64,6 +76,8 @@ class RecordWriter:
         self.rows: list[dict] = []
         self.streaming = streaming
         self._header_written = False
+        # plain lines without a per-cell method call when no column formats its own
+        self._keys = None if any(c.fmt for c in self.columns) else [c.key for c in self.columns]
 
     def write(self, record: dict) -> None:
         if self.mode == "json":
@@ -74,7 +88,12 @@ class RecordWriter:
             if self.header and not self._header_written:
                 self.stream.write("\t".join(c.title for c in self.columns) + "\n")
                 self._header_written = True
-            self.stream.write("\t".join(c.text(record) for c in self.columns) + "\n")
+            if self._keys is not None:
+                get = record.get
+                line = "\t".join([cell(get(k)) for k in self._keys])
+            else:
+                line = "\t".join([c.text(record) for c in self.columns])
+            self.stream.write(line + "\n")
             if self.flush:
                 self.stream.flush()
         elif self.streaming:

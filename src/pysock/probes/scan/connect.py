@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from pysock.errors import NetworkError
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
-from pysock.probes.scan.timing import RateLimit, RttEstimator, default_connect_concurrency, monotonic
+from pysock.probes.scan.timing import RateLimit, default_connect_concurrency, estimators, monotonic
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 MIN_CONCURRENCY = 8
@@ -40,6 +40,9 @@ OUTCOMES = {
     errno.ETIMEDOUT: (FILTERED, "no-response"),
     errno.EHOSTDOWN: (FILTERED, "host-down"),
 }
+# answers from the target itself: only these time the round trip (an EHOSTUNREACH
+# after a failed ARP comes seconds late and says nothing about the path)
+TIMED = (0, -1, errno.ECONNREFUSED)
 # no socket or no local port to spare right now: wait for some in flight to finish
 SHORTAGES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL,
              errno.EAGAIN)
@@ -64,7 +67,7 @@ class ConnectScan:
         self.timing = timing
         self.limit = timing.concurrency or default_connect_concurrency()
         self.on_progress = on_progress or (lambda n: None)
-        self.rtt = [RttEstimator(timing.timeout) for _ in targets]
+        self.rtt = estimators(len(targets), timing.timeout)
         self.rate = RateLimit(timing.rate)
         self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.inflight: dict[int, _Probe] = {}
@@ -228,7 +231,7 @@ class ConnectScan:
             outcome = (CLOSED, "self-connect") if code == -1 else \
                 (FILTERED, errno.errorcode.get(code, str(code)).lower())
         state, reason = outcome
-        if rtt is not None and code != errno.ETIMEDOUT:
+        if rtt is not None and code in TIMED:
             self.answers += 1
             if self.answers % RTT_SAMPLING == 1:
                 self.rtt[host].sample(rtt)

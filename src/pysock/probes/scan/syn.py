@@ -19,10 +19,10 @@ import socket
 from collections import deque
 from collections.abc import Callable
 
-from pysock.errors import NetworkError, PysockError
+from pysock.errors import NetworkError, PrivilegeError
 from pysock.probes.scan import packets
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
-from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
+from pysock.probes.scan.timing import RateLimit, estimators, monotonic
 
 DEFAULT_WINDOW = 2048  # SYNs in flight; answers queue in the raw socket's buffer meanwhile
 BATCH = 64  # SYNs sent to one host in a row, sharing one expiry entry
@@ -30,7 +30,7 @@ SEND_BETWEEN_READS = 256
 RECV_BUFFER = 8 << 20
 LOCAL_REFUSALS = (errno.EPERM, errno.EACCES, errno.EHOSTUNREACH, errno.ENETUNREACH)
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per packet
-SO_RCVBUFFORCE = 33  # not in the socket module: <asm-generic/socket.h>
+SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33  # not in the socket module: <asm-generic/socket.h>
 ICMP_PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
 PRIVILEGE = ("--syn needs raw sockets: run as root or with the CAP_NET_RAW capability "
              "(or drop --syn for a connect scan)")
@@ -40,11 +40,13 @@ def raw_socket(family: int, proto: int) -> socket.socket:
     try:
         sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, proto)
     except PermissionError:
-        raise PysockError(PRIVILEGE) from None
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECV_BUFFER)
-    except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
+        raise PrivilegeError(PRIVILEGE) from None
+    for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
+        # room for the answers, and for the SYNs the kernel holds while it asks ARP
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, forced, RECV_BUFFER)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, plain, RECV_BUFFER)
     return sock
 
 
@@ -71,7 +73,7 @@ class SynScan:
         self.timing = timing
         self.limit = timing.concurrency or DEFAULT_WINDOW
         self.on_progress = on_progress or (lambda n: None)
-        self.rtt = [RttEstimator(timing.timeout) for _ in targets]
+        self.rtt = estimators(len(targets), timing.timeout)
         self.rate = RateLimit(timing.rate)
         self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.sent: list[dict[int, float]] = [{} for _ in targets]  # in flight: port -> sent at
@@ -298,10 +300,7 @@ class SynScan:
         if at is None:
             self._late(host, port, state, reason)
             return
-        rtt = monotonic() - at
-        self.answers += 1
-        if self.answers % RTT_SAMPLING == 1:
-            self.rtt[host].sample(rtt)
+        rtt = monotonic() - at  # not a sample: an ICMP error may be our own, after ARP failed
         self.results[host][port] = Verdict(state, reason, rtt)
         self.inflight -= 1
         self.done += 1
