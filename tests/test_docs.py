@@ -20,7 +20,8 @@ from conftest import need_tool, run_pysock
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted((ROOT / "man/man1").glob("*.1"))
-EVERY_COMMAND = ("listen", "connect", "udp", "unix", "scan", "ping", "trace", "inspect")
+EVERY_COMMAND = ("listen", "connect", "udp", "unix", "forward", "scan", "ping", "trace",
+                 "inspect")
 
 
 def command(name: str) -> click.Command:

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("pysock.cli.scan", "Port scanner: connect, SYN and UDP scans that agree with nmap."),
     "ping": ("pysock.cli.ping", "ICMP/ICMPv6 echo (or TCP/UDP probes) to one or many hosts."),
     "trace": ("pysock.cli.trace", "The hops to a host, like traceroute (ICMP, UDP or TCP)."),
+    "forward": ("pysock.cli.forward", "Relay each client of FROM to TO, many at once (socat ...,fork)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
     "help": ("pysock.cli.help", "The manual page of pysock or COMMAND, wherever installed."),
@@ -78,8 +79,7 @@ class LazyGroup(click.Group):
               help="When to color output.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, color: str) -> None:
-    """Sockets on Linux, one tool: talk through them, probe with them, look at
-    them. stdout carries data, stderr diagnostics; --json gives JSON Lines."""
+    """Sockets on Linux, one tool. stdout carries data, stderr diagnostics."""
     ctx.obj = Settings.detect(debug=debug, color=color)
 
 

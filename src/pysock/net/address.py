@@ -231,6 +231,20 @@ def parse_unix(text: str) -> UnixAddress:
     return UnixAddress(name, abstract)
 
 
+def stream_place(text: str, *, bind: bool, proto: str = "tcp") -> HostPort | UnixAddress:
+    """forward's FROM and TO: a Unix path (it has a '/'), an @abstract name, or an IP
+    place: HOST:PORT and [V6]:PORT, and when binding PORT alone (host '' means every
+    interface) or ADDRESS:PORT."""
+    text = text.strip()
+    if text.startswith("@") or "/" in text:
+        return parse_unix(text)
+    if bind and ":" not in text:
+        return HostPort("", parse_port(text, allow_zero=True, proto=proto))
+    if not text.startswith("[") and text.count(":") == 0:
+        raise UsageError(f"'{text}': expected HOST:PORT, a Unix path (with a '/') or @name")
+    return split_host_port(text, allow_zero=bind, proto=proto)
+
+
 def parse_targets(text: str, *, max_hosts: int = MAX_TARGET_HOSTS) -> list[str]:
     """A scan target: an address, a CIDR block (expanded), or a name (kept)."""
     if "/" in text:

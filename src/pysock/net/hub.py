@@ -44,6 +44,7 @@ ECHO_PAUSE = 1 << 20  # echo: stop reading a client whose replies are not being 
 STDOUT_PAUSE = 4 << 20  # -k: stop reading clients while stdout takes nothing
 CHUNK = 1 << 16
 EMFILE_RETRY = 1.0
+ACCEPT_BURST = 64  # clients accepted per wake-up of the listener
 REAP_EVERY = 0.2
 CHILD_GRACE = 1.0  # from TERM to KILL for --exec children when the server ends
 
@@ -240,27 +241,35 @@ class Hub:
     # -- accepting ---------------------------------------------------------
 
     def _accept(self) -> None:
+        """Up to ACCEPT_BURST clients per wake-up: a crowd connecting at once costs a
+        few passes of the loop, not one per client (each pass polls every fd)."""
+        for _ in range(ACCEPT_BURST):
+            if not self.accepting or self._accept_one():
+                return
+
+    def _accept_one(self) -> bool:
+        """One client accepted (or turned away); True when there is none waiting."""
         try:
             sock, addr = self.listener.accept()
         except BlockingIOError:
-            return
+            return True
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                 self._pause_accept(str(os_error(exc, "accept")))
-                return
+                return True
             if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
-                return
+                return False
             raise
         peer = peer_name(sock, addr)
         if not _permitted(self.policy.access, addr):
             sock.close()
             self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
-            return
+            return False
         if self.policy.max_conns is not None and \
                 len(self._people()) + len(self.handshakes) >= self.policy.max_conns:
             sock.close()
             self.on_event(Event("refused", peer, f"--max-conns {self.policy.max_conns} reached"))
-            return
+            return False
         self.served += 1
         if not self.policy.keep_open:
             self._stop_accepting()
@@ -272,6 +281,7 @@ class Hub:
             channel = self.wrap(sock)
             channel.peer = peer
             self._connected(channel, peer, addr)
+        return False
 
     def _people(self) -> list[_Client]:
         return [c for c in self.clients.values() if not c.quiet]

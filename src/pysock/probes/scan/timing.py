@@ -4,8 +4,9 @@ the number of probes in flight derived from the open-file limit."""
 
 from __future__ import annotations
 
-import resource
 import time
+
+from pysock.net.fdlimit import raise_fd_limit
 
 INITIAL_TIMEOUT = 1.0  # before any answer is measured (nmap: 1 s)
 MIN_TIMEOUT = 0.1  # never give up sooner than this, however fast the host answers (nmap -T4)
@@ -87,19 +88,6 @@ class RateLimit:
         if self.interval:
             self._refill(now)
             self.tokens -= 1
-
-
-def raise_fd_limit() -> int:
-    """Lift the soft open-file limit to the hard one; return the soft limit in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 def default_connect_concurrency() -> int:
