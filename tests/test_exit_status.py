@@ -120,6 +120,19 @@ def _listen_ok(box):
     return proc.wait(30)
 
 
+def _forward_once(box):
+    port, target = free_port(), box.listener(b"bye")
+    proc = subprocess.Popen([*PYSOCK, "forward", "--once", f"127.0.0.1:{port}",
+                             f"127.0.0.1:{target}"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_listening(port)
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(b"hi")
+        c.shutdown(socket.SHUT_WR)
+        c.recv(10)
+    return proc.wait(30)
+
+
 def _unix_server(box) -> str:
     import threading
     path = str(box.tmp / "ok.sock")
@@ -207,6 +220,11 @@ CASES = {
                               argv_prefix=NOBODY),  # no CAP_NET_ADMIN
         2: lambda box: status("inspect", "--state", "bogus"),
         130: lambda box: interrupted("inspect", "--watch", "0.5", ready=settle()),
+    },
+    "forward": {
+        0: _forward_once,
+        1: lambda box: status("forward", f"127.0.0.1:{box.holder()}", "127.0.0.1:1"),
+        2: lambda box: status("forward", "70000", "127.0.0.1:1"),
     },
     "completion": {
         0: lambda box: status("completion", "bash"),

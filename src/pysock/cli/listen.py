@@ -163,12 +163,32 @@ def hub_policy(mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_
             raise click.UsageError("--exec needs a program")
     elif sh_exec is not None:
         command = (sh_exec,)
+    if command and sh_exec is None:
+        check_program(command[0])
     relay_policy = policy(kw)
     shaped = bool(kw["hexdump"] or kw["progress"] or kw["crlf"]
                   or relay_policy.idle_timeout is not None)
+    from pysock.net.tls import HANDSHAKE_TIMEOUT
+    limit = ((tls.options.handshake_timeout if tls is not None else None)
+             or relay_policy.idle_timeout or accept_timeout or HANDSHAKE_TIMEOUT)
     return HubPolicy(mode=mode, keep_open=keep_open, max_conns=max_conns, access=access,
                      command=command, shell=sh_exec is not None, accept_timeout=accept_timeout,
-                     tls=tls, relay=relay_policy, bridge_exec=shaped, **more)
+                     tls=tls, relay=relay_policy, bridge_exec=shaped, handshake_timeout=limit,
+                     **more)
+
+
+def check_program(name: str) -> None:
+    """--exec PROG: there and runnable, checked once at start (a usage error), not
+    found missing by the first client."""
+    import os
+    import shutil
+    if "/" in name:
+        if not os.path.exists(name):
+            raise click.UsageError(f"cannot run {name}: no such file")
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise click.UsageError(f"cannot run {name}: not an executable program")
+    elif shutil.which(name) is None:
+        raise click.UsageError(f"cannot run {name}: not found in PATH")
 
 
 def _reporter(diag):
@@ -184,6 +204,9 @@ def _reporter(diag):
             diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
+        elif event.kind in ("dropped", "failed"):
+            diag.say(event.detail if event.detail.startswith("TLS handshake with")
+                     else f"{event.peer}: {event.detail}")  # always: a client lost
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
     return report
