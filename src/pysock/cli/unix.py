@@ -239,8 +239,8 @@ def _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag) -> int:
     import socket
 
     from pysock.net.ancillary import peer_credentials
-    from pysock.net.endpoints import connect_unix
     from pysock.net.sockopt import apply_all
+    from pysock.net.unixsock import connect_unix
     sock = connect_unix(addr, kind, wait)
     try:
         apply_all(sock, sockopts)
