@@ -57,13 +57,20 @@ def test_quit_after_eof_bounds_the_wait():
 
 
 def test_recv_only_never_reads_stdin():
-    srv = Server(lambda c: (c.sendall(b"hello"), c.recv(10))[1])
+    def quiet_client(c):
+        c.sendall(b"hello")
+        c.settimeout(1)
+        try:
+            return c.recv(10)  # -d sends neither data nor FIN (nc -d; issue 16)
+        except TimeoutError:
+            return "nothing"
+    srv = Server(quiet_client)
     proc = subprocess.Popen([*PYSOCK, "connect", "-d", "127.0.0.1", str(srv.port)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdin.write(b"should not be sent")
     proc.stdin.flush()
     out, err = proc.communicate(timeout=10)  # the server closes: pysock ends
-    assert out == b"hello" and srv.join() == b""
+    assert out == b"hello" and srv.join() == "nothing"
 
 
 def test_send_only_exits_when_input_is_sent():

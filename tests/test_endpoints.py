@@ -13,10 +13,10 @@ from pysock.net.endpoints import (
     SocketChannel,
     StdioChannel,
     connect,
-    connect_unix,
     fd_kind,
     listen,
 )
+from pysock.net.unixsock import connect_unix
 
 from conftest import free_port, need_root
 

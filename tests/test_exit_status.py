@@ -227,6 +227,11 @@ CASES = {
         2: lambda box: status("perf", "-R", "--bidir", "127.0.0.1"),
         130: lambda box: interrupted("perf", "-s", "-p", str(free_port()), ready=settle()),
     },
+    "capture": {
+        0: lambda box: status("capture", "-i", "lo", "--duration", "0.5", "-c", "1"),
+        1: lambda box: status("capture", "-i", "lo", "-c", "1", argv_prefix=NOBODY),
+        2: lambda box: status("capture", "-i", "lo", "tcp", "prt", "80"),
+    },
     "forward": {
         0: _forward_once,
         1: lambda box: status("forward", f"127.0.0.1:{box.holder()}", "127.0.0.1:1"),

@@ -482,7 +482,7 @@ FULL = [sys.executable, "-c", "import sys; from pysock.cli import main; main()"]
 
 @pytest.mark.parametrize("flags", [["-tln"], ["-t", "-a", "--json"], ["-tanp", "-H"],
                                    ["-x", "-a"], ["--udp", "--all", "-4"], ["-tl6n"],
-                                   ["-wa", "--numeric"], ["-ta", "-6", "-4"]])
+                                   ["-wa", "--numeric"], ["-ta", "-6", "-6"]])
 def test_the_quick_path_prints_what_the_click_command_prints(world, flags):
     quick = world.host.run(*PYSOCK, "inspect", *flags).stdout
     full = world.host.run(*FULL, "inspect", *flags).stdout

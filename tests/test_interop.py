@@ -29,7 +29,9 @@ def payloads(tmp_path_factory):
         subprocess.run(["head", "-c", str(SIZE), "/dev/urandom"], stdout=open(path, "wb"),
                        check=True, timeout=120)
         files.append((path, digest(path)))
-    return files
+    yield files
+    for path, _ in files:  # 2 GiB a session: pytest keeps old tmp dirs, and /tmp is shared
+        path.unlink(missing_ok=True)
 
 
 LISTENERS = {
@@ -53,10 +55,14 @@ def exchange(server_argv, client_argv, port, payloads, tmp_path, procs):
     server = procs.start(server_argv, stdin=open(down, "rb"), stdout=open(server_out, "wb"))
     wait_listening(port, proc=server)
     client = procs.start(client_argv, stdin=open(up, "rb"), stdout=open(client_out, "wb"))
-    assert client.wait(timeout=150) == 0, client.stderr.read()
-    assert server.wait(timeout=60) == 0, server.stderr.read()
-    assert digest(server_out) == up_sha, "upload damaged or cut short"
-    assert digest(client_out) == down_sha, "download damaged or cut short"
+    try:
+        assert client.wait(timeout=150) == 0, client.stderr.read()
+        assert server.wait(timeout=60) == 0, server.stderr.read()
+        assert digest(server_out) == up_sha, "upload damaged or cut short"
+        assert digest(client_out) == down_sha, "download damaged or cut short"
+    finally:  # 2 GiB a test, kept by pytest after the session otherwise
+        server_out.unlink(missing_ok=True)
+        client_out.unlink(missing_ok=True)
 
 
 @pytest.mark.timeout(400)

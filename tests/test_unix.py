@@ -482,9 +482,9 @@ def test_permission_denied_names_the_directory(open_dir):
 
 def test_usage_errors():
     out = run_pysock("unix", "--echo", "/tmp/x.sock")
-    assert out.returncode == 2 and "only apply with -l" in out.stderr.decode()
+    assert out.returncode == 2 and "--echo only applies with -l" in out.stderr.decode()
     out = run_pysock("unix", "--chunk", "4", "/tmp/x.sock")
-    assert out.returncode == 2 and "apply to --type dgram or seqpacket" in out.stderr.decode()
+    assert out.returncode == 2 and "applies to --type dgram or seqpacket" in out.stderr.decode()
     out = run_pysock("unix", "-l", "--mode", "999", "/tmp/x.sock")
     assert out.returncode == 2
 

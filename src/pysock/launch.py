@@ -42,6 +42,8 @@ def parse_inspect(args: list[str]) -> dict | None:
                 key, value = _SHORT[c]
                 if key == "protos":
                     got["protos"].append(value)
+                elif key == "family" and got["family"] not in (None, value):
+                    return None  # -4 with -6: click refuses it, with the usual line
                 else:
                     got[key] = value
     if not got["json"] and _isatty(sys.stdout):

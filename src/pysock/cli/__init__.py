@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("pysock.cli.forward", "Relay each client of FROM to TO, many at once (socat ...,fork)."),
     "inspect": ("pysock.cli.inspect", "Every socket with its process, state and queues (ss, lsof -i)."),
     "perf": ("pysock.cli.perf", "Throughput over iperf3's protocol; a server runs many at once."),
+    "capture": ("pysock.cli.capture", "Packets on the wire with the process behind them (tcpdump)."),
     "completion": ("pysock.cli.completion", "Print the bash, zsh or fish completion script."),
     "help": ("pysock.cli.help", "The manual page of pysock or COMMAND, wherever installed."),
 }
@@ -40,10 +41,11 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
+        from pysock.cli.conflicts import refuse_conflicts
         from pysock.cli.helpview import teach
         from pysock.cli.peerflags import install
         module = importlib.import_module(COMMANDS[name][0])
-        return install(teach(getattr(module, name)))
+        return refuse_conflicts(install(teach(getattr(module, name))))
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         """An unknown command gets click's 'did you mean' from the registry."""
@@ -51,6 +53,16 @@ class LazyGroup(click.Group):
                 and not args[0].startswith("-"):
             raise click.exceptions.NoSuchCommand(args[0], possibilities=list(COMMANDS), ctx=ctx)
         return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        """A closed stdout leaves here as StdoutClosed: click's own main() would turn an
+        EPIPE into a silent exit 1 before run() could see it."""
+        try:
+            return super().invoke(ctx)
+        except (OSError, PysockError) as exc:
+            if _is_epipe(exc) and stdout_closed():
+                raise StdoutClosed() from None
+            raise
 
     def shell_complete(self, ctx: click.Context, incomplete: str):
         """Command names with their summaries from the registry: a Tab after 'pysock'
@@ -88,29 +100,62 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
+class StdoutClosed(Exception):
+    """The reader of stdout went away (`| head`): a quiet exit 0, as nc does."""
+
+
+def stdout_closed() -> bool:
+    """stdout is a pipe or socket whose reader has gone (poll reports an error on it)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_epipe(exc: BaseException) -> bool:
+    """EPIPE itself, or a PysockError a command made of one (trace wraps its OSError)."""
+    for link in (exc, exc.__context__):
+        if isinstance(link, OSError) and link.errno == errno.EPIPE:
+            return True
+    return False
+
+
 class Terminated(Exception):
-    """SIGTERM: unwind like Ctrl-C, so finally blocks clean up (socket files, children)."""
+    """SIGTERM or SIGHUP (a closed terminal): unwind like Ctrl-C, so finally blocks
+    clean up (socket files, children); the exit status is 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+def _on_signal(signum, frame):
+    raise Terminated(signum)
 
 
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's choice stands
+            signal.signal(signum, _on_signal)
     if "_PYSOCK_COMPLETE" in os.environ:  # a Tab: answer in pysock's own line format
         from pysock.cli.completion import register
         register()
     try:
         result = cli.main(args=argv, prog_name="pysock", standalone_mode=False)
+        sys.stdout.flush()
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except (KeyboardInterrupt, click.exceptions.Abort):
         return _quiet(ExitStatus.INTERRUPTED)
-    except Terminated:
-        return _quiet(128 + signal.SIGTERM)
+    except Terminated as exc:
+        return _quiet(128 + exc.signum)
+    except StdoutClosed:
+        return _quiet(ExitStatus.OK)
     except click.ClickException as exc:
         if debug:
             raise
@@ -121,13 +166,11 @@ def run(argv: list[str] | None = None) -> int:
             raise
         _say(exc.message)
         return exc.status
-    except BrokenPipeError:
-        return _quiet(ExitStatus.OK)
     except OSError as exc:
+        if exc.errno == errno.EPIPE and stdout_closed():
+            return _quiet(ExitStatus.OK)
         if debug:
             raise
-        if exc.errno == errno.EPIPE:
-            return _quiet(ExitStatus.OK)
         _say(f"{exc.strerror or exc}")
         return ExitStatus.FAILURE
     except Exception as exc:  # a bug: still one line, with the way to see more

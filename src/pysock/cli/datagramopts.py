@@ -17,7 +17,7 @@ DATAGRAM_OPTIONS = [
                  help="Send input as N-byte datagrams (the last one may be shorter)."),
     click.option("--raw", is_flag=True,
                  help="One datagram per read of stdin, however it is cut (nc -u)."),
-    click.option("--buffer", "bufsize", type=click.IntRange(1), default=None, metavar="BYTES",
+    click.option("--buffer", "bufsize", type=click.IntRange(1, (1 << 31) - 1), default=None, metavar="BYTES",
                  help="Receive buffer per datagram; larger datagrams are reported truncated "
                       "[default: 65536 udp, 1 MiB unix]."),
     click.option("--show", is_flag=True,

@@ -71,7 +71,7 @@ class Output:
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="Give up reaching TO after SECS (the client gets a reset).")
 @click.option("--once", is_flag=True, help="Serve one client, then exit.")
-@click.option("--backlog", type=click.IntRange(1), default=None,
+@click.option("--backlog", type=opt.BACKLOG, default=None,
               help="Length of the accept queue [default: 4096].")
 @click.option("-v", "--verbose", count=True,
               help="A line per connection when it ends: client, bytes each way, who closed.")

@@ -71,7 +71,6 @@ def format_group_options(group: click.Group, ctx: click.Context,
     rows = [help_row(p, ctx) for p in group.get_params(ctx) if isinstance(p, click.Option)]
     with formatter.section("Options"):
         formatter.write_dl(rows)
-    # no blank line before it: with every command the page must still fit 24 lines
     formatter.write_text("See 'pysock COMMAND --help' and 'pysock help COMMAND' (the manual).")
 
 

@@ -99,17 +99,17 @@ VIEWS = ("summary", "by_process", "limits")
 @click.option("-n", "--numeric", is_flag=True, help="Port numbers, not service names.")
 @click.option("-e", "--extended", is_flag=True,
               help="TCP internals (rtt, cwnd, retransmits, bytes, delivery rate) and memory.")
-@click.option("--summary", "view", flag_value="summary",
+@click.option("--summary", "view", flag_value="summary", cls=options.Switch,
               help="Counts by protocol and state, kernel counters, top processes (ss -s).")
-@click.option("--by-process", "view", flag_value="by_process",
+@click.option("--by-process", "view", flag_value="by_process", cls=options.Switch,
               help="Per process: sockets by kind and state, descriptors against RLIMIT_NOFILE, "
                    "command line, memory, CPU %, threads, start time.")
-@click.option("--limits", "view", flag_value="limits",
+@click.option("--limits", "view", flag_value="limits", cls=options.Switch,
               help="Kernel settings that bound sockets, with current use beside each.")
-@click.option("--counters", "view", flag_value="counters",
+@click.option("--counters", "view", flag_value="counters", cls=options.Switch,
               help="The kernel's TCP/IP counters (nstat, netstat -s): the ones that explain "
                    "failing connections named and flagged; -a every counter.")
-@click.option("--interfaces", "view", flag_value="interfaces",
+@click.option("--interfaces", "view", flag_value="interfaces", cls=options.Switch,
               help="Every network interface: addresses, state, MTU, speed, duplex, bytes, "
                    "packets, errors and drops each way (ip -s link, netstat -i).")
 @click.option("--interval", type=options.SECONDS, default=None, metavar="SECS",

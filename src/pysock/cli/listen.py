@@ -32,12 +32,12 @@ MODES = ("broker", "chat", "echo", "exec_cmd", "sh_exec")
 @click.option("--broker", is_flag=True, help="Send each client's data to every other client.")
 @click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
 @click.option("--echo", is_flag=True, help="Send each client back what it sends.")
-@click.option("--exec", "exec_cmd", metavar="'PROG ARGS'", default=None,
+@click.option("--exec", "exec_cmd", type=opt.COMMAND, metavar="'PROG ARGS'", default=None,
               help="Run PROG for each client, stdin/stdout tied to the socket (no shell).")
 @click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
 @click.option("-w", "--wait", "accept_timeout", type=opt.SECONDS, default=None,
               help="Give up if no client connects within SECS.")
-@click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--backlog", type=opt.BACKLOG, default=128, show_default=True,
               help="Length of the accept queue.")
 @opt.sockopts
 @tls_options("server")
@@ -75,7 +75,8 @@ def _place(place, port_opt, bind_place):
     if port_opt is not None:
         if len(place) > 1:
             raise click.UsageError("give the port either as -p PORT or as an argument, not both")
-        return (place[0].strip("[]") if place else None), port_opt
+        from pysock.net.address import check_host, unbracket
+        return (check_host(unbracket(place[0])) if place else None), port_opt
     if not place:
         raise click.UsageError("missing PORT (pysock listen [ADDRESS] PORT)")
     return bind_place(place)
@@ -162,12 +163,32 @@ def hub_policy(mode, keep_open, max_conns, access, accept_timeout, exec_cmd, sh_
             raise click.UsageError("--exec needs a program")
     elif sh_exec is not None:
         command = (sh_exec,)
+    if command and sh_exec is None:
+        check_program(command[0])
     relay_policy = policy(kw)
     shaped = bool(kw["hexdump"] or kw["progress"] or kw["crlf"]
                   or relay_policy.idle_timeout is not None)
+    from pysock.net.tls import HANDSHAKE_TIMEOUT
+    limit = ((tls.options.handshake_timeout if tls is not None else None)
+             or relay_policy.idle_timeout or accept_timeout or HANDSHAKE_TIMEOUT)
     return HubPolicy(mode=mode, keep_open=keep_open, max_conns=max_conns, access=access,
                      command=command, shell=sh_exec is not None, accept_timeout=accept_timeout,
-                     tls=tls, relay=relay_policy, bridge_exec=shaped, **more)
+                     tls=tls, relay=relay_policy, bridge_exec=shaped, handshake_timeout=limit,
+                     **more)
+
+
+def check_program(name: str) -> None:
+    """--exec PROG: there and runnable, checked once at start (a usage error), not
+    found missing by the first client."""
+    import os
+    import shutil
+    if "/" in name:
+        if not os.path.exists(name):
+            raise click.UsageError(f"cannot run {name}: no such file")
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            raise click.UsageError(f"cannot run {name}: not an executable program")
+    elif shutil.which(name) is None:
+        raise click.UsageError(f"cannot run {name}: not found in PATH")
 
 
 def _reporter(diag):
@@ -175,14 +196,17 @@ def _reporter(diag):
         if event.kind == "connect":
             diag.verbose(f"connection from {event.peer} ({event.detail})")
         elif event.kind == "leave":
-            diag.verbose(f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
-                         f"bytes, received {event.received}; {event.detail}")
+            line = (f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
+                    f"bytes, received {event.received}; {event.detail}")
+            # a dropped client is said always, and once (-v used to say it twice)
+            (diag.say if event.detail.startswith("dropped") else diag.verbose)(line)
         elif event.kind == "secured":
             diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
+        elif event.kind in ("dropped", "failed"):
+            diag.say(event.detail if event.detail.startswith("TLS handshake with")
+                     else f"{event.peer}: {event.detail}")  # always: a client lost
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
-        if event.kind == "leave" and event.detail.startswith("dropped"):
-            diag.say(f"{event.peer}: {event.detail}")
     return report

@@ -168,6 +168,27 @@ class Seconds(click.ParamType):
         return secs
 
 
+class CommandLine(_ParsedType):
+    """--exec 'PROG ARGS': split as a shell would (no shell runs), checked here so an
+    unclosed quote is a usage line; the text itself is what commands receive."""
+
+    name = "command"
+
+    @staticmethod
+    def parse(text):
+        import shlex
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:  # "No closing quotation", "No escaped character"
+            raise UsageError(f"cannot split '{text}': {str(exc).lower()}") from None
+        if not words:
+            raise UsageError("needs a program")
+        return text
+
+
+INT_MAX = (1 << 31) - 1
+BACKLOG = click.IntRange(1, INT_MAX)  # listen(2) takes an int; the kernel caps it at somaxconn
+COMMAND = CommandLine()
 PORT = PortType()
 HOST = HostType()
 SECONDS = Seconds()
@@ -176,10 +197,39 @@ TCP_STATE = TcpStateType()
 UNIX_PATH = UnixPathType()
 
 
+class Switch(click.Option):
+    """One of several flags that write one variable (flag_value): -4/-6, inspect's views.
+    click lets the last one typed win; two different ones together are a usage error."""
+
+    def add_to_parser(self, parser, ctx: click.Context) -> None:
+        super().add_to_parser(parser, ctx)
+        typed = ctx.meta.setdefault(f"pysock.switch.{self.name}", [])
+        for flag in self.opts:
+            parsed = parser._long_opt.get(flag) or parser._short_opt.get(flag)
+            parsed.process = _recording(parsed.process, flag, typed)
+
+    def process_value(self, ctx: click.Context, value):
+        typed = list(dict.fromkeys(ctx.meta.get(f"pysock.switch.{self.name}", ())))
+        if len(typed) > 1:
+            raise click.UsageError(f"{_listing(typed)} exclude each other", ctx)
+        return super().process_value(ctx, value)
+
+
+def _listing(flags: list[str]) -> str:
+    return flags[0] if len(flags) == 1 else f"{', '.join(flags[:-1])} and {flags[-1]}"
+
+
+def _recording(process, flag: str, typed: list):
+    def record(value, state):
+        typed.append(flag)
+        return process(value, state)
+    return record
+
+
 def family(f):
     """-4/-6 -> family=4|6|None."""
-    f = click.option("-6", "family", flag_value=6, help="IPv6 only.")(f)
-    return click.option("-4", "family", flag_value=4, help="IPv4 only.")(f)
+    f = click.option("-6", "family", flag_value=6, cls=Switch, help="IPv6 only.")(f)
+    return click.option("-4", "family", flag_value=4, cls=Switch, help="IPv4 only.")(f)
 
 
 def numeric(f):

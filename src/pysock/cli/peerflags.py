@@ -116,7 +116,8 @@ def _alias(entry: PeerFlag, command: str, by_name: dict, name: str) -> click.Opt
         kw.update(is_flag=True, flag_value=target.flag_value)
     else:
         kw["type"] = target.type
-    return click.Option([entry.flag, target.name], **kw)
+    option_class = type(target) if target.is_flag else click.Option  # a Switch stays one
+    return option_class([entry.flag, target.name], **kw)
 
 
 def _translated(entry: PeerFlag, target: click.Option, name: str) -> click.Option:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from pysock.cli.options import Seconds
+
 _CLIENT_ONLY = ("sni", "cafile", "capath", "insecure")
 _SERVER_ONLY = ("verify_client",)
 
@@ -34,6 +36,9 @@ def tls_options(role: str):
                      help="ALPN protocols to offer, e.g. h2,http/1.1."),
         click.option("--tls-min", type=click.Choice(["1.2", "1.3"]), default=None,
                      help="Lowest TLS version to accept."),
+        click.option("--handshake-timeout", type=Seconds(), default=None, metavar="SECS",
+                     help="Give up a TLS handshake after SECS [default: -i, else -w, "
+                          "else 10]."),
     ]
     if client:
         opts += [
@@ -60,7 +65,7 @@ def tls_options(role: str):
 
 def _options(kw: dict, role: str):
     tls_given = kw.pop("tls")
-    names = ("cert", "key", "alpn", "tls_min") + _CLIENT_ONLY + _SERVER_ONLY
+    names = ("cert", "key", "alpn", "tls_min", "handshake_timeout") + _CLIENT_ONLY + _SERVER_ONLY
     values = {n: kw.pop(n, None) for n in names}
     other = _SERVER_ONLY if role == "client" else _CLIENT_ONLY
     wrong = [n for n in other if values[n]]
@@ -83,7 +88,8 @@ def _options(kw: dict, role: str):
     return TLSOptions(server_name=values["sni"], cafile=values["cafile"],
                       capath=values["capath"], insecure=bool(values["insecure"]),
                       cert=values["cert"], key=values["key"], alpn=alpn,
-                      min_version=values["tls_min"], verify_client=values["verify_client"])
+                      min_version=values["tls_min"], verify_client=values["verify_client"],
+                      handshake_timeout=values["handshake_timeout"])
 
 
 def tls_client(kw: dict, diag):

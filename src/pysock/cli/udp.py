@@ -172,7 +172,8 @@ def _bind_place(place, port_opt):
     if port_opt is not None:
         if len(place) > 1:
             raise click.UsageError("give the port either as -p PORT or as an argument, not both")
-        return (place[0].strip("[]") if place else None), port_opt
+        from pysock.net.address import check_host, unbracket
+        return (check_host(unbracket(place[0])) if place else None), port_opt
     if not place:
         raise click.UsageError("missing PORT (pysock udp -l [ADDRESS] PORT)")
     return bind_place(place, proto="udp")

@@ -54,12 +54,12 @@ class CredsType(click.ParamType):
 @click.option("--broker", is_flag=True, help="With -l: send each client's data to every other.")
 @click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
 @click.option("--echo", is_flag=True, help="With -l: send each client back what it sends.")
-@click.option("--exec", "exec_cmd", metavar="'PROG ARGS'", default=None,
+@click.option("--exec", "exec_cmd", type=opt.COMMAND, metavar="'PROG ARGS'", default=None,
               help="With -l: run PROG per client, stdin/stdout tied to the socket.")
 @click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="Give up connecting, or with -l waiting for a client, after SECS.")
-@click.option("--backlog", type=click.IntRange(1), default=128, show_default=True,
+@click.option("--backlog", type=opt.BACKLOG, default=128, show_default=True,
               help="Length of the accept queue.")
 @click.option("--mode", type=OctalMode(), default=None,
               help="With -l: permissions of the socket file, e.g. 0660 (set at creation).")
@@ -148,17 +148,22 @@ def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd,
                                           ("--exec", exec_cmd), ("--sh-exec", sh_exec),
                                           ("--mode", mode is not None)) if on]
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
+        raise click.UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l")
     messages = [name for name, on in (("--chunk", kw["chunk"] is not None), ("--raw", kw["raw"]),
                                       ("--buffer", kw["bufsize"] is not None),
                                       ("--show", kw["show"]), ("--json", kw["json"])) if on]
     if messages and socktype == "stream":
-        raise click.UsageError(f"{', '.join(messages)} apply to --type dgram or seqpacket")
+        raise click.UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
+                               "seqpacket")
     if socktype == "dgram" and any((broker, chat, exec_cmd, sh_exec, max_conns)):
         raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
                                "connections: use --type stream or seqpacket")
     if kw["json"]:
         kw["show"] = True  # --json alone: the one record view there is, one per datagram
+
+
+def _apply(flags: list[str]) -> str:
+    return "applies" if len(flags) == 1 else "apply"
 
 
 def _tls(listen, socktype, passing, kw, diag):
@@ -234,8 +239,8 @@ def _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag) -> int:
     import socket
 
     from pysock.net.ancillary import peer_credentials
-    from pysock.net.endpoints import connect_unix
     from pysock.net.sockopt import apply_all
+    from pysock.net.unixsock import connect_unix
     sock = connect_unix(addr, kind, wait)
     try:
         apply_all(sock, sockopts)

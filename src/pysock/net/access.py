@@ -10,11 +10,35 @@ from pysock.errors import UsageError
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def parse_network(text: str) -> Network:
+    """An address or CIDR block; an IPv4-mapped block (::ffff:a.b.c.d/n, n >= 96)
+    becomes the IPv4 block it maps, so it matches peers the way they are compared."""
     try:
-        return ipaddress.ip_network(text.strip(), strict=False)
+        return unmap_network(ipaddress.ip_network(text.strip(), strict=False))
     except ValueError:
         raise UsageError(f"'{text}' is not an address or CIDR block") from None
+
+
+def unmap_network(net: Network) -> Network:
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
+        v4 = ipaddress.IPv4Address(int(net.network_address) & 0xFFFFFFFF)
+        return ipaddress.IPv4Network((v4, net.prefixlen - 96))
+    return net
+
+
+def unmap(host: str) -> str:
+    """'::ffff:127.0.0.1' -> '127.0.0.1' (a dual-stack listener's IPv4 peer); else host."""
+    if host.startswith("::ffff:") or host.startswith("::FFFF:"):
+        try:
+            mapped = ipaddress.IPv6Address(host).ipv4_mapped
+        except ValueError:
+            return host
+        if mapped is not None:
+            return str(mapped)
+    return host
 
 
 def read_networks(path: str) -> list[Network]:
@@ -45,6 +69,10 @@ class Access:
         addr = ipaddress.ip_address(host.split("%", 1)[0])
         if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
-        if any(addr in net for net in self.deny):
-            return False
-        return not self.allow or any(addr in net for net in self.allow)
+        return not _covers(self.deny, addr) and (not self.allow or _covers(self.allow, addr))
+
+
+def _covers(nets: tuple[Network, ...], addr) -> bool:
+    """addr is unmapped; so are rules inside ::ffff:0:0/96. Other IPv6 rules
+    (::/0 included) are about IPv6 peers only, as a user reading them expects."""
+    return any(addr in net for net in nets)

@@ -65,8 +65,19 @@ def format_sockaddr(sockaddr) -> str:
         if isinstance(sockaddr, bytes):
             return "@" + sockaddr[1:].decode(errors="replace") if sockaddr[:1] == b"\0" else sockaddr.decode()
         return sockaddr or "(unnamed)"
-    host, port = sockaddr[0], sockaddr[1]
+    host, port = _unmapped(sockaddr[0]), sockaddr[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _unmapped(host: str) -> str:
+    """A dual-stack listener's IPv4 peer (::ffff:a.b.c.d) is shown as a.b.c.d, as ncat does."""
+    if host[:7].lower() == "::ffff:" and "." in host:
+        try:
+            mapped = ipaddress.IPv6Address(host).ipv4_mapped
+        except ValueError:
+            return host
+        return str(mapped) if mapped else host
+    return host
 
 
 # ---- ports ------------------------------------------------------------------
@@ -158,14 +169,36 @@ def check_host(text: str) -> str:
             raise UsageError(f"'{text}' is not a valid IPv4 address") from None
         return text
     if ":" in text:
-        host = text.split("%", 1)[0]
+        host, pct, zone = text.partition("%")
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
             raise UsageError(f"'{text}' is not a valid IPv6 address") from None
+        if pct:
+            _check_zone(text, zone)
         return text
     if not _HOSTNAME.match(text) or ".." in text:
         raise UsageError(f"'{text}' is not a valid host name or address")
+    return text
+
+
+def _check_zone(text: str, zone: str) -> None:
+    """The %zone of a scoped address names an interface (or its index) that exists."""
+    if zone.isascii() and zone.isdigit():
+        return
+    try:
+        socket.if_nametoindex(zone)
+    except (OSError, ValueError, UnicodeError):
+        raise UsageError(f"'{text}': no such interface '{zone}'") from None
+
+
+def unbracket(text: str) -> str:
+    """'[::1]' -> '::1'; a bracket without its partner is refused, wherever it is."""
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    if "[" in text or "]" in text:
+        missing = "']' after" if "[" in text else "'[' before"
+        raise UsageError(f"'{text}': missing {missing} the IPv6 address")
     return text
 
 
@@ -192,12 +225,7 @@ def host_port(args: tuple[str, ...] | list[str], proto: str = "tcp") -> HostPort
     if len(args) == 1:
         return split_host_port(args[0], proto=proto)
     if len(args) == 2:
-        host = args[0]
-        if host.startswith("[") and host.endswith("]"):
-            host = host[1:-1]
-        elif host.startswith("["):
-            raise UsageError(f"'{host}': missing ']' after the IPv6 address")
-        return HostPort(check_host(host), parse_port(args[1], proto=proto))
+        return HostPort(check_host(unbracket(args[0])), parse_port(args[1], proto=proto))
     raise UsageError("expected HOST PORT (or HOST:PORT)")
 
 
@@ -209,7 +237,7 @@ def bind_place(args: tuple[str, ...] | list[str], proto: str = "tcp") -> tuple[s
             return place.host, place.port
         return None, parse_port(args[0], allow_zero=True, proto=proto)
     if len(args) == 2:
-        return check_host(args[0].strip("[]")), parse_port(args[1], allow_zero=True, proto=proto)
+        return check_host(unbracket(args[0])), parse_port(args[1], allow_zero=True, proto=proto)
     raise UsageError("expected [ADDRESS] PORT")
 
 
@@ -258,7 +286,7 @@ def parse_targets(text: str, *, max_hosts: int = MAX_TARGET_HOSTS) -> list[str]:
                 f"{max_hosts}; scan smaller blocks")
         hosts = list(net.hosts()) if net.num_addresses > 2 else list(net)
         return [str(h) for h in hosts]
-    return [check_host(text.strip("[]"))]
+    return [check_host(unbracket(text))]
 
 
 # ---- resolution -------------------------------------------------------------

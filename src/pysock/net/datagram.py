@@ -90,7 +90,8 @@ class DatagramChannel(SocketChannel):
         super().__init__(sock)
         self.is_datagram = True
         self.can_splice = False
-        self.bufsize = bufsize or (UNIX_BUFFER if sock.family == socket.AF_UNIX else UDP_BUFFER)
+        self.bufsize = min(bufsize or (UNIX_BUFFER if sock.family == socket.AF_UNIX else UDP_BUFFER),
+                           largest_datagram(sock))
         self.buffer = bytearray(self.bufsize)
         self.ancsize = ancillary.space(sock.family)
         self.peer_addr = _peer_address(sock)
@@ -188,6 +189,23 @@ def _no_reply_address(sock: socket.socket) -> str:
     return "cannot reply: no datagram has arrived yet"
 
 
+def largest_datagram(sock: socket.socket) -> int:
+    """No datagram this socket receives can be longer: UDP's 16-bit length; for Unix
+    sockets the largest send buffer a sender may have (twice wmem_max, at least 1 MiB)."""
+    if sock.family != socket.AF_UNIX:
+        return 65535
+    try:
+        with open("/proc/sys/net/core/wmem_max") as f:
+            return max(UNIX_BUFFER, 2 * int(f.read()))
+    except (OSError, ValueError):
+        return UNIX_BUFFER
+
+
+def payload_limit(sock: socket.socket) -> int:
+    """The most one send on sock can carry: a read of input for --raw is no larger."""
+    return UDP_LIMIT.get(sock.family, READ_SIZE) if sock.type == socket.SOCK_DGRAM else READ_SIZE
+
+
 # ---- pumps ---------------------------------------------------------------------
 
 
@@ -201,6 +219,7 @@ class DatagramSendPump(Pump):
         self.taps, self.direction = taps, direction
         self.queue: deque[bytes] = deque()
         self.poll_before_read = poll_before_read
+        self.read_size = payload_limit(channel.sock)
         self._eof = False
 
     def step(self) -> int:
@@ -230,7 +249,7 @@ class DatagramSendPump(Pump):
     def _fill(self) -> None:
         self._may_read()
         try:
-            data = os.read(self.src, READ_SIZE)
+            data = os.read(self.src, self.read_size)
         except BlockingIOError:
             raise Blocked(self.src, select.POLLIN) from None
         except OSError as exc:

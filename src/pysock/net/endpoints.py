@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError, UsageError
-from pysock.net.address import Resolved, UnixAddress, format_sockaddr, resolve
+from pysock.net.address import Resolved, format_sockaddr, resolve
 from pysock.net.route import is_local
 from pysock.net.sockopt import SockOpt, apply_all
 
@@ -165,7 +165,7 @@ def probe(spec: ClientSpec) -> tuple[str, float]:
     """-z: does the port accept? ('open'|'closed'|'filtered', seconds taken)."""
     import time
     addr = resolve(spec.host, spec.port, family=spec.family, numeric=spec.numeric)[0]
-    sock = _socket(addr.family, socket.SOCK_STREAM)
+    sock = new_socket(addr.family, socket.SOCK_STREAM)
     try:
         apply_all(sock, spec.sockopts)
         _bind_source(sock, addr.family, spec)
@@ -193,7 +193,7 @@ def connect(spec: ClientSpec, socktype: int = socket.SOCK_STREAM) -> socket.sock
     failures: list[tuple[Resolved, OSError]] = []
     for addr in resolve(spec.host, spec.port, family=spec.family, numeric=spec.numeric,
                         socktype=socktype):
-        sock = _socket(addr.family, socktype)
+        sock = new_socket(addr.family, socktype)
         try:
             apply_all(sock, spec.sockopts)
             _bind_source(sock, addr.family, spec)
@@ -210,7 +210,8 @@ def connect(spec: ClientSpec, socktype: int = socket.SOCK_STREAM) -> socket.sock
     raise _connect_failure(spec, failures, socktype)
 
 
-def _socket(family: int, socktype: int, proto: int = 0) -> socket.socket:
+def new_socket(family: int, socktype: int, proto: int = 0) -> socket.socket:
+    """socket(), its failure (EMFILE, EAFNOSUPPORT) as one readable line."""
     try:
         return socket.socket(family, socktype, proto)
     except OSError as exc:
@@ -297,7 +298,7 @@ def listen(host: str | None, port: int, *, family: int | None = None, numeric: b
 
 def _bind(addr: Resolved, backlog: int, sockopts, socktype: int,
           dual_stack: bool = False) -> socket.socket:
-    sock = _socket(addr.family, socktype)
+    sock = new_socket(addr.family, socktype)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if addr.family == socket.AF_INET6:
@@ -314,64 +315,6 @@ def _bind(addr: Resolved, backlog: int, sockopts, socktype: int,
     except BaseException:
         sock.close()
         raise
-
-
-_UNIX_TYPES = {socket.SOCK_STREAM: "stream", socket.SOCK_DGRAM: "dgram",
-               socket.SOCK_SEQPACKET: "seqpacket"}
-
-
-def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
-                 timeout: float | None = None) -> socket.socket:
-    sock = _socket(socket.AF_UNIX, socktype)
-    try:
-        if socktype == socket.SOCK_DGRAM:
-            sock.bind("")  # autobind an abstract name, so the server can reply
-        sock.settimeout(timeout)
-        sock.connect(addr.sockaddr)
-        sock.settimeout(None)
-        return sock
-    except OSError as exc:
-        sock.close()
-        if isinstance(exc, socket.timeout):
-            raise NetworkError(f"connection to {addr} timed out") from None
-        other = _other_types(exc, addr, socktype)
-        if other:
-            raise NetworkError(f"{addr} is not a {_UNIX_TYPES.get(socktype, '')} socket "
-                               f"(try --type {other})") from None
-        raise unix_error(exc, addr) from None
-
-
-def _other_types(exc: OSError, addr: UnixAddress, socktype: int) -> str:
-    """'seqpacket' when the socket there is of another type. A path says so (EPROTOTYPE);
-    an abstract name of another type is just not found (ECONNREFUSED): the kernel's
-    table says which types are bound to it."""
-    if exc.errno == errno.EPROTOTYPE:
-        types = set(_UNIX_TYPES) - {socktype}
-    elif exc.errno == errno.ECONNREFUSED and addr.abstract:
-        from pysock.net.names import unix_types
-        types = unix_types(str(addr)) & set(_UNIX_TYPES) - {socktype}
-    else:
-        return ""
-    return " or ".join(n for t, n in _UNIX_TYPES.items() if t in types)
-
-
-def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:
-    """Unix-path errors say which of the usual three it is: no file, not a socket,
-    or a socket file nobody listens on (left behind by a server that died)."""
-    if not addr.abstract:
-        if exc.errno == errno.ENOENT:
-            return NetworkError(f"no such socket file: {addr}")
-        if exc.errno == errno.ECONNREFUSED:
-            if os.path.exists(addr.name) and not stat.S_ISSOCK(os.stat(addr.name).st_mode):
-                return NetworkError(f"{addr} is not a socket")
-            return NetworkError(f"nobody is listening on {addr} (a stale socket file left by "
-                                f"a server that exited?)")
-        if exc.errno == errno.EACCES:
-            from pysock.net.unixsock import denied_where
-            return NetworkError(f"permission denied connecting to {addr}: {denied_where(addr.name)}")
-    elif exc.errno == errno.ECONNREFUSED:
-        return NetworkError(f"nobody is listening on abstract socket {addr}")
-    return os_error(exc, "connect to", str(addr))
 
 
 def peer_name(sock: socket.socket, addr) -> str:

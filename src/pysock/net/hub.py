@@ -12,7 +12,7 @@ event says so. Without keep_open the hub serves the first accepted client and
 returns when it is gone.
 
 With TLS (policy.tls) each client's handshake runs in the same loop, step by
-step, bounded by HANDSHAKE_TIMEOUT, so a client that stalls mid-handshake stalls
+step, bounded by policy.handshake_timeout, so a client that stalls mid-handshake stalls
 no one else; exec children then talk plaintext over a socketpair that the hub
 joins to the TLS client like two clients of a broker."""
 
@@ -21,19 +21,21 @@ from __future__ import annotations
 import errno
 import os
 import select
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pysock.errors import NetworkError, PysockError, UsageError
+from pysock.errors import NetworkError, PysockError
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import Channel, SocketChannel, StdioChannel, fd_kind, os_error, peer_name
 from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked
 from pysock.net.relay import Link, Policy
+from pysock.net.tls import HANDSHAKE_TIMEOUT
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
 HARD_CAP = 64 << 20  # past this, a client is dropped however it is doing
@@ -43,8 +45,8 @@ STDOUT_PAUSE = 4 << 20  # -k: stop reading clients while stdout takes nothing
 CHUNK = 1 << 16
 EMFILE_RETRY = 1.0
 ACCEPT_BURST = 64  # clients accepted per wake-up of the listener
-HANDSHAKE_TIMEOUT = 10.0
 REAP_EVERY = 0.2
+CHILD_GRACE = 1.0  # from TERM to KILL for --exec children when the server ends
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class HubPolicy:
     shell: bool = False
     accept_timeout: float | None = None
     tls: object | None = None  # a net.tls.ServerIdentity: every client speaks TLS
-    handshake_timeout: float = HANDSHAKE_TIMEOUT
+    handshake_timeout: float = HANDSHAKE_TIMEOUT  # one limit, one client or many
     relay: Policy = Policy()  # the stream policy every client's Link runs under
     bridge_exec: bool = False  # exec through the engine (for taps, CRLF, idle) even without TLS
 
@@ -137,6 +139,7 @@ class Hub:
                 self._end_client(link)
             for shake in self.handshakes.values():
                 shake.conn.close()
+            self._end_children()
             for link in (self.stdin_link, self.single):
                 if link is not None:
                     link.close_pumps()
@@ -171,11 +174,26 @@ class Hub:
             self.stopped = True
         for shake in list(self.handshakes.values()):
             if now >= shake.deadline:
-                self._handshake_failed(shake, f"TLS handshake not done within "
-                                              f"{self.policy.handshake_timeout:g} s")
+                self._handshake_failed(shake, f"TLS handshake with {shake.peer} not done "
+                                              f"within {self.policy.handshake_timeout:g} s",
+                                       dropped=True)
         if self.children and now >= self.next_reap:
             self.next_reap = now + REAP_EVERY
             self._reap()
+
+    def _end_children(self) -> None:
+        """The server is ending (a signal, an error): its --exec children end first,
+        TERM, then KILL after CHILD_GRACE."""
+        alive = [c for c in self.children if c.poll() is None]
+        for child in alive:
+            _signal(child, "terminate")
+        deadline = time.monotonic() + CHILD_GRACE
+        for child in alive:
+            try:
+                child.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(child, "kill")
+                child.wait()
 
     def _reap(self) -> None:
         for child in list(self.children):
@@ -406,51 +424,69 @@ class Hub:
         self.on_event(Event("secured", shake.peer, shake.conn.summary(), channel=shake.conn))
         self._connected(shake.conn, shake.peer, shake.addr)
 
-    def _handshake_failed(self, shake: _Handshake, why: str) -> None:
+    def _handshake_failed(self, shake: _Handshake, why: str, dropped: bool = False) -> None:
+        """A handshake that failed ends that client; one that timed out is dropped
+        with a line (the one-client relay: an error)."""
         del self.handshakes[shake.conn.rfd]
         self.engine.forget(shake.conn.rfd)
-        shake.conn.close()
+        if not (self.policy.mode == "relay" and not self.policy.keep_open):
+            self.on_event(Event("dropped" if dropped else "refused", shake.peer, why))
+        shake.conn.close()  # after the line, so it comes before the client sees the end
         if self.policy.mode == "relay" and not self.policy.keep_open:
             raise NetworkError(why)
-        self.on_event(Event("refused", shake.peer, why))
         if not self.policy.keep_open:
             self.status = 1
 
     # -- exec ----------------------------------------------------------------
 
     def _spawn(self, sock: socket.socket, addr) -> None:
+        peer = peer_name(sock, addr)
         try:
-            child = self._start_child(sock, _exec_env(sock, addr))
-            peer = peer_name(sock, addr)
+            child = self._start_child(sock, _exec_env(sock, addr), peer)
         finally:
             sock.close()
-        self.on_event(Event("connect", peer, f"pid {child.pid}"))
+        if child is not None:
+            self.on_event(Event("connect", peer, f"pid {child.pid}"))
 
     def _spawn_bridged(self, conn: Channel, peer: str, addr) -> None:
         """exec through the engine (TLS, or a stream option): the child gets one end
         of a socketpair, and a Link joins the other end to the client."""
         ours, theirs = socket.socketpair()
         try:
-            child = self._start_child(theirs, _exec_env(conn.sock, addr))
-        except BaseException:
-            ours.close()
-            conn.close()
-            raise
+            child = self._start_child(theirs, _exec_env(conn.sock, addr), peer)
         finally:
             theirs.close()
+        if child is None:
+            ours.close()
+            self.engine.forget(conn.rfd)
+            conn.close()
+            return
         local = SocketChannel(ours)
         local.peer = f"pid {child.pid}"
         self._add(conn, peer, local, None, child=child.pid)
 
-    def _start_child(self, stdio: socket.socket, env: dict[str, str]) -> subprocess.Popen:
+    def _start_child(self, stdio: socket.socket, env: dict[str, str],
+                     peer: str) -> subprocess.Popen | None:
+        """The client's process; None (and a line) if it cannot be started: that
+        client is closed, the server goes on."""
         env = dict(os.environ, **env)
         argv = ["/bin/sh", "-c", self.policy.command[0]] if self.policy.shell else list(
             self.policy.command)
+        # a signal while Popen runs would leave a child nobody knows of: hold TERM and
+        # INT until it is in self.children (the child itself starts with them open)
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ENDING)
         try:
-            child = subprocess.Popen(argv, stdin=stdio, stdout=stdio, env=env, close_fds=True)
+            child = subprocess.Popen(argv, stdin=stdio, stdout=stdio, env=env, close_fds=True,
+                                     preexec_fn=_unblock_ending)
+            self.children.append(child)
         except OSError as exc:
-            raise UsageError(f"cannot run {argv[0]}: {exc.strerror}") from None
-        self.children.append(child)
+            self.on_event(Event("failed", peer, f"cannot run {argv[0]}: "
+                                f"{exc.strerror or exc}; client closed"))
+            if not self.policy.keep_open:
+                self.status = 1
+            return None
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING)
         self.next_reap = time.monotonic() + REAP_EVERY
         return child
 
@@ -524,6 +560,20 @@ class _Broadcast(Channel):
                     client.feed.end()
 
     def close(self) -> None:
+        pass
+
+
+_ENDING = {signal.SIGTERM, signal.SIGINT}
+
+
+def _unblock_ending() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _ENDING)
+
+
+def _signal(child: subprocess.Popen, how: str) -> None:
+    try:
+        getattr(child, how)()
+    except ProcessLookupError:
         pass
 
 

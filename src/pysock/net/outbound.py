@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 
 from pysock.errors import NetworkError, PysockError
 from pysock.net.address import HostPort, Resolved, UnixAddress, resolve
-from pysock.net.endpoints import Channel, ClientSpec, SocketChannel, os_error, unix_error
+from pysock.net.endpoints import Channel, ClientSpec, SocketChannel, os_error
 from pysock.net.pump import Blocked
 from pysock.net.sockopt import SockOpt, apply_all
+from pysock.net.unixsock import unix_error
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,9 @@ class Link:
 
     def _send_side(self) -> Side | None:
         kind = _kind(self.local, self.local.rfd)
-        if self.policy.recv_only or kind == "closed":  # nothing to send: as if input ended
+        if self.policy.recv_only:  # -d: never read input, and never end the peer's (nc -d)
+            return None
+        if kind == "closed":  # nothing to send: as if input ended
             self.result.first_eof = "input"
             if self.policy.shutdown_on_eof:
                 self._shutdown_remote()

@@ -27,11 +27,27 @@ def _size(text: str) -> int:
     return _int(text)
 
 
-def _byte(text: str) -> int:
-    value = _int(text)
-    if not 0 <= value <= 255:
-        raise ValueError(f"{value} is out of range (0-255)")
-    return value
+INT_MAX = (1 << 31) - 1  # the kernel reads most options as a C int
+UINT_MAX = (1 << 32) - 1
+
+
+def _ranged(parse: Callable[[str], int], low: int, high: int) -> Callable[[str], int]:
+    """parse, then refuse what the kernel's field cannot hold, naming the range."""
+    def checked(text: str) -> int:
+        value = parse(text)
+        if not low <= value <= high:
+            raise ValueError(f"{value} is out of range ({low}-{high})")
+        return value
+    return checked
+
+
+_byte = _ranged(_int, 0, 255)
+_count = _ranged(_int, 0, INT_MAX)  # mark, priority, user_timeout, linger
+_bytes = _ranged(_size, 0, INT_MAX)  # rcvbuf, sndbuf, notsent_lowat
+_mss = _ranged(_int, 88, 32767)  # TCP_MIN_MSS .. MAX_TCP_WINDOW
+_mark = _ranged(_int, 0, UINT_MAX)
+_keep_time = _ranged(_int, 1, 32767)  # MAX_TCP_KEEPIDLE, MAX_TCP_KEEPINTVL
+_keep_count = _ranged(_int, 1, 127)  # MAX_TCP_KEEPCNT
 
 
 def _setter(level: int, name: int, parse: Callable[[str], object] | None, default=1):
@@ -45,8 +61,7 @@ def _keepalive_values(value: str) -> tuple[int, int, int]:
     parts = value.split(":")
     if len(parts) != 3:
         raise ValueError("expected keepalive=IDLE:INTVL:CNT (seconds, seconds, count)")
-    idle, intvl, cnt = (_int(p) for p in parts)
-    return idle, intvl, cnt
+    return _keep_time(parts[0]), _keep_time(parts[1]), _keep_count(parts[2])
 
 
 def _nonempty(text: str) -> str:
@@ -131,7 +146,12 @@ def _multicast_if(sock: socket.socket, value: str | None) -> None:
 
 def _linger(sock: socket.socket, value: str | None) -> None:
     import struct
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, _int(value or "")))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, _count(value or "")))
+
+
+def _set_mark(sock: socket.socket, value: str | None) -> None:
+    import struct  # a u32 in the kernel: values past INT_MAX are fine
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, struct.pack("I", _mark(value or "")))
 
 
 def _device(sock: socket.socket, value: str | None) -> None:
@@ -155,8 +175,9 @@ SOL, TCP = socket.SOL_SOCKET, socket.IPPROTO_TCP
 OPTIONS: dict[str, _Kind] = {
     "nodelay": _Kind(_setter(TCP, socket.TCP_NODELAY, None), False, "disable Nagle (TCP_NODELAY)"),
     "keepalive": _Kind(_keepalive, None, "SO_KEEPALIVE, optionally =IDLE:INTVL:CNT", _keepalive_values),
-    "rcvbuf": _Kind(_setter(SOL, socket.SO_RCVBUF, _size), True, "receive buffer bytes (K/M suffix)", _size),
-    "sndbuf": _Kind(_setter(SOL, socket.SO_SNDBUF, _size), True, "send buffer bytes (K/M suffix)", _size),
+    "rcvbuf": _Kind(_setter(SOL, socket.SO_RCVBUF, _bytes), True, "receive buffer bytes (K/M suffix)",
+                    _bytes),
+    "sndbuf": _Kind(_setter(SOL, socket.SO_SNDBUF, _bytes), True, "send buffer bytes (K/M suffix)", _bytes),
     "reuseaddr": _Kind(_setter(SOL, socket.SO_REUSEADDR, None), False, "SO_REUSEADDR"),
     "reuseport": _Kind(_setter(SOL, socket.SO_REUSEPORT, None), False, "SO_REUSEPORT"),
     "broadcast": _Kind(_setter(SOL, socket.SO_BROADCAST, None), False, "SO_BROADCAST"),
@@ -166,16 +187,17 @@ OPTIONS: dict[str, _Kind] = {
     "multicast_loop": _Kind(_multicast_loop, None, "deliver own multicast locally (=0 to stop)",
                             _bool),
     "multicast_if": _Kind(_multicast_if, True, "interface for outgoing multicast"),
-    "mark": _Kind(_setter(SOL, socket.SO_MARK, _int), True, "SO_MARK (fwmark)", _int),
-    "priority": _Kind(_setter(SOL, socket.SO_PRIORITY, _int), True, "SO_PRIORITY", _int),
-    "linger": _Kind(_linger, True, "SO_LINGER seconds (0: reset on close)", _int),
+    "mark": _Kind(_set_mark, True, "SO_MARK (fwmark)", _mark),
+    "priority": _Kind(_setter(SOL, socket.SO_PRIORITY, _count), True, "SO_PRIORITY", _count),
+    "linger": _Kind(_linger, True, "SO_LINGER seconds (0: reset on close)", _count),
     "bindtodevice": _Kind(_device, True, "SO_BINDTODEVICE interface"),
-    "maxseg": _Kind(_setter(TCP, socket.TCP_MAXSEG, _int), True, "TCP_MAXSEG bytes", _int),
+    "maxseg": _Kind(_setter(TCP, socket.TCP_MAXSEG, _mss), True, "TCP_MAXSEG bytes", _mss),
     "quickack": _Kind(_setter(TCP, socket.TCP_QUICKACK, None), False, "TCP_QUICKACK"),
-    "user_timeout": _Kind(_setter(TCP, socket.TCP_USER_TIMEOUT, _int), True, "TCP_USER_TIMEOUT ms", _int),
+    "user_timeout": _Kind(_setter(TCP, socket.TCP_USER_TIMEOUT, _count), True, "TCP_USER_TIMEOUT ms",
+                          _count),
     "congestion": _Kind(_congestion, True, "TCP_CONGESTION algorithm name"),
-    "notsent_lowat": _Kind(_setter(TCP, socket.TCP_NOTSENT_LOWAT, _size), True,
-                           "TCP_NOTSENT_LOWAT bytes", _size),
+    "notsent_lowat": _Kind(_setter(TCP, socket.TCP_NOTSENT_LOWAT, _bytes), True,
+                           "TCP_NOTSENT_LOWAT bytes", _bytes),
 }
 
 

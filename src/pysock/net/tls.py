@@ -24,7 +24,7 @@ from pysock.net.pump import Blocked
 
 READ_SIZE = 1 << 18  # ciphertext read from the socket per recv()
 WRITE_SIZE = 1 << 18  # plaintext encrypted per send()
-HANDSHAKE_TIMEOUT = 30.0
+HANDSHAKE_TIMEOUT = 10.0  # every handshake, client or server, one client or many
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
 
@@ -41,6 +41,7 @@ class TLSOptions:
     alpn: tuple[str, ...] = ()
     min_version: str | None = None  # '1.2' | '1.3'
     verify_client: str | None = None  # server: CA file client certificates must chain to
+    handshake_timeout: float | None = None  # None: the command's -w/-i, else HANDSHAKE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class ServerIdentity:
 
     context: ssl.SSLContext
     generated_fingerprint: str | None = None
+    options: TLSOptions = TLSOptions()
 
 
 # ---- contexts ---------------------------------------------------------------
@@ -104,7 +106,7 @@ def server_identity(opts: TLSOptions) -> ServerIdentity:
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load --verify-client {opts.verify_client}: {_why(exc)}") \
                 from None
-    return ServerIdentity(ctx, fingerprint)
+    return ServerIdentity(ctx, fingerprint, opts)
 
 
 def _common(ctx: ssl.SSLContext, opts: TLSOptions) -> None:
@@ -374,7 +376,8 @@ def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str
     channel = TLSChannel(sock, identity.context, server_side=False, server_name=name)
     channel.peer = peer or channel.peer
     try:
-        return channel.handshake(timeout or HANDSHAKE_TIMEOUT)
+        return channel.handshake(identity.options.handshake_timeout or timeout
+                                 or HANDSHAKE_TIMEOUT)
     except BaseException:
         sock.close()
         raise

@@ -13,14 +13,69 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from pysock.errors import NetworkError, UsageError
+from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net import ancillary
 from pysock.net.address import UnixAddress
-from pysock.net.endpoints import SocketChannel, os_error
+from pysock.net.endpoints import SocketChannel, new_socket, os_error
 
 SOCKTYPES = {"stream": socket.SOCK_STREAM, "dgram": socket.SOCK_DGRAM,
              "seqpacket": socket.SOCK_SEQPACKET}
 TYPE_NAMES = {v: k for k, v in SOCKTYPES.items()}
+
+
+# ---- connecting, and what went wrong in words ------------------------------------
+
+def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
+                 timeout: float | None = None) -> socket.socket:
+    sock = new_socket(socket.AF_UNIX, socktype)
+    try:
+        if socktype == socket.SOCK_DGRAM:
+            sock.bind("")  # autobind an abstract name, so the server can reply
+        sock.settimeout(timeout)
+        sock.connect(addr.sockaddr)
+        sock.settimeout(None)
+        return sock
+    except OSError as exc:
+        sock.close()
+        if isinstance(exc, socket.timeout):
+            raise NetworkError(f"connection to {addr} timed out") from None
+        other = _other_types(exc, addr, socktype)
+        if other:
+            raise NetworkError(f"{addr} is not a {TYPE_NAMES.get(socktype, '')} socket "
+                               f"(try --type {other})") from None
+        raise unix_error(exc, addr) from None
+
+
+def _other_types(exc: OSError, addr: UnixAddress, socktype: int) -> str:
+    """'seqpacket' when the socket there is of another type. A path says so (EPROTOTYPE);
+    an abstract name of another type is just not found (ECONNREFUSED): the kernel's
+    table says which types are bound to it."""
+    if exc.errno == errno.EPROTOTYPE:
+        types = set(TYPE_NAMES) - {socktype}
+    elif exc.errno == errno.ECONNREFUSED and addr.abstract:
+        from pysock.net.names import unix_types
+        types = unix_types(str(addr)) & set(TYPE_NAMES) - {socktype}
+    else:
+        return ""
+    return " or ".join(n for t, n in TYPE_NAMES.items() if t in types)
+
+
+def unix_error(exc: OSError, addr: UnixAddress) -> PysockError:
+    """Unix-path errors say which of the usual three it is: no file, not a socket,
+    or a socket file nobody listens on (left behind by a server that died)."""
+    if not addr.abstract:
+        if exc.errno == errno.ENOENT:
+            return NetworkError(f"no such socket file: {addr}")
+        if exc.errno == errno.ECONNREFUSED:
+            if os.path.exists(addr.name) and not stat.S_ISSOCK(os.stat(addr.name).st_mode):
+                return NetworkError(f"{addr} is not a socket")
+            return NetworkError(f"nobody is listening on {addr} (a stale socket file left by "
+                                f"a server that exited?)")
+        if exc.errno == errno.EACCES:
+            return NetworkError(f"permission denied connecting to {addr}: {denied_where(addr.name)}")
+    elif exc.errno == errno.ECONNREFUSED:
+        return NetworkError(f"nobody is listening on abstract socket {addr}")
+    return os_error(exc, "connect to", str(addr))
 
 
 # ---- listening ---------------------------------------------------------------------
@@ -32,7 +87,7 @@ class UnixListener:
 
     def __init__(self, sock: socket.socket, addr: UnixAddress, replaced_stale: bool):
         self.sock, self.addr, self.replaced_stale = sock, addr, replaced_stale
-        self.identity = None if addr.abstract else _identity(addr.name)
+        self.identity = None if addr.abstract or sock.getsockname() == "" else _identity(addr.name)
 
     def close(self) -> None:
         self.sock.close()
@@ -65,15 +120,16 @@ def listen_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM, *, mode: 
     if mode is not None and addr.abstract:
         raise UsageError("--mode applies to socket files; an @abstract name has no permissions")
     replaced = False if addr.abstract else _clear_the_way(addr, socktype)
-    sock = socket.socket(socket.AF_UNIX, socktype)
+    listener = UnixListener(socket.socket(socket.AF_UNIX, socktype), addr, replaced)
     try:
-        _bind(sock, addr, mode)
+        _bind(listener.sock, addr, mode)
+        listener.identity = None if addr.abstract else _identity(addr.name)
         if socktype != socket.SOCK_DGRAM:
-            sock.listen(backlog)
+            listener.sock.listen(backlog)
     except BaseException:
-        sock.close()
+        listener.close()  # removes the file bind made, if it got that far
         raise
-    return UnixListener(sock, addr, replaced)
+    return listener
 
 
 def _bind(sock: socket.socket, addr: UnixAddress, mode: int | None) -> None:

@@ -1,0 +1,188 @@
+"""pysock capture: packets on the wire, tcpdump's filters and lines, the process
+behind each flow, pcapng out (-w) and pcap/pcapng in (-r)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pysock.cli import options
+from pysock.cli.context import settings
+from pysock.errors import ExitStatus, PysockError
+
+KEYWORDS = ("host", "net", "port", "portrange", "src", "dst", "tcp", "udp", "icmp", "icmp6",
+            "ip", "ip6", "arp", "ether", "vlan", "and", "or", "not", "less", "greater",
+            "broadcast", "multicast", "proto", "tcp[tcpflags]", "tcp-syn", "tcp-ack",
+            "tcp-fin", "tcp-rst", "tcp-push")
+TIME_FORMATS = ("time", "epoch", "date", "delta", "relative", "none")
+
+
+class FilterWord(click.ParamType):
+    name = "filter"
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+        return [CompletionItem(w) for w in KEYWORDS if w.startswith(incomplete)]
+
+
+class CaptureIface(options.InterfaceType):
+    def parse(self, text):
+        return text if text == "any" else super().parse(text)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+        return [CompletionItem(w) for w in ["any", *options.names.interfaces()]
+                if w.startswith(incomplete)]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("words", nargs=-1, metavar="[FILTER...]", type=FilterWord())
+@click.option("-i", "--iface", "ifaces", multiple=True, type=CaptureIface(),
+              help="Capture on this interface (repeatable) [default: any].")
+@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after COUNT packets.")
+@click.option("--duration", type=options.SECONDS, help="Stop after this many seconds.")
+@click.option("-s", "--snaplen", type=click.IntRange(1, 262144), default=262144,
+              show_default=True, help="Keep at most this many bytes of each packet.")
+@options.numeric
+@click.option("--no-promisc", is_flag=True, help="Leave the interface out of promiscuous mode.")
+@click.option("--port", "ports", type=options.PORT, multiple=True,
+              help="Only TCP or UDP port PORT, either direction (repeatable; ANDed with FILTER).")
+@click.option("--host", "hosts", multiple=True, metavar="ADDR",
+              help="Only packets to or from ADDR (repeatable; ANDed with FILTER).")
+@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
+              help="Only the traffic of sockets this process owns (repeatable).")
+@click.option("--process", "process_names", multiple=True, metavar="NAME",
+              help="Only the traffic of processes with this name (repeatable).")
+@click.option("-A", "ascii", is_flag=True, help="Print each packet's bytes as text.")
+@click.option("-X", "hexdump", is_flag=True, help="Print each packet in hex and text.")
+@click.option("-v", "--verbose", is_flag=True, help="More IP header fields (ttl, id, flags...).")
+@click.option("--time-format", type=click.Choice(TIME_FORMATS), default="time",
+              show_default=True, help="Time stamps as tcpdump's -t habits: time of day, "
+              "epoch (-tt), date (-tttt), delta (-ttt), relative (-ttttt), none (-t).")
+@click.option("-w", "--write", "write", metavar="FILE",
+              help="Write packets to FILE as pcapng ('-' for stdout) instead of printing them.")
+@click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Read packets from a pcap or pcapng FILE instead of the network.")
+@options.json_output
+def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports, hosts, pids,
+            process_names, ascii, hexdump, verbose, time_format, write, read, json) -> int:
+    """Capture packets, as tcpdump does, and name the process behind each one.
+    FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
+    libpcap and run in the kernel."""
+    from pysock.probes.capture.session import CaptureSpec
+    expression = _expression(words, ports, hosts)
+    if write and (json or ascii or hexdump or verbose):
+        raise click.UsageError("-w writes packets to a file: --json, -A, -X and -v print them")
+    if read and (ifaces or no_promisc or duration):
+        raise click.UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture")
+    if read and (pids or process_names):
+        raise click.UsageError("--pid and --process need a live capture (files hold no sockets)")
+    spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
+                       promisc=not no_promisc, count=count, duration=duration)
+    view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
+    wanted = _owner_test(pids, process_names)
+    if read:
+        return _read(read, spec, view, write, wanted)
+    return _live(spec, view, write, wanted)
+
+
+def _expression(words, ports, hosts) -> str:
+    parts = [" ".join(words)] if words else []
+    if ports:
+        parts.append(" or ".join(f"port {p}" for p in ports))
+    if hosts:
+        parts.append(" or ".join(f"host {h}" for h in hosts))
+    return " and ".join(f"({p})" for p in parts) if len(parts) > 1 else "".join(parts)
+
+
+def _owner_test(pids, names):
+    if not pids and not names:
+        return None
+    pids, names = set(pids), set(names)
+
+    def wanted(packet) -> bool:
+        return any(owner and (owner[0] in pids or owner[1] in names)
+                   for owner in (packet.owner, packet.peer_owner))
+    return wanted
+
+
+def _view(json, numeric, time_format, ascii, hexdump, verbose):
+    from pysock.render import capture as render
+    if settings().output_mode(json) == "json":
+        return render.JsonView()
+    return render.LinesView(numeric=numeric, time_format=time_format, ascii=ascii,
+                            hexdump=hexdump, verbose=verbose)
+
+
+def _open_output(path: str):
+    if path == "-":
+        return sys.stdout.buffer
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        raise PysockError(f"cannot write '{path}': {exc.strerror}", ExitStatus.FAILURE) from None
+
+
+def _sink(view, write, snaplen):
+    """A function taking one packet: print it, or write it to the pcapng file."""
+    if view is not None:
+        return view.packet, view.flush, None
+    from pysock.probes.capture.pcapng import PcapngWriter
+    stream = _open_output(write)
+    writer = PcapngWriter(stream, snaplen)
+
+    def put(packet) -> None:
+        iface = writer.interface(packet.iface, packet.linktype)
+        writer.packet(iface, packet.ts_ns, packet.data, packet.wirelen, packet.outbound,
+                      packet.process_label)
+    return put, writer.flush, stream
+
+
+def _live(spec, view, write, wanted) -> int:
+    from pysock.probes.capture.session import LiveCapture
+    from pysock.render.capture import closing_lines, listening_line
+    session = LiveCapture(spec)
+    listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
+                   spec.snaplen)
+    put, flush, stream = _sink(view, write, spec.snaplen)
+    try:
+        _pump(session.packets(wanted), put, flush)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        flush()
+        if stream is not None and stream is not sys.stdout.buffer:
+            stream.close()
+        stats = session.statistics()
+        session.close()
+    if view is not None:
+        view.summary(stats)
+    closing_lines(stats)
+    return ExitStatus.OK
+
+
+def _pump(packets, put, flush) -> None:
+    import time
+    last = time.monotonic()
+    for packet in packets:
+        put(packet)
+        now = time.monotonic()
+        if now - last > 0.2:
+            flush()
+            last = now
+
+
+def _read(path, spec, view, write, wanted) -> int:
+    from pysock.probes.capture.session import read_file
+    put, flush, stream = _sink(view, write, spec.snaplen)
+    try:
+        for packet in read_file(path, spec.expression, spec.count):
+            put(packet)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        flush()
+        if stream is not None and stream is not sys.stdout.buffer:
+            stream.close()
+    return ExitStatus.OK

@@ -1,0 +1,1 @@
+"""pysock capture: AF_PACKET ring, kernel BPF filters, process attribution, pcapng."""

@@ -1,0 +1,109 @@
+"""Which process owns the socket behind a packet: sock_diag by the exact tuple
+(then the bound or listening socket on the port), then the inventory's
+inode -> process pass over /proc. Looked up once per flow and cached; what cannot
+be seen stays unknown."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pysock.inventory import sockdiag
+from pysock.inventory.processes import scan
+
+ANY = {4: "0.0.0.0", 6: "::"}
+REFRESH_S = 0.2  # at most this often a new dump when flows are unknown
+WATCH_S = 0.05  # the watcher's dump period: sockets living longer than this get seen
+FORGET_S = 120.0  # a tuple not seen in a dump for this long is forgotten
+
+
+class Attribution:
+    def __init__(self):
+        self.by_tuple: dict[tuple, int] = {}  # (proto, laddr, lport, raddr, rport) -> inode
+        self.bound: dict[tuple, int] = {}  # (proto, laddr, lport) -> inode
+        self.owner_of: dict[int, tuple[int, str]] = {}  # inode -> (pid, process)
+        self.flows: dict[tuple, tuple[tuple | None, tuple | None]] = {}
+        self.loaded = 0.0
+        self.seen: dict[tuple, float] = {}
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.watcher: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Dump the socket tables every WATCH_S beside the capture: the ring hands
+        packets over in blocks, and a short connection may be gone by then."""
+        self.watcher = threading.Thread(target=self._watch, name="owners", daemon=True)
+        self.watcher.start()
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(WATCH_S):
+            self._load(time.monotonic())
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.watcher is not None:
+            self.watcher.join(timeout=2)
+
+    def owners(self, head) -> tuple[tuple | None, tuple | None]:
+        """((pid, process) of the sender, of the receiver), each None when unknown.
+        A known flow is never looked up again; an unknown one costs two dict reads
+        until the watcher (or a dump here, at most every REFRESH_S) sees its socket."""
+        key = (head.proto, head.src, head.sport, head.dst, head.dport)
+        known = self.flows.get(key)
+        if known is not None:
+            return known
+        found = self._both(head)
+        now = time.monotonic()
+        if found == (None, None) and now - self.loaded >= REFRESH_S:
+            self._load(now)
+            found = self._both(head)
+        if found != (None, None):
+            self.flows[key] = found
+        return found
+
+    def _both(self, head) -> tuple[tuple | None, tuple | None]:
+        return (self._end(head, head.src, head.sport, head.dst, head.dport),
+                self._end(head, head.dst, head.dport, head.src, head.sport))
+
+    def _end(self, head, laddr, lport, raddr, rport) -> tuple | None:
+        inode = (self.by_tuple.get((head.proto, laddr, lport, raddr, rport))
+                 or self.bound.get((head.proto, laddr, lport))
+                 or self.bound.get((head.proto, ANY[head.family], lport)))
+        return self.owner_of.get(inode) if inode else None
+
+    def _load(self, now: float) -> None:
+        with self.lock:
+            self._load_locked(now)
+
+    def _load_locked(self, now: float) -> None:
+        self.loaded = now
+        by_tuple, bound = dict(self.by_tuple), dict(self.bound)
+        try:
+            with sockdiag.DiagSocket() as diag:
+                for proto in ("tcp", "udp"):
+                    for family in (4, 6):
+                        for rec in sockdiag.inet_sockets(diag, proto, family):
+                            if not rec.inode:
+                                continue
+                            if rec.peer_port:
+                                key = (proto, rec.local_addr, rec.local_port,
+                                       rec.peer_addr, rec.peer_port)
+                                by_tuple[key] = rec.inode
+                            else:
+                                key = (proto, rec.local_addr, rec.local_port)
+                                bound[key] = rec.inode
+                            self.seen[key] = now
+        except (sockdiag.Unsupported, OSError):
+            return
+        for key in [k for k, t in self.seen.items() if now - t > FORGET_S]:
+            del self.seen[key]
+            by_tuple.pop(key, None)
+            bound.pop(key, None)
+        self.by_tuple, self.bound = by_tuple, bound
+        missing = {i for i in (*by_tuple.values(), *bound.values()) if i not in self.owner_of}
+        if missing:
+            seen = scan(missing)
+            for inode in seen.by_inode:
+                owners = seen.owners(inode)
+                if owners:
+                    self.owner_of[inode] = (owners[0].pid, owners[0].process)

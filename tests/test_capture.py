@@ -1,0 +1,188 @@
+"""pysock capture against tcpdump and tshark, in throwaway network namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import PYSOCK, need_root, need_tool, run_pysock
+
+pytestmark = pytest.mark.timeout(120)
+
+FILTERS = [
+    "", "tcp", "udp", "icmp", "ip6", "arp", "ip", "host 10.1.0.1", "src host 10.1.0.2",
+    "dst host 10.1.0.1", "net 10.1.0.0/24", "port 80", "src port 5353", "dst port 53",
+    "portrange 50-60", "tcp port 80", "udp and port 53", "not tcp", "tcp or icmp",
+    "tcp[tcpflags] & tcp-syn != 0", "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
+    "tcp[tcpflags] & tcp-rst != 0", "ip6 and udp", "ip6 host fd00::1", "greater 100",
+    "less 60", "ip[8] = 64", "udp[8:2] = 0x4142", "host 10.1.0.1 and not port 80",
+    "ether broadcast", "icmp6",
+]
+
+
+def _mixed_pcap(path: str) -> None:
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.inet6 import ICMPv6EchoRequest, IPv6
+    from scapy.layers.l2 import ARP, Ether
+    from scapy.utils import wrpcap
+    e = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    a, b = "10.1.0.1", "10.1.0.2"
+    packets = [
+        e / IP(src=b, dst=a) / TCP(sport=40000, dport=80, flags="S"),
+        e / IP(src=a, dst=b) / TCP(sport=80, dport=40000, flags="SA"),
+        e / IP(src=b, dst=a) / TCP(sport=40000, dport=80, flags="A") / (b"GET /" * 30),
+        e / IP(src=a, dst=b) / TCP(sport=80, dport=40000, flags="R"),
+        e / IP(src=b, dst=a, ttl=64) / UDP(sport=5353, dport=53) / b"ABCD",
+        e / IP(src=a, dst=b, ttl=63) / UDP(sport=53, dport=5353) / b"xyz",
+        e / IP(src=b, dst="10.2.0.9") / UDP(sport=55, dport=9999) / b"AB",
+        e / IP(src=a, dst=b) / ICMP() / (b"p" * 56),
+        e / IPv6(src="fd00::1", dst="fd00::2") / UDP(sport=53, dport=1000) / b"q",
+        e / IPv6(src="fd00::2", dst="fd00::1") / TCP(sport=2000, dport=80, flags="S"),
+        e / IPv6(src="fd00::2", dst="fd00::3") / ICMPv6EchoRequest(),
+        Ether(src="02:00:00:00:00:01", dst="ff:ff:ff:ff:ff:ff") / ARP(pdst=a),
+    ]
+    wrpcap(path, packets)
+
+
+def test_filters_count_like_tcpdump_r(tmp_path):
+    need_tool("tcpdump")
+    path = str(tmp_path / "mixed.pcap")
+    _mixed_pcap(path)
+    for expression in FILTERS:
+        want = subprocess.run(["tcpdump", "-n", "-r", path, expression], capture_output=True,
+                              text=True, timeout=20)
+        assert want.returncode == 0, want.stderr
+        got = run_pysock("capture", "-n", "-r", path, expression)
+        assert got.returncode == 0, got.stderr
+        assert len(got.stdout.splitlines()) == len(want.stdout.splitlines()), expression
+
+
+def test_bad_filter_is_a_usage_error(tmp_path):
+    path = str(tmp_path / "mixed.pcap")
+    _mixed_pcap(path)
+    got = run_pysock("capture", "-r", path, "tcp", "prot", "80")
+    assert got.returncode == 2
+    assert got.stderr.decode().startswith("pysock: bad filter 'tcp prot 80'")
+    assert len(got.stderr.splitlines()) == 1
+
+
+def test_no_privilege_names_the_ways_out():
+    need_root()
+    got = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                          *PYSOCK, "capture", "-c", "1"], capture_output=True, text=True,
+                         timeout=30, cwd="/")
+    assert got.returncode == 1
+    assert got.stderr.count("\n") == 1 and "CAP_NET_RAW" in got.stderr and "-r FILE" in got.stderr
+
+
+def _started(proc, word: bytes, timeout: float = 15) -> None:
+    """Wait for the 'listening on' line a capture prints when it is on."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while time.monotonic() < deadline and word not in seen:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    assert word in seen, seen
+
+
+def _stop(proc) -> tuple[bytes, bytes]:
+    proc.send_signal(signal.SIGINT)
+    return proc.communicate(timeout=20)
+
+
+def _frames(path: str) -> list[str]:
+    out = subprocess.run(["tcpdump", "-n", "-t", "-xx", "-r", path], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    return out.split("\n")
+
+
+def test_same_frames_as_tcpdump_and_readable_by_tshark(lab, tmp_path):
+    need_tool("tcpdump", "tshark", "socat")
+    from netns import two_hosts
+    a, b = two_hosts(lab)
+    iface = next(iter(a.addrs))
+    ours, theirs = str(tmp_path / "p.pcapng"), str(tmp_path / "t.pcap")
+    only = ["tcp", "port", "5000", "or", "icmp"]  # not the IPv6 chatter of a new link
+    dump = a.popen("tcpdump", "-i", iface, "-U", "-w", theirs, *only)
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", iface, "-w", ours, *only)
+    try:
+        _started(dump, b"listening on")
+        _started(cap, b"listening on")
+        server = b.popen("socat", "-u", "TCP-LISTEN:5000,reuseaddr", "OPEN:/dev/null")
+        time.sleep(0.5)
+        client = a.popen("socat", "-u", "-", f"TCP:{b.addr}:5000", stdin=subprocess.PIPE)
+        client.stdin.write(b"hello capture\n" * 2000)
+        client.stdin.flush()
+        time.sleep(0.5)  # a connection must outlive one look at the socket tables
+        client.communicate(timeout=20)
+        server.communicate(timeout=20)
+        a.run("ping", "-c", "5", "-i", "0.05", b.addr)
+        time.sleep(2.5)  # tcpdump hands over a part-filled ring block after 1 s
+    finally:
+        _, cap_err = _stop(cap)
+        _stop(dump)
+    assert cap.returncode == 0, cap_err
+    assert b"packets captured" in cap_err and b"dropped by kernel" in cap_err
+    mine, reference = _frames(ours), _frames(theirs)
+    assert len(mine) > 20
+    assert mine == reference
+    shark = subprocess.run(["tshark", "-r", ours, "-T", "fields", "-e", "frame.comment"],
+                           capture_output=True, text=True, timeout=60)
+    warnings = [w for w in shark.stderr.splitlines() if "Running as user" not in w]
+    assert shark.returncode == 0 and not warnings, shark.stderr
+    assert f"socat[{client.pid}]" in shark.stdout
+    read = subprocess.run(["tcpdump", "-r", ours], capture_output=True, text=True, timeout=30)
+    assert read.returncode == 0
+    assert [w for w in read.stderr.splitlines() if not w.startswith("reading from")] == []
+
+
+def test_json_and_pid_see_only_their_process(lab):
+    need_tool("socat")
+    from netns import two_hosts
+    a, _ = two_hosts(lab)
+    servers = [a.popen("socat", f"TCP-LISTEN:{p},reuseaddr,fork", "SYSTEM:'cat'")
+               for p in (6001, 6002)]
+    time.sleep(0.5)
+    talkers = [a.popen("sh", "-c", f"while :; do echo ping-{p}; sleep 0.05; done | "
+                       f"socat - TCP:127.0.0.1:{p}") for p in (6001, 6002)]
+    time.sleep(0.5)
+    socat_pid = _socat_child(talkers[0].pid)
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", "lo", "--json",
+                  "--pid", str(socat_pid), "--duration", "2", "tcp")
+    out, err = cap.communicate(timeout=30)
+    for proc in servers + talkers:
+        os.killpg(proc.pid, signal.SIGKILL)
+    assert cap.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    packets = [r for r in records if r["type"] == "packet"]
+    assert len(packets) > 10
+    assert records[-1]["type"] == "summary" and records[-1]["captured"] == len(packets)
+    for r in packets:
+        assert 6001 in (r["src_port"], r["dst_port"]), r
+        assert socat_pid in (r["pid"], r.get("peer_pid")), r
+        assert {"time", "iface", "direction", "proto", "flags", "seq", "ack", "win",
+                "len", "process"} <= r.keys()
+
+
+def _socat_child(shell_pid: int) -> int:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/comm") as f:
+                    comm = f.read().strip()
+            except OSError:
+                continue
+            if int(fields[1]) == shell_pid and comm == "socat":
+                return int(pid)
+        time.sleep(0.05)
+    raise AssertionError("no socat child")
