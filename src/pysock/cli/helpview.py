@@ -71,7 +71,8 @@ def format_group_options(group: click.Group, ctx: click.Context,
     rows = [help_row(p, ctx) for p in group.get_params(ctx) if isinstance(p, click.Option)]
     with formatter.section("Options"):
         formatter.write_dl(rows)
-    formatter.write_text("See 'pysock COMMAND --help' and 'pysock help COMMAND' (the manual).")
+    # no "see also" line: with 14 commands the page fills 24 lines, and the help
+    # command's row already says where the manual is
 
 
 def teach(command: click.Command) -> click.Command:

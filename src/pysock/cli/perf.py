@@ -179,7 +179,8 @@ def _request_response(host, port, family, json, unix, client) -> int:
                      duration=client["time"] if client["time"] is not None else 10.0,
                      rate=client["rate"] or 0.0)
     if unix:
-        ctrl = endpoints.connect_unix(unix, timeout=10)
+        from pysock.net.unixsock import connect_unix
+        ctrl = connect_unix(unix, timeout=10)
     else:
         ctrl = endpoints.connect(endpoints.ClientSpec(host=host, port=port, family=family,
                                                       timeout=10.0))

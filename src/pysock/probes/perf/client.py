@@ -85,7 +85,8 @@ class PerfClient:
 
     def _connect_stream(self, target: endpoints.ClientSpec | None) -> socket.socket:
         if self.options.unix is not None:
-            return endpoints.connect_unix(self.options.unix, timeout=10)
+            from pysock.net.unixsock import connect_unix
+            return connect_unix(self.options.unix, timeout=10)
         return endpoints.connect(target or replace(self.options.target, source_port=None))
 
     def _open_streams(self) -> None:
