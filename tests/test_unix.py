@@ -170,6 +170,23 @@ def test_seqpacket_keeps_boundaries_and_ends(procs, sock_path):
     assert server.returncode == 0, err
 
 
+@pytest.mark.parametrize("mode", ["--echo", "--broker"])
+def test_seqpacket_server_keeps_many_clients(mode, procs, sock_path):
+    """-k with a seqpacket socket: each client's messages are relayed whole (echo back
+    to the sender, broker to the others), and the server outlives its clients."""
+    server = procs.pysock("unix", "-l", "-k", "--type", "seqpacket", mode, sock_path)
+    wait_unix(sock_path, server)
+    for round_ in range(2):
+        a = unix_client(sock_path, kind=socket.SOCK_SEQPACKET)
+        b = unix_client(sock_path, kind=socket.SOCK_SEQPACKET) if mode == "--broker" else a
+        time.sleep(0.2)  # both accepted before the first message
+        a.send(b"hello %d" % round_)
+        assert b.recv(100) == b"hello %d" % round_
+        for s in {a, b}:
+            s.close()
+    assert server.poll() is None
+
+
 # ---- abstract names ------------------------------------------------------------------------
 
 

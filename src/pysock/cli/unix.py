@@ -327,13 +327,22 @@ def _server(addr, kind, mode, backlog, keep_open, max_conns, modes, wait, outgoi
 def _wrapper(outgoing, report, tls):
     """An accepted Unix stream as a Channel: descriptors and credentials ride along
     (not over TLS, which carries bytes only)."""
+    import socket
+
     from pysock.net.ancillary import peer_credentials
+    from pysock.net.datagram import DatagramChannel
     from pysock.net.endpoints import SocketChannel
     from pysock.net.unixsock import UnixChannel
 
     def wrap(sock):
         report.last_creds = peer_credentials(sock)
-        return SocketChannel(sock) if tls is not None else UnixChannel(sock, outgoing, report)
+        if tls is not None:
+            return SocketChannel(sock)
+        if sock.type == socket.SOCK_SEQPACKET:
+            channel = DatagramChannel(sock)
+            channel.outgoing = outgoing
+            return channel
+        return UnixChannel(sock, outgoing, report)
     return wrap
 
 

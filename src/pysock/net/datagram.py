@@ -213,8 +213,9 @@ class DatagramSendPump(Pump):
     """Input bytes (stdin), cut into datagrams by a Framer, each sent whole."""
 
     def __init__(self, src: int, channel: DatagramChannel, framer: Framer, *, transform=None,
-                 taps=(), direction: str = ">", poll_before_read: bool = True):
+                 taps=(), direction: str = ">", poll_before_read: bool = True, read=None):
         super().__init__(src, channel.wfd)
+        self.read = read  # the source's own read (a memory Feed), else os.read on src
         self.channel, self.framer, self.transform = channel, framer, transform
         self.taps, self.direction = taps, direction
         self.queue: deque[bytes] = deque()
@@ -249,7 +250,7 @@ class DatagramSendPump(Pump):
     def _fill(self) -> None:
         self._may_read()
         try:
-            data = os.read(self.src, self.read_size)
+            data = self.read(self.read_size) if self.read else os.read(self.src, self.read_size)
         except BlockingIOError:
             raise Blocked(self.src, select.POLLIN) from None
         except OSError as exc:

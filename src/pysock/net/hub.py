@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pysock.errors import NetworkError, PysockError
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
+from pysock.net.datagram import Framing
 from pysock.net.endpoints import Channel, SocketChannel, StdioChannel, fd_kind, os_error, peer_name
 from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked
@@ -327,7 +328,8 @@ class Hub:
             policy = replace(policy, quit_after_eof=0.0, shutdown_on_eof=True,
                              recv_only=False, send_only=False)
         elif self.policy.mode != "relay":  # stdin plays no part: the client's data is the input
-            policy = replace(policy, recv_only=False, send_only=False)
+            # and on a datagram socket each queued message is already one datagram
+            policy = replace(policy, recv_only=False, send_only=False, framing=Framing("raw"))
         single = self.policy.mode == "relay" and not self.policy.keep_open
         taps = [t.for_peer(peer) if hasattr(t, "for_peer") and not single else t
                 for t in self.taps]

@@ -209,7 +209,8 @@ class Link:
             taps = [t for t in self.taps if getattr(t, "sees_bytes", False)]
             return DatagramSendPump(src.rfd, dst, Framer(self.policy.framing), transform=transform,
                                     taps=taps, direction=SENT,
-                                    poll_before_read=src_kind != "socket")
+                                    poll_before_read=src_kind not in ("socket", "memory"),
+                                    read=src.recv if src_kind == "memory" else None)
         taps = [t for t in self.taps if getattr(t, "sees_bytes", False)
                 or getattr(t, "sees_datagrams", False)]
         return DatagramRecvPump(src, dst.send, dst.wfd, taps=taps, direction=RECEIVED)
