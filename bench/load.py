@@ -31,6 +31,20 @@ def wait_fds(pid: int, wanted: Callable[[int], bool], timeout: float, what: str)
         time.sleep(0.05)
 
 
+def settled_fd_count(pid: int, timeout: float = 5) -> int:
+    """The server's descriptors once it is idle: just after it listens it may still be
+    importing (a module file open for a moment), which would raise the base."""
+    deadline = time.monotonic() + timeout
+    last = fd_count(pid)
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = fd_count(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def broker_round(port: int, pid: int, clients: int, base_fds: int, timeout: float = 120) -> None:
     """Every client says one line once all are in; each must get every other's line."""
     enough_fds(clients)
@@ -82,7 +96,7 @@ def served(argv_tail: list[str], drive: Callable[[int, int, int], None],
     argv = [PYSOCK, "listen", "-k", "--backlog", str(BACKLOG), *argv_tail, "127.0.0.1", str(port)]
     with running(argv) as server:
         wait_listening(port, proc=server)
-        base = fd_count(server.pid)
+        base = settled_fd_count(server.pid)
         t0 = time.perf_counter()
         drive(port, server.pid, base)
         took = time.perf_counter() - t0

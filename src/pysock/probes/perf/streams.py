@@ -11,7 +11,7 @@ import threading
 import time
 
 POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
-FINISH_WAIT = 10.0
+FINISH_WAIT = 1.0
 DRAIN_QUIET = 0.05
 DRAIN_LIMIT = 1.0
 
