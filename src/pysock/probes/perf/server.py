@@ -195,6 +195,7 @@ class ServerTest:
         run.start()
         self._await_end(run)
         cpu = run.finish()
+        _end_streams(self.streams)
         P.send_state(ctrl, P.EXCHANGE_RESULTS)
         theirs = peer_results(P.read_json(ctrl, "client's results"),
                               {s.id for s in self.streams})
@@ -331,3 +332,15 @@ def _where(addr) -> str:
 
 def _text(exc: Exception) -> str:
     return getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
+
+
+def _end_streams(streams) -> None:
+    """At TEST_END iperf3's server closes the data streams; an iperf3 client that
+    receives (-R) sits in a blocking read of a whole block until it sees that end."""
+    for stream in streams:
+        if stream.sock.type != socket.SOCK_STREAM:
+            continue
+        try:
+            stream.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
