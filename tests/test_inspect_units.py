@@ -281,3 +281,139 @@ def test_fast_plain_is_the_same_as_the_record_writer():
             for r in records:
                 writer.write(row(r, names))
         assert fast.getvalue() == slow.getvalue() and "3!" in fast.getvalue()
+
+
+# ---- the extended listing without a dict per socket ----------------------------
+
+
+def _tcp_info(**fields) -> bytes:
+    values = [fields.get(name, 0) for name, _ in tcpinfo._LAYOUT]
+    return struct.pack("=" + "".join(f for _, f in tcpinfo._LAYOUT), *values)
+
+
+def test_shown_fields_are_what_decode_says():
+    import random
+    rng = random.Random(19)
+    for n in range(500):
+        data = bytearray(rng.randbytes(rng.choice((tcpinfo.SIZE, 280, 192, 160, 104))))
+        if n % 5 == 0:  # rates the kernel left unset
+            data[104:112] = data[160:168] = b"\xff" * 8
+        if n % 7 == 0:
+            data[5] &= ~tcpinfo.TCPI_OPT_WSCALE & 0xFF
+        info = tcpinfo.decode(bytes(data))
+        assert tcpinfo.shown(bytes(data)) == tuple(info[name] for name in tcpinfo.SHOWN), n
+
+
+def _extended_records() -> list[SocketRecord]:
+    a = SocketRecord("tcp", 4, ESTABLISHED, 0, 4096, "192.0.2.1", 443, "198.51.100.7", 50000,
+                     77, 0, pids=[42], process="srv", user="root")
+    a.tcp_raw = _tcp_info(
+        retransmits=1, options=4, wscale=0x97, rto=204000, ato=40000, snd_mss=1448,
+        rcv_mss=536, pmtu=1500, rtt=1234, rttvar=617, snd_cwnd=10, advmss=1448,
+        total_retrans=3, pacing_rate=2500000, bytes_acked=123456, bytes_received=789,
+        notsent_bytes=4096, delivery_rate=125000, busy_time=5000000, rwnd_limited=1000000,
+        sndbuf_limited=250000)
+    a.skmem_raw = (0, 131072, 0, 87040, 0, 0, 0, 0, 3)
+    a.congestion, a.timer, a.timer_ms = "cubic", "on", 204
+    b = SocketRecord("tcp", 4, TIME_WAIT, 0, 0, "192.0.2.1", 443, "198.51.100.8", 50001, 0)
+    b.timer, b.timer_ms = "timewait", 59000
+    return [a, b]
+
+
+# pysock 0.x's text for _extended_records(), as the dict-per-socket writer drew it
+EXTENDED_GOLDEN = (
+    "tcp\tESTABLISHED\t0\t4096\t192.0.2.1:443\t198.51.100.7:50000\tsrv[42]\troot\t77\t"
+    "1.234/0.617\t10\t1/3\t123456/789\t1.0Mbps\tcubic\ton,204ms\tr0,rb131072,t0,tb87040,d3\t"
+    "mss:1448 rcvmss:536 advmss:1448 pmtu:1500 rto:204 ato:40 wscale:7,9 pacing_rate "
+    "20000000bps delivery_rate 1000000bps busy:5000ms rwnd_limited:1000ms(20.0%) "
+    "sndbuf_limited:250ms(5.0%) notsent:4096\n"
+    "tcp\tTIME_WAIT\t0\t0\t192.0.2.1:443\t198.51.100.8:50001\t-\t-\t0\t-\t-\t-\t-\t-\t-\t"
+    "timewait,59000ms\t-\t-\n")
+
+
+def test_extended_plain_lines_are_the_text_they_were():
+    out = io.StringIO()
+    write_sockets(_extended_records(), "plain", color=False, extended=True,
+                  names=Names(services=False), stream=out, header=False)
+    assert out.getvalue() == EXTENDED_GOLDEN
+
+
+def test_fast_extended_is_the_same_as_the_record_writer(pair):
+    """FastPlain's one-format lines against RecordWriter drawing row(): real sockets of
+    this process, the golden ones, random tcp_info of every length, and lines made
+    before the owners were known (prepare, then the owner pass, then write)."""
+    import random
+    from pysock.inventory.sources import read_sockets
+    from pysock.render.inspect import FastPlain, row, socket_columns
+    from pysock.render.records import RecordWriter
+    rng = random.Random(7)
+    records, _ = read_sockets(Filter.build(all_states=True), extended=True)
+    assert any(r.tcp_raw for r in records) and any(r.proto == "unix" for r in records)
+    records += _extended_records() + _records()
+    for n in range(200):
+        r = SocketRecord("tcp", 6, ESTABLISHED, n, 0, "::1", 1000 + n, "::1", 80, 500 + n, 0)
+        r.tcp_raw = rng.randbytes(rng.choice((tcpinfo.SIZE, 280, 192, 120)))
+        r.skmem_raw = tuple(rng.randrange(3) for _ in range(rng.choice((9, 8, 5))))
+        r.congestion = rng.choice((None, "", "bbr"))
+        records.append(r)
+    names = Names()
+    fast = FastPlain(names, extended=True)
+    fast.prepare(records)
+    for r in records:  # owners arrive after prepare, as from the /proc pass
+        if r.proto == "tcp" and not r.pids:
+            r.pids, r.process, r.user = [r.inode % 97 + 1], "late", "someone"
+    got, want = io.StringIO(), io.StringIO()
+    fast.write(records, got, header=True)
+    with RecordWriter(socket_columns(True), "plain", stream=want) as writer:
+        for r in records:
+            writer.write(row(r, names, True))
+    assert got.getvalue() == want.getvalue() and "late[" in got.getvalue()
+
+
+def test_attribute_chains_read_by_layout_and_by_walk():
+    """A chain seen once is read by its layout; one of the same length but other kinds
+    (or a broken one) is walked, and both give what the attributes say."""
+    def attr(kind, payload):
+        return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+    info, skmem = _tcp_info(snd_cwnd=33, rtt=1000), struct.pack("=9I", *range(1, 10))
+    usual = attr(15, b"\0" * 4) + attr(sockdiag.INET_DIAG_SKMEMINFO, skmem) \
+        + attr(sockdiag.INET_DIAG_INFO, info) + attr(sockdiag.INET_DIAG_CONG, b"bbr\0")
+    other = attr(15, b"\0" * 4) + attr(99, skmem) + attr(sockdiag.INET_DIAG_INFO, info) \
+        + attr(sockdiag.INET_DIAG_CONG, b"dct\0")
+    broken = attr(15, b"\0" * 4) + struct.pack("=HH", 2, 0) + b"\0" * (len(usual) - 12)
+    assert len(usual) == len(other) == len(broken)
+    buf = bytearray(usual * 3 + other + usual + broken)
+    reader = sockdiag._AttrReader(buf, "tcp")
+    got = []
+    for i in range(6):
+        r = SocketRecord("tcp", 4, ESTABLISHED, 0, 0, "a", 1, "b", 2, i)
+        reader.read(r, i * len(usual), (i + 1) * len(usual))
+        got.append(r)
+        if i == 2:
+            assert len(reader.layouts) == 1  # the usual chain, learned once
+    for r in got[:3] + got[4:5]:
+        assert (r.tcp_info["cwnd"], r.skmem_raw, r.congestion) == (33, tuple(range(1, 10)), "bbr")
+    assert (got[3].tcp_info["cwnd"], got[3].skmem_raw, got[3].congestion) == (33, None, "dct")
+    assert (got[5].tcp_raw, got[5].skmem_raw, got[5].congestion) == (None, None, None)
+
+
+def test_collect_works_while_the_owner_pass_runs(pair):
+    """collect(): while_waiting sees the selected sockets before they have owners; the
+    inventory has them after; a pass started early (beside) is the one used."""
+    from pysock.inventory.processes import ScanBeside
+    from pysock.inventory.sources import collect
+    seen_before = {}
+
+    def early(records):
+        seen_before.update({r.inode: list(r.pids) for r in records})
+    with ScanBeside(False, None).start() as beside:
+        child = beside.pid
+        assert child and beside.start().pid == child  # started once
+        inventory = collect(Filter.build(protos=["tcp"], all_states=True), beside=beside,
+                            while_waiting=early)
+    mine = [ino(s) for s in pair]
+    assert all(seen_before[i] == [] for i in mine)
+    owners = {r.inode: r.pids for r in inventory.records}
+    assert all(owners[i] == [os.getpid()] for i in mine)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(child, os.WNOHANG)  # reaped

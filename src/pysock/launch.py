@@ -59,17 +59,26 @@ def _isatty(stream) -> bool:
 
 
 def list_sockets(got: dict) -> int:
-    from pysock.inventory.filter import Filter
-    from pysock.inventory.sources import choose_source, collect
-    from pysock.render.inspect import Names, write_sockets
-    flt = Filter.build(protos=got["protos"], family=got["family"], listening=got["listening"],
-                       all_states=got["all_states"])
-    inventory = collect(flt, source=choose_source(None), extended=got["extended"])
+    from pysock.inventory.processes import ScanBeside, sockets_in_use
+    # the /proc owner pass is the longest part of a big listing: it starts first, in a
+    # child, and runs while this process imports the rest and reads the sockets
+    with ScanBeside(False, sockets_in_use()).start() as beside:
+        from pysock.inventory.filter import Filter
+        from pysock.inventory.sources import choose_source, collect
+        from pysock.render.inspect import FastPlain, Names, write_sockets
+        flt = Filter.build(protos=got["protos"], family=got["family"],
+                           listening=got["listening"], all_states=got["all_states"])
+        names = Names(services=not got["numeric"])
+        plain = None if got["json"] else FastPlain(names, got["extended"])
+        inventory = collect(flt, source=choose_source(None), extended=got["extended"],
+                            beside=beside, while_waiting=plain.prepare if plain else None)
     for note in inventory.notes:
         _say(note)
-    write_sockets(inventory.records, "json" if got["json"] else "plain", color=False,
-                  extended=got["extended"], names=Names(services=not got["numeric"]),
-                  header=got["header"])
+    if plain is not None:
+        plain.write(inventory.records, sys.stdout, got["header"])
+    else:
+        write_sockets(inventory.records, "json", color=False, extended=got["extended"],
+                      names=names, header=got["header"])
     return 0
 
 

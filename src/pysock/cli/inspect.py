@@ -334,7 +334,12 @@ class _Run:
         return inventory
 
     def sockets(self) -> int:
-        from pysock.render.inspect import write_sockets
+        from pysock.render.inspect import FastPlain, write_sockets
+        if self.mode == "plain":  # lines made while the owner pass runs, as pysock.launch
+            plain = FastPlain(self.names, self.extended)
+            plain.write(self.collect(while_waiting=plain.prepare).records, sys.stdout,
+                        self.header)
+            return 0
         inventory = self.collect()
         write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
                       names=self.names, header=self.header)

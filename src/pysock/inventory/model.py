@@ -31,7 +31,8 @@ class SocketRecord:
 
     __slots__ = ("proto", "family", "state", "recv_q", "send_q", "local_addr", "local_port",
                  "peer_addr", "peer_port", "inode", "uid", "path", "unix_type", "peer_inode",
-                 "pids", "process", "user", "tcp_info", "skmem", "congestion", "timer",
+                 "pids", "process", "user", "tcp_raw", "_tcp_info", "skmem_raw", "congestion",
+                 "timer",
                  "timer_ms", "peer_path", "peer_pid", "peer_process")
 
     def __init__(self, proto: str, family: int, state: int, recv_q: int | None,
@@ -52,9 +53,11 @@ class SocketRecord:
         self.peer_inode = peer_inode  # unix: the inode of the other end
         self.pids = pids  # owners, lowest first as /proc lists them
         self.process, self.user = process, user
-        # filled for the extended view when the source has it (netlink)
-        self.tcp_info: dict | None = None
-        self.skmem: dict | None = None
+        # filled for the extended view when the source has it (netlink): kept as the
+        # kernel sent them and decoded when asked (the plain -e table reads a few fields)
+        self.tcp_raw: bytes | None = None  # struct tcp_info
+        self._tcp_info: dict | None = None
+        self.skmem_raw: tuple[int, ...] | None = None  # the skmem array
         self.congestion: str | None = None
         self.timer: str | None = None
         self.timer_ms: int | None = None
@@ -66,6 +69,27 @@ class SocketRecord:
     def __repr__(self) -> str:
         return (f"SocketRecord({self.proto_text} {self.state_text} {self.local_addr}:"
                 f"{self.local_port} {self.peer_addr}:{self.peer_port} inode={self.inode})")
+
+    @property
+    def tcp_info(self) -> dict | None:
+        """tcp_info by pysock's stable names (inventory.tcpinfo.decode), None without it."""
+        if self._tcp_info is None and self.tcp_raw is not None:
+            self._tcp_info = _tcpinfo().decode(self.tcp_raw)
+        return self._tcp_info
+
+    def tcp_shown(self) -> tuple | None:
+        """The tcp_info fields the extended table shows, without decoding the rest
+        (inventory.tcpinfo.SHOWN: their names and order)."""
+        if self.tcp_raw is None:
+            return None
+        return _tcpinfo().shown(self.tcp_raw)
+
+    @property
+    def skmem(self) -> dict | None:
+        if self.skmem_raw is None:
+            return None
+        from pysock.inventory.tcpinfo import SKMEM_NAMES
+        return dict(zip(SKMEM_NAMES, self.skmem_raw))
 
     @property
     def pid(self) -> int | None:
@@ -124,6 +148,16 @@ class SocketRecord:
     @property
     def backlog_full(self) -> bool:
         return backlog_full(self)
+
+
+_TCPINFO = []  # pysock.inventory.tcpinfo, once a record is asked for its tcp_info
+
+
+def _tcpinfo():
+    if not _TCPINFO:
+        from pysock.inventory import tcpinfo
+        _TCPINFO.append(tcpinfo)
+    return _TCPINFO[0]
 
 
 def backlog_full(record: SocketRecord) -> bool:

@@ -118,6 +118,16 @@ def socket_owners(inodes: set[int] | None = None) -> dict[int, list[Owner]]:
     return {inode: seen.owners(inode) for inode in seen.by_inode}
 
 
+def sockets_in_use() -> int | None:
+    """The kernel's count of sockets in use (/proc/net/sockstat), None when unreadable."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            words = f.readline().split()
+    except OSError:
+        return None
+    return int(words[2]) if len(words) > 2 and words[2].isdigit() else None
+
+
 def missing(pids) -> list[int]:
     """The pids with no process (in this PID namespace)."""
     return [pid for pid in pids if not os.path.isdir(f"/proc/{pid}")]
@@ -146,19 +156,29 @@ class ScanBeside:
 
     On a machine with few sockets the fork costs more than it saves (measured with
     1,300 sockets: 21 ms forked, 11 ms one after the other), so below FORK_FROM
-    sockets in use (/proc/net/sockstat) the pass runs here too."""
+    sockets in use (/proc/net/sockstat) the pass runs here too.
+
+    start() may come early, before the caller imports what it reads the sockets with
+    (the child then has those milliseconds of head start); leaving the with-block
+    reaps the child whatever happened."""
 
     FORK_FROM = 5000
 
-    def __init__(self, all_processes: bool = False, sockets_in_use: int | None = None):
+    def __init__(self, all_processes: bool = False, in_use: int | None = None):
         self.all_processes = all_processes
         self.pid: int | None = None
         self.fd: int | None = None
-        self.fork = sockets_in_use is None or sockets_in_use >= self.FORK_FROM
+        self.fork = in_use is None or in_use >= self.FORK_FROM
+        self.started = False
 
     def __enter__(self) -> ScanBeside:
-        if not self.fork:
+        return self.start()
+
+    def start(self) -> ScanBeside:
+        """Fork the pass (once; below FORK_FROM sockets, nothing to do until result())."""
+        if self.started or not self.fork:
             return self
+        self.started = True
         try:
             read_fd, write_fd = os.pipe()
         except OSError:

@@ -153,16 +153,6 @@ def packet_sockets() -> Iterator[SocketRecord]:
                            unix_type=PACKET_TYPES.get(int(cols[2]), cols[2]))
 
 
-def sockets_in_use() -> int | None:
-    """The kernel's count of sockets in use (/proc/net/sockstat), None when unreadable."""
-    try:
-        with open("/proc/net/sockstat") as f:
-            words = f.readline().split()
-    except OSError:
-        return None
-    return int(words[2]) if len(words) > 2 and words[2].isdigit() else None
-
-
 def sockstat() -> dict[str, dict[str, int]]:
     """/proc/net/sockstat and sockstat6: {'TCP': {'inuse': .., 'tw': ..}, 'TCP6': ...}."""
     out: dict[str, dict[str, int]] = {}

@@ -7,7 +7,6 @@ unix_diag.h. One dump per (protocol, family); a dump the kernel cannot do
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import socket
 import struct
@@ -179,8 +178,7 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
     addr_len = 4 if family == 4 else 16
     unpack, ports = INET_MSG.unpack_from, INET_PORTS.unpack_from
     names: dict[bytes, str] = {}  # most sockets share a handful of addresses
-    if extended or proto == "raw":
-        _load_tcpinfo()
+    attrs = _AttrReader(diag.buf, proto) if extended or proto == "raw" else None
     for view, start, end in diag.dump(inet_request(proto, family, states, extended, bytecode)):
         _, state, timer, _, src, dst, expires, rqueue, wqueue, uid, inode = unpack(view, start)
         sport, dport = ports(view, start + 4)
@@ -194,41 +192,89 @@ def inet_sockets(diag: DiagSocket, proto: str, family: int, states: int = ALL_ST
                               inode, uid if inode else None)
         if timer:
             record.timer, record.timer_ms = TIMERS.get(timer, str(timer)), expires
-        if extended or proto == "raw":
-            _inet_attrs(record, view, start + INET_MSG.size, end)
+        if attrs is not None and end > start + INET_MSG.size:
+            attrs.read(record, start + INET_MSG.size, end)
         yield record
 
 
-tcpinfo = None  # pysock.inventory.tcpinfo, imported by the dumps that ask for it (-e)
+class _AttrReader:
+    """The attributes after each inet_diag_msg of one dump, kept as the kernel sent them
+    (the tcp_info bytes, the skmem numbers, the congestion name): decoding waits until
+    someone asks, and most of a listing shows a few fields.
 
+    This runs per socket and the rtattr walk is most of its cost, while the sockets of
+    one dump mostly carry the same chain of attributes (the same kinds and lengths in
+    the same order). So a chain seen once is kept as a layout: one Struct reads every
+    header of the next socket's chain at once, and when all of them and the total
+    length are the same, the wanted attributes are where they were. Anything else is
+    walked as _attrs walks."""
 
-def _load_tcpinfo() -> None:
-    global tcpinfo
-    if tcpinfo is None:
-        from pysock.inventory import tcpinfo as module
-        tcpinfo = module
+    MAX_LAYOUTS = 16
 
+    def __init__(self, buf: bytearray, proto: str):
+        from pysock.inventory import tcpinfo
+        self.buf = buf
+        self.skmem_values = tcpinfo.skmem_values
+        self.skmem_unpack, self.skmem_size = tcpinfo.SKMEM.unpack_from, tcpinfo.SKMEM.size
+        self.tcp = proto == "tcp"
+        self.raw = proto == "raw"
+        self.congestion: dict[bytes, str] = {}  # the attribute as sent -> the name
+        self.layouts: dict[int, tuple] = {}  # chain length -> (headers, spans)
 
-def _inet_attrs(record: SocketRecord, view: memoryview, start: int, end: int) -> None:
-    unpack = RTATTR.unpack_from
-    while start + 4 <= end:  # the rtattr walk of _attrs, inlined: this runs per socket
-        length, kind = unpack(view, start)
-        if length < 4:
+    def read(self, record: SocketRecord, start: int, end: int) -> None:
+        layout = self.layouts.get(end - start)
+        if layout is not None and layout[0].unpack_from(self.buf, start) == layout[1]:
+            self._take(record, start, layout)
             return
-        if kind == INET_DIAG_INFO and record.proto == "tcp":
-            record.tcp_info = tcpinfo.decode(view[start + 4:start + length])
-        elif kind == INET_DIAG_SKMEMINFO:
-            record.skmem = tcpinfo.decode_skmem(view[start + 4:start + length])
-        elif kind == INET_DIAG_CONG:
-            record.congestion = _congestion(bytes(view[start + 4:start + length]))
-        elif kind == INET_DIAG_PROTOCOL and record.proto == "raw":
-            record.local_port = view[start + 4]  # a raw socket's "port" is its IP protocol
-        start += (length + 3) & ~3
+        chain, whole = self._walk(start, end)
+        spans = {kind: (offset + 4, offset + length) for offset, length, kind in chain}
+        layout = self._layout(chain, tuple(spans.get(kind) for kind in self.KEPT))
+        self._take(record, start, layout)
+        if whole and len(self.layouts) < self.MAX_LAYOUTS:
+            self.layouts[end - start] = layout
 
+    KEPT = (INET_DIAG_INFO, INET_DIAG_SKMEMINFO, INET_DIAG_CONG, INET_DIAG_PROTOCOL)
 
-@functools.lru_cache(maxsize=64)
-def _congestion(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode(errors="replace")
+    def _walk(self, start: int, end: int) -> tuple[list[tuple[int, int, int]], bool]:
+        """(offset from start, length, kind) of each attribute, and whether the chain
+        ended where the message does (a broken one is read as far as it goes)."""
+        chain, unpack, pos = [], RTATTR.unpack_from, start
+        while pos + 4 <= end:
+            length, kind = unpack(self.buf, pos)
+            if length < 4:
+                return chain, False
+            chain.append((pos - start, min(length, end - pos), kind))
+            pos += (length + 3) & ~3
+        return chain, pos >= end
+
+    @staticmethod
+    def _layout(chain: list[tuple[int, int, int]], spans: tuple) -> tuple:
+        """(a Struct of every header, their values, then where each KEPT kind is)."""
+        fmt, expected, at = "=", [], 0
+        for offset, length, kind in chain:
+            fmt += f"{offset - at}xHH"
+            expected += (length, kind)
+            at = offset + 4
+        return (struct.Struct(fmt), tuple(expected), *spans)
+
+    def _take(self, record: SocketRecord, start: int, layout: tuple) -> None:
+        _, _, info, skmem, congestion, protocol = layout
+        buf = self.buf
+        if info is not None and self.tcp:
+            record.tcp_raw = bytes(buf[start + info[0]:start + info[1]])
+        if skmem is not None:
+            if skmem[1] - skmem[0] >= self.skmem_size:
+                record.skmem_raw = self.skmem_unpack(buf, start + skmem[0])
+            else:  # an older kernel's shorter array
+                record.skmem_raw = self.skmem_values(buf[start + skmem[0]:start + skmem[1]])
+        if congestion is not None:
+            raw = bytes(buf[start + congestion[0]:start + congestion[1]])
+            name = self.congestion.get(raw)
+            if name is None:
+                name = self.congestion[raw] = raw.split(b"\0", 1)[0].decode(errors="replace")
+            record.congestion = name
+        if protocol is not None and self.raw:  # a raw socket's "port" is its IP protocol
+            record.local_port = buf[start + protocol[0]]
 
 
 def unix_request(states: int, extended: bool) -> bytes:
@@ -254,8 +300,8 @@ def unix_sockets(diag: DiagSocket, states: int = ALL_STATES,
             elif attr == UNIX_DIAG_UID:
                 record.uid = struct.unpack_from("=I", data)[0]
             elif attr == UNIX_DIAG_MEMINFO:
-                _load_tcpinfo()
-                record.skmem = tcpinfo.decode_skmem(data)
+                from pysock.inventory.tcpinfo import skmem_values
+                record.skmem_raw = skmem_values(data)
         yield record
 
 

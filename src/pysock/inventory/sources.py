@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import pwd
+from collections.abc import Callable
 
 from pysock.errors import PysockError, UsageError
 from pysock.inventory import procnet, sockdiag
 from pysock.inventory.filter import ALL, Filter
 from pysock.inventory.model import SocketRecord
-from pysock.inventory.processes import ProcessMap, ScanBeside
+from pysock.inventory.processes import ProcessMap, ScanBeside, sockets_in_use
 
 SOURCES = ("auto", "netlink", "proc")
 SOURCE_ENV = "PYSOCK_INSPECT_SOURCE"
@@ -154,13 +155,21 @@ def uid_of(user: str) -> int:
 
 
 def collect(flt: Filter, *, source: str = "auto", extended: bool = False,
-            all_processes: bool = False) -> Inventory:
-    """The sockets the filter selects, with their owners, in one pass each."""
-    with ScanBeside(all_processes, procnet.sockets_in_use()) as pass_over_proc:
+            all_processes: bool = False, beside: ScanBeside | None = None,
+            while_waiting: Callable[[list[SocketRecord]], None] | None = None) -> Inventory:
+    """The sockets the filter selects, with their owners, in one pass each.
+
+    beside: the owner pass, when the caller started it already. while_waiting: work on
+    the selected sockets (before they have owners) to do while that pass runs."""
+    if beside is None:
+        beside = ScanBeside(all_processes, sockets_in_use())
+    with beside.start() as pass_over_proc:
         records, used = read_sockets(flt, source=source, extended=extended)
         if "unix" in flt.protos:
             pair_unix(records)
         records = [r for r in records if r.proto in flt.protos and flt.match_socket(r)]
+        if while_waiting is not None:
+            while_waiting(records)
         seen = pass_over_proc.result()
     attach_owners(records, seen)
     if flt.needs_owners:

@@ -104,11 +104,55 @@ def decode(data: bytes) -> dict:
     return out
 
 
-_SKMEM = struct.Struct(f"={len(SKMEM_NAMES)}I")
+SKMEM = struct.Struct(f"={len(SKMEM_NAMES)}I")
 
 
 def decode_skmem(data: bytes) -> dict[str, int]:
-    if len(data) >= _SKMEM.size:
-        return dict(zip(SKMEM_NAMES, _SKMEM.unpack_from(data)))
-    count = len(data) // 4
-    return dict(zip(SKMEM_NAMES, struct.unpack_from(f"={count}I", data)))
+    return dict(zip(SKMEM_NAMES, skmem_values(data)))
+
+
+# ---- the fields the extended table shows, without a dict per socket -------------
+
+# decode()'s names and units, in this order; the kernel fields they come from are read
+# with one Struct that skips the rest (a listing of thousands of sockets pays per field)
+SHOWN = ("rtt_ms", "rttvar_ms", "cwnd", "retransmits", "retrans", "bytes_acked",
+         "bytes_received", "delivery_rate_bps", "mss", "rcv_mss", "advmss", "pmtu", "rto_ms",
+         "ato_ms", "snd_wscale", "rcv_wscale", "pacing_rate_bps", "busy_ms",
+         "rwnd_limited_ms", "sndbuf_limited_ms", "notsent_bytes")
+_SHOWN_KERNEL = {"retransmits", "options", "wscale", "rto", "ato", "snd_mss", "rcv_mss",
+                 "pmtu", "rtt", "rttvar", "snd_cwnd", "advmss", "total_retrans",
+                 "pacing_rate", "bytes_acked", "bytes_received", "notsent_bytes",
+                 "delivery_rate", "busy_time", "rwnd_limited", "sndbuf_limited"}
+
+
+def _sub_struct(keep: set[str]) -> struct.Struct:
+    """A Struct reading only the kept fields (in kernel order), padding over the rest."""
+    last = max(_NAMES.index(name) for name in keep)
+    return struct.Struct("=" + "".join(fmt if name in keep else f"{struct.calcsize(fmt)}x"
+                                       for name, fmt in _LAYOUT[:last + 1]))
+
+
+_SHOWN_STRUCT = _sub_struct(_SHOWN_KERNEL)
+
+
+def shown(data) -> tuple:
+    """The SHOWN fields of tcp_info, as decode() has them."""
+    if len(data) < _SHOWN_STRUCT.size:  # an older kernel's shorter struct: the careful way
+        info = decode(data)
+        return tuple(info[name] for name in SHOWN)
+    (retransmits, options, wscale, rto, ato, mss, rcv_mss, pmtu, rtt, rttvar, cwnd, advmss,
+     retrans, pacing, acked, received, notsent, delivery, busy, rwnd_limited,
+     sndbuf_limited) = _SHOWN_STRUCT.unpack_from(data)
+    scaled = options & TCPI_OPT_WSCALE
+    return (rtt / 1000, rttvar / 1000, cwnd, retransmits, retrans, acked, received,
+            None if delivery == _UNSET_RATE else delivery * 8, mss, rcv_mss, advmss, pmtu,
+            rto / 1000, ato / 1000, wscale & 0xF if scaled else None,
+            wscale >> 4 if scaled else None, None if pacing == _UNSET_RATE else pacing * 8,
+            busy / 1000, rwnd_limited / 1000, sndbuf_limited / 1000, notsent)
+
+
+def skmem_values(data) -> tuple[int, ...]:
+    """The skmem array as the kernel sent it (SKMEM_NAMES order, as many as it has)."""
+    if len(data) >= SKMEM.size:
+        return SKMEM.unpack_from(data)
+    return struct.unpack_from(f"={len(data) // 4}I", data)

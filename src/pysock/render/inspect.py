@@ -136,7 +136,7 @@ def row(r, names: Names, extended: bool = False) -> dict:
     if len(r.pids) > 1:
         out["process"] += f" +{len(r.pids) - 1}"
     if extended:
-        out.update(_extended(r))
+        out.update(zip(EXTENDED_KEYS, extended_cells(r)))
     return out
 
 
@@ -153,50 +153,72 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value:g}ms"
 
 
-def tcp_info_text(info: dict) -> str:
-    """The rest of tcp_info in ss -i's words: mss:1448 rto:204 ato:40 wscale:7,7 ..."""
+def tcp_info_text(shown: tuple) -> str:
+    """The rest of tcp_info in ss -i's words: mss:1448 rto:204 ato:40 wscale:7,7 ...
+    shown: the record's tcp_shown() (inventory.tcpinfo.SHOWN)."""
+    return " ".join(filter(None, (setting_words(shown), flow_words(shown))))
+
+
+def setting_words(shown: tuple) -> str:
+    """What tcp_info says about the path and the connection's settings: mss ... wscale
+    (the same for many sockets, so FastPlain keeps them)."""
+    mss, rcv_mss, advmss, pmtu, rto, ato, snd_wscale, rcv_wscale = shown[8:16]
     words = []
-    for key, label in (("mss", "mss"), ("rcv_mss", "rcvmss"), ("advmss", "advmss"),
-                       ("pmtu", "pmtu")):
-        if info.get(key):
-            words.append(f"{label}:{info[key]}")
-    for key, label in (("rto_ms", "rto"), ("ato_ms", "ato")):
-        if info.get(key):
-            words.append(f"{label}:{info[key]:g}")
-    if info.get("snd_wscale") is not None:
-        words.append(f"wscale:{info['snd_wscale']},{info['rcv_wscale']}")
-    for key, label in (("pacing_rate_bps", "pacing_rate"), ("delivery_rate_bps",
-                                                            "delivery_rate")):
-        if info.get(key):
-            words.append(f"{label} {info[key]}bps")
-    busy = info.get("busy_ms")
-    if busy:
-        words.append(f"busy:{busy:g}ms")
-        for key, label in (("rwnd_limited_ms", "rwnd_limited"),
-                           ("sndbuf_limited_ms", "sndbuf_limited")):
-            if info.get(key):
-                words.append(f"{label}:{info[key]:g}ms({100 * info[key] / busy:.1f}%)")
-    if info.get("notsent_bytes"):
-        words.append(f"notsent:{info['notsent_bytes']}")
+    if mss:
+        words.append(f"mss:{mss}")
+    if rcv_mss:
+        words.append(f"rcvmss:{rcv_mss}")
+    if advmss:
+        words.append(f"advmss:{advmss}")
+    if pmtu:
+        words.append(f"pmtu:{pmtu}")
+    if rto:
+        words.append(f"rto:{rto:g}")
+    if ato:
+        words.append(f"ato:{ato:g}")
+    if snd_wscale is not None:
+        words.append(f"wscale:{snd_wscale},{rcv_wscale}")
     return " ".join(words)
 
 
-def _extended(r) -> dict:
-    info = r.tcp_info or {}
-    out = {"inode": r.inode}
-    if info:
-        out.update(rtt=f"{info['rtt_ms']:.3f}/{info['rttvar_ms']:.3f}", cwnd=info["cwnd"],
-                   retrans=f"{info['retransmits']}/{info['retrans']}",
-                   bytes=f"{info['bytes_acked'] or 0}/{info['bytes_received'] or 0}",
-                   rate=_rate(info["delivery_rate_bps"]), cong=r.congestion)
-        out["info"] = tcp_info_text(info)
-    if r.timer:
-        out["timer"] = f"{r.timer},{_ms(r.timer_ms)}"
-    if r.skmem:
-        m = r.skmem
-        out["skmem"] = f"r{m['rmem_alloc']},rb{m['rcvbuf']},t{m['wmem_alloc']},tb{m['sndbuf']}" \
-            + (f",d{m['drops']}" if m.get("drops") else "")
-    return out
+def flow_words(shown: tuple) -> str:
+    """What tcp_info says about the data flow: rates, busy and limited times, notsent."""
+    delivery = shown[7]
+    pacing, busy, rwnd_limited, sndbuf_limited, notsent = shown[16:]
+    words = []
+    if pacing:
+        words.append(f"pacing_rate {pacing}bps")
+    if delivery:
+        words.append(f"delivery_rate {delivery}bps")
+    if busy:
+        words.append(f"busy:{busy:g}ms")
+        if rwnd_limited:
+            words.append(f"rwnd_limited:{rwnd_limited:g}ms({100 * rwnd_limited / busy:.1f}%)")
+        if sndbuf_limited:
+            words.append(f"sndbuf_limited:{sndbuf_limited:g}ms"
+                         f"({100 * sndbuf_limited / busy:.1f}%)")
+    if notsent:
+        words.append(f"notsent:{notsent}")
+    return " ".join(words)
+
+
+def _skmem_text(m: tuple) -> str:
+    """The skmem array (rmem_alloc, rcvbuf, wmem_alloc, sndbuf, ..., drops) as r,rb,t,tb,d."""
+    text = f"r{m[0]},rb{m[1]},t{m[2]},tb{m[3]}" if len(m) >= 4 else "-"
+    return text + f",d{m[8]}" if len(m) > 8 and m[8] else text
+
+
+def extended_cells(r) -> list[str]:
+    """The text of EXTENDED_COLUMNS for one socket, in their order."""
+    timer = f"{r.timer},{_ms(r.timer_ms)}" if r.timer else "-"
+    skmem = _skmem_text(r.skmem_raw) if r.skmem_raw else "-"
+    if not r.tcp_raw:
+        return [str(r.inode), "-", "-", "-", "-", "-", "-", timer, skmem, "-"]
+    shown = r.tcp_shown()
+    rtt, rttvar, cwnd, retransmits, retrans, acked, received, delivery = shown[:8]
+    return [str(r.inode), f"{rtt:.3f}/{rttvar:.3f}", cell(cwnd), f"{retransmits}/{retrans}",
+            f"{acked or 0}/{received or 0}", cell(_rate(delivery)), cell(r.congestion),
+            timer, skmem, tcp_info_text(shown)]
 
 
 def _full_style(record: dict) -> str | None:
@@ -224,6 +246,9 @@ EXTENDED_COLUMNS = [
     Column("cong", "CC"), Column("timer", "Timer"), Column("skmem", "Skmem"),
     Column("info", "TCP info"),
 ]
+
+
+EXTENDED_KEYS = [c.key for c in EXTENDED_COLUMNS]
 
 
 def socket_columns(extended: bool) -> list[Column]:
@@ -295,12 +320,22 @@ class FastPlain:
     """Tab-separated lines for the plain socket list without the per-record dict: the
     same text RecordWriter writes for row(r), a third of the cost, which is most of
     a listing of thousands of sockets. Endpoints and owners repeat, so they are
-    cached."""
+    cached.
 
-    def __init__(self, names: Names):
+    An internet socket's line is its kernel part (everything but the owner) and its
+    owner; prepare() makes the kernel parts while the /proc owner pass still runs
+    (inventory.sources.collect's while_waiting), write() adds the owners."""
+
+    def __init__(self, names: Names, extended: bool = False):
         self.names = names
+        self.extended = extended
+        self.columns = socket_columns(extended)
         self.ends: dict[tuple, str] = {}
         self.owners: dict[tuple, str] = {}
+        self.prepared: dict[int, tuple] = {}  # id(record) -> (record, head, tail)
+        self.skmems: dict[tuple, str] = {}
+        self.fronts: dict[tuple, str] = {}  # (proto, family, state) -> "tcp\tLISTEN\t"
+        self.settings: dict[tuple, str] = {}  # setting_words by their values
 
     def end(self, addr, port, proto: str) -> str:
         key = (addr, port, proto)
@@ -309,36 +344,91 @@ class FastPlain:
             text = self.ends[key] = endpoint(addr, port, proto, self.names)
         return text
 
-    def line(self, r) -> str:
-        if r.proto not in ("tcp", "udp", "raw"):
-            cells = row(r, self.names)
-            return "\t".join([cell(cells[c.key]) for c in SOCKET_COLUMNS]) + "\n"
-        key = (tuple(r.pids), r.process)
-        owner = self.owners.get(key)
-        if owner is None:
-            owner = _owner(r.pid, r.process) or "-"
-            if len(r.pids) > 1:
-                owner += f" +{len(r.pids) - 1}"
-            self.owners[key] = owner
+    def prepare(self, records: Iterable) -> None:
+        prepared = self.prepared
+        for r in records:
+            if r.proto in _INET:
+                prepared[id(r)] = (r, self.head(r), self.tail(r))
+
+    def head(self, r) -> str:
+        """Proto to Peer, and the tab before the owner."""
+        key = (r.proto, r.family, r.state)
+        front = self.fronts.get(key)
+        if front is None:
+            front = self.fronts[key] = f"{r.proto_text}\t{r.state_text}\t"
         recv_q = "-" if r.recv_q is None else str(r.recv_q)
         if r.backlog_full:
             recv_q += "!"
-        return (f"{r.proto_text}\t{r.state_text}\t{recv_q}\t"
-                f"{'-' if r.send_q is None else r.send_q}\t"
+        return (f"{front}{recv_q}\t{'-' if r.send_q is None else r.send_q}\t"
                 f"{self.end(r.local_addr, r.local_port, r.proto)}\t"
-                f"{self.end(r.peer_addr, r.peer_port, r.proto)}\t{owner}\t{r.user or '-'}\n")
+                f"{self.end(r.peer_addr, r.peer_port, r.proto)}\t")
 
+    def tail(self, r) -> str:
+        """The extended columns (with their leading tab) and the newline: the text of
+        extended_cells(r), in one format and with what repeats kept."""
+        if not self.extended:
+            return "\n"
+        m = r.skmem_raw
+        skmem = "-" if not m else self.skmems.get(m) or self.skmems.setdefault(m, _skmem_text(m))
+        timer = f"{r.timer},{_ms(r.timer_ms)}" if r.timer else "-"
+        if not r.tcp_raw:
+            return f"\t{r.inode}\t-\t-\t-\t-\t-\t-\t{timer}\t{skmem}\t-\n"
+        shown = r.tcp_shown()
+        key = shown[8:16]
+        settings = self.settings.get(key)
+        if settings is None:
+            settings = self.settings[key] = setting_words(shown)
+        flow = flow_words(shown)
+        rtt, rttvar, cwnd, retransmits, retrans, acked, received, delivery = shown[:8]
+        return _EXTENDED_TAIL % (
+            r.inode, rtt, rttvar, "-" if cwnd is None else cwnd, retransmits, retrans,
+            acked or 0, received or 0, _rate(delivery) or "-", cell(r.congestion), timer, skmem,
+            f"{settings} {flow}" if settings and flow else settings or flow)
 
-def _write_plain(records: Iterable, stream, names: Names, header: bool) -> None:
-    fast = FastPlain(names)
-    lines = ["\t".join(c.title for c in SOCKET_COLUMNS) + "\n"] if header else []
-    for r in records:
-        lines.append(fast.line(r))
-        if len(lines) >= 4096:
+    def owner(self, r) -> str:
+        key = (tuple(r.pids), r.process, r.user)
+        text = self.owners.get(key)
+        if text is None:
+            owner = _owner(r.pid, r.process) or "-"
+            if len(r.pids) > 1:
+                owner += f" +{len(r.pids) - 1}"
+            text = self.owners[key] = f"{owner}\t{r.user or '-'}"
+        return text
+
+    def line(self, r) -> str:
+        if r.proto not in _INET:
+            cells = row(r, self.names, self.extended)
+            return "\t".join([cell(cells[c.key]) for c in self.columns]) + "\n"
+        ready = self.prepared.get(id(r))
+        if ready is not None and ready[0] is r:
+            return ready[1] + self.owner(r) + ready[2]
+        return self.head(r) + self.owner(r) + self.tail(r)
+
+    def write(self, records: Iterable, stream, header: bool) -> None:
+        # (the extended list, drawn by RecordWriter before, has no header when empty)
+        lines = ["\t".join(c.title for c in self.columns) + "\n"] if header else []
+        line = self.line
+        empty = True
+        for r in records:
+            empty = False
+            lines.append(line(r))
+            if len(lines) >= 4096:
+                stream.write("".join(lines))
+                lines = []
+        if not (empty and self.extended):
             stream.write("".join(lines))
-            lines = []
-    stream.write("".join(lines))
-    stream.flush()
+        stream.flush()
+        self.prepared.clear()
+
+
+_INET = ("tcp", "udp", "raw")
+# inode, rtt/rttvar, cwnd, retrans, acked/received, rate, cong, timer, skmem, info
+_EXTENDED_TAIL = "\t%d\t%.3f/%.3f\t%s\t%s/%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n"
+
+
+def _write_plain(records: Iterable, stream, names: Names, header: bool,
+                 extended: bool = False) -> None:
+    FastPlain(names, extended).write(records, stream, header)
 
 
 def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
@@ -349,8 +439,9 @@ def write_sockets(records: Iterable, mode: str, *, color: bool, extended: bool,
     if mode == "json" and extra is None:
         _write_json(records, stream if stream is not None else sys.stdout, extended, names)
         return
-    if mode == "plain" and extra is None and columns is None and not extended:
-        _write_plain(records, stream if stream is not None else sys.stdout, names, header)
+    if mode == "plain" and extra is None and columns is None:
+        _write_plain(records, stream if stream is not None else sys.stdout, names, header,
+                     extended)
         return
     columns = columns or socket_columns(extended)
     with RecordWriter(columns, mode, stream=stream, color=color, title=title,
