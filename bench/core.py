@@ -1,10 +1,11 @@
 """Scenarios, contenders and the alternating runner.
 
 A scenario measures one thing (seconds, GB/s, µs) for several tools in the same
-run: after a warm-up each contender runs once per round, A B C A B C ..., and the
-report gives median, min and max per tool and the ratio to the best peer. A
-contender's run() does the work once, checks the work was done (raising
-BenchFailure otherwise, so a fast wrong run cannot win) and returns the value."""
+run: after a warm-up each contender runs once per round, A B C A B C ... (or with
+both_orders A B C C B A ...), and the report gives median, min and max per tool and
+the ratio to the best peer. A contender's run() does the work once, checks the work
+was done (raising BenchFailure otherwise, so a fast wrong run cannot win) and
+returns the value."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class Scenario:
     setup: Callable[[], contextlib.AbstractContextManager] | None = None
     rounds: int = 5
     note: str = ""
+    both_orders: bool = False  # every other round runs the contenders in reverse order
 
 
 @dataclass
@@ -88,7 +90,10 @@ def run_scenario(scenario: Scenario, rounds: int | None = None, log=print) -> Ou
     with (scenario.setup or _nothing)() as env:
         live = list(scenario.contenders)
         for round_no in range(rounds + 1):  # round 0 is the warm-up, not recorded
-            for c in list(live):
+            order = list(live)
+            if scenario.both_orders and round_no % 2:
+                order.reverse()  # A B, B A: neither runs always right after the other
+            for c in order:
                 try:
                     value = c.run(env)
                 except Exception as exc:  # a tool that fails is reported, not fatal

@@ -249,12 +249,14 @@ def test_extended_has_ss_i_fields_with_ss_values():
                 except BlockingIOError:
                     break
             time.sleep(0.3)
-            port = client.getsockname()[1]
-            ss = subprocess.run(["ss", "-tniH", "sport", "=", f":{port}"], capture_output=True,
+            # both ports: an ephemeral port may be in use towards other peers too
+            this = ["sport", "=", f":{client.getsockname()[1]}", "and", "dport", "=",
+                    f":{listener.getsockname()[1]}"]
+            ss = subprocess.run(["ss", "-tniH", *this], capture_output=True,
                                 text=True, timeout=20, check=True).stdout
-            out = subprocess.run([*PYSOCK, "inspect", "-t", "-e", "--json", "sport", "=",
-                                  f":{port}"], capture_output=True, text=True, timeout=30)
-            plain = subprocess.run([*PYSOCK, "inspect", "-t", "-e", "sport", "=", f":{port}"],
+            out = subprocess.run([*PYSOCK, "inspect", "-t", "-e", "--json", *this],
+                                 capture_output=True, text=True, timeout=30)
+            plain = subprocess.run([*PYSOCK, "inspect", "-t", "-e", *this],
                                    capture_output=True, text=True, timeout=30).stdout
     (mine,) = [json.loads(line) for line in out.stdout.splitlines()]
     theirs = dict(re.findall(r"\b(mss|rcvmss|advmss|pmtu|rto|ato|wscale|notsent):(\S+)", ss))
@@ -343,6 +345,7 @@ def test_fast_extended_is_the_same_as_the_record_writer(pair):
     this process, the golden ones, random tcp_info of every length, and lines made
     before the owners were known (prepare, then the owner pass, then write)."""
     import random
+
     from pysock.inventory.sources import read_sockets
     from pysock.render.inspect import FastPlain, row, socket_columns
     from pysock.render.records import RecordWriter

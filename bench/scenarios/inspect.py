@@ -127,7 +127,7 @@ def _scaling(quick: bool):
         if have("ss"):
             listing.append(Contender("ss -tanp", _listing(["ss", "-tanp"], SS_ROW, "ss")))
         yield Scenario(f"inspect scaling: {size}, every TCP socket with its process", "ms",
-                       "lower", listing, setup=setup, rounds=rounds,
+                       "lower", listing, setup=setup, rounds=rounds, both_orders=True,
                        note=f"{size} (loopback pairs, both ends held by holder processes of "
                             f"at most {2 * PAIRS_PER_HOLDER:,} descriptors), plain output to "
                             "a file; the rest of the machine's sockets too.")
@@ -137,7 +137,7 @@ def _scaling(quick: bool):
         if have("ss"):
             extended.append(Contender("ss -tanpi", _listing(["ss", "-tanpi"], SS_ROW, "ss -i")))
         yield Scenario(f"inspect scaling: {size}, TCP internals (-e)", "ms", "lower", extended,
-                       setup=setup, rounds=rounds,
+                       setup=setup, rounds=rounds, both_orders=True,
                        note=f"tcp_info and socket memory for every socket. {size}.")
 
 

@@ -331,6 +331,7 @@ class FastPlain:
         self.extended = extended
         self.columns = socket_columns(extended)
         self.ends: dict[tuple, str] = {}
+        self.hosts: dict[str, str] = {}  # address -> "host:" as endpoint() writes it
         self.owners: dict[tuple, str] = {}
         self.prepared: dict[int, tuple] = {}  # id(record) -> (record, head, tail)
         self.skmems: dict[tuple, str] = {}
@@ -338,10 +339,18 @@ class FastPlain:
         self.settings: dict[tuple, str] = {}  # setting_words by their values
 
     def end(self, addr, port, proto: str) -> str:
+        """endpoint(), kept: whole, and by host (most ports come once, most hosts often)."""
         key = (addr, port, proto)
         text = self.ends.get(key)
         if text is None:
-            text = self.ends[key] = endpoint(addr, port, proto, self.names)
+            if addr is None or proto == "raw":
+                text = endpoint(addr, port, proto, self.names)
+            else:
+                host = self.hosts.get(addr)
+                if host is None:
+                    host = self.hosts[addr] = endpoint(addr, None, proto, self.names)[:-1]
+                text = host + self.names.port(port, proto)
+            self.ends[key] = text
         return text
 
     def prepare(self, records: Iterable) -> None:
