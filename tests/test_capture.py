@@ -186,3 +186,43 @@ def _socat_child(shell_pid: int) -> int:
                 return int(pid)
         time.sleep(0.05)
     raise AssertionError("no socat child")
+
+
+def test_command_mode_sees_only_its_command_and_ends_with_it(lab):
+    need_tool("socat")
+    from netns import two_hosts
+    a, _ = two_hosts(lab)
+    servers = [a.popen("socat", f"TCP-LISTEN:{p},reuseaddr,fork", "SYSTEM:'cat'")
+               for p in (6001, 6002)]
+    other = a.popen("sh", "-c", "while :; do echo ping-6002; sleep 0.05; done | "
+                    "socat - TCP:127.0.0.1:6002")
+    time.sleep(0.5)
+    # the shell's child opens its socket after the capture started
+    script = ("sleep 0.3; for i in $(seq 30); do echo ping-6001; sleep 0.03; done | "
+              "socat - TCP:127.0.0.1:6001; exit 3")
+    started = time.monotonic()
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", "lo", "--json", "tcp",
+                  "--", "sh", "-c", script)
+    try:
+        out, err = cap.communicate(timeout=30)
+    finally:
+        for proc in servers + [other]:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.monotonic() - started < 15  # it ended with the command, unasked
+    assert cap.returncode == 0, err
+    assert err.decode().splitlines()[-1] == f"pysock: sh -c {script} exited with status 3"
+    records = [json.loads(line) for line in out.splitlines()]
+    packets = [r for r in records if r["type"] == "packet"]
+    assert len(packets) > 30
+    assert any(r["flags"] == "S" for r in packets)  # from its first packet
+    for r in packets:
+        assert 6001 in (r["src_port"], r["dst_port"]), r
+    assert any(r["process"] == "socat" for r in packets)
+
+
+def test_command_mode_refuses_what_it_cannot_do(tmp_path):
+    for extra in (["--pid", "1"], ["-r", str(tmp_path / "x.pcap")]):
+        got = run_pysock("capture", *extra, "--", "true")
+        assert got.returncode == 2 and b"-- COMMAND" in got.stderr, got.stderr
+    got = run_pysock("capture", "tcp", "--")
+    assert got.returncode == 2 and b"-- COMMAND" in got.stderr

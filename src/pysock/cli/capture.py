@@ -9,6 +9,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
+from pysock.cli.helpview import TeachingCommand
 from pysock.errors import ExitStatus, PysockError
 
 KEYWORDS = ("host", "net", "port", "portrange", "src", "dst", "tcp", "udp", "icmp", "icmp6",
@@ -36,7 +37,21 @@ class CaptureIface(options.InterfaceType):
                 if w.startswith(incomplete)]
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class CaptureCommand(TeachingCommand):
+    """Everything after '--' is COMMAND ARGS..., never filter words or options."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["capture.command"] = args[at + 1:]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        return [*super().collect_usage_pieces(ctx), "[-- COMMAND [ARGS]...]"]
+
+
+@click.command(cls=CaptureCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("words", nargs=-1, metavar="[FILTER...]", type=FilterWord())
 @click.option("-i", "--iface", "ifaces", multiple=True, type=CaptureIface(),
               help="Capture on this interface (repeatable) [default: any].")
@@ -71,6 +86,10 @@ def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports,
     FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
     libpcap and run in the kernel."""
     from pysock.probes.capture.session import CaptureSpec
+    command = click.get_current_context().meta.get("capture.command")
+    if command is not None and (not command or read or pids or process_names):
+        raise click.UsageError("-- COMMAND runs a command and captures its traffic: it needs "
+                               "a COMMAND and goes with neither -r, --pid nor --process")
     expression = _expression(words, ports, hosts)
     if write and (json or ascii or hexdump or verbose):
         raise click.UsageError("-w writes packets to a file: --json, -A, -X and -v print them")
@@ -84,7 +103,7 @@ def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports,
     wanted = _owner_test(pids, process_names)
     if read:
         return _read(read, spec, view, write, wanted)
-    return _live(spec, view, write, wanted)
+    return _live(spec, view, write, wanted, command)
 
 
 def _expression(words, ports, hosts) -> str:
@@ -139,15 +158,19 @@ def _sink(view, write, snaplen):
     return put, writer.flush, stream
 
 
-def _live(spec, view, write, wanted) -> int:
+def _live(spec, view, write, wanted, command=None) -> int:
     from pysock.probes.capture.session import LiveCapture
     from pysock.render.capture import closing_lines, listening_line
     session = LiveCapture(spec)
     listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
                    spec.snaplen)
     put, flush, stream = _sink(view, write, spec.snaplen)
+    tree = until = None
     try:
-        _pump(session.packets(wanted), put, flush)
+        if command is not None:
+            tree = _run(command, session, write)
+            wanted, until = tree.owns, tree.done
+        _pump(session.packets(wanted, until), put, flush)
     except KeyboardInterrupt:
         pass
     finally:
@@ -156,10 +179,31 @@ def _live(spec, view, write, wanted) -> int:
             stream.close()
         stats = session.statistics()
         session.close()
+        status = tree.stop() if tree is not None else 0
     if view is not None:
         view.summary(stats)
     closing_lines(stats)
+    if status:
+        _command_failed(command, status)
     return ExitStatus.OK
+
+
+def _run(command, session, write):
+    """Start COMMAND with the capture already on; its stdout goes to pysock's stderr
+    unless pysock's own stdout is free (-w FILE)."""
+    from pysock.probes.capture.command import CommandTree
+    if session.attribution is None:
+        raise PysockError("-- COMMAND needs the process attribution", ExitStatus.USAGE)
+    stdout = None if write and write != "-" else sys.stderr.fileno()
+    tree = CommandTree(command, stdout=stdout)
+    session.attribution.on_owner = tree.judge
+    return tree
+
+
+def _command_failed(command, status: int) -> None:
+    from pysock.render.diagnostics import Diagnostics
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    Diagnostics().say(f"{' '.join(command)} {how}")
 
 
 def _pump(packets, put, flush) -> None:

@@ -28,6 +28,8 @@ class Attribution:
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.watcher: threading.Thread | None = None
+        self.on_owner = None  # called with a pid as its socket is first seen, while it lives
+        self.generation = 0  # bumped by every dump that learnt a new owner
 
     def start(self) -> None:
         """Dump the socket tables every WATCH_S beside the capture: the ring hands
@@ -43,6 +45,11 @@ class Attribution:
         self.stopping.set()
         if self.watcher is not None:
             self.watcher.join(timeout=2)
+
+    def settle(self) -> None:
+        """Wait for the watcher's dump under way (its owners are wanted now)."""
+        with self.lock:
+            pass
 
     def owners(self, head) -> tuple[tuple | None, tuple | None]:
         """((pid, process) of the sender, of the receiver), each None when unknown.
@@ -107,3 +114,6 @@ class Attribution:
                 owners = seen.owners(inode)
                 if owners:
                     self.owner_of[inode] = (owners[0].pid, owners[0].process)
+                    if self.on_owner is not None:
+                        self.on_owner(owners[0].pid)
+            self.generation += 1
