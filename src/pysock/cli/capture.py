@@ -75,13 +75,16 @@ class CaptureCommand(TeachingCommand):
 @click.option("--time-format", type=click.Choice(TIME_FORMATS), default="time",
               show_default=True, help="Time stamps as tcpdump's -t habits: time of day, "
               "epoch (-tt), date (-tttt), delta (-ttt), relative (-ttttt), none (-t).")
+@click.option("--flows", is_flag=True, help="One row per connection instead of packets: "
+              "packets and bytes each way, RTT, retransmissions, resets, process.")
 @click.option("-w", "--write", "write", metavar="FILE",
               help="Write packets to FILE as pcapng ('-' for stdout) instead of printing them.")
 @click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
               help="Read packets from a pcap or pcapng FILE instead of the network.")
 @options.json_output
 def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports, hosts, pids,
-            process_names, ascii, hexdump, verbose, time_format, write, read, json) -> int:
+            process_names, ascii, hexdump, verbose, time_format, flows, write, read,
+            json) -> int:
     """Capture packets, as tcpdump does, and name the process behind each one.
     FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
     libpcap and run in the kernel."""
@@ -93,13 +96,19 @@ def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports,
     expression = _expression(words, ports, hosts)
     if write and (json or ascii or hexdump or verbose):
         raise click.UsageError("-w writes packets to a file: --json, -A, -X and -v print them")
+    if flows and (write or ascii or hexdump or verbose or _given("time_format")):
+        raise click.UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
+                               "are about packets")
     if read and (ifaces or no_promisc or duration):
         raise click.UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture")
     if read and (pids or process_names):
         raise click.UsageError("--pid and --process need a live capture (files hold no sockets)")
     spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
                        promisc=not no_promisc, count=count, duration=duration)
-    view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
+    if flows:
+        view = _flows_view(json, numeric)
+    else:
+        view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
     wanted = _owner_test(pids, process_names)
     if read:
         return _read(read, spec, view, write, wanted)
@@ -132,6 +141,47 @@ def _view(json, numeric, time_format, ascii, hexdump, verbose):
         return render.JsonView()
     return render.LinesView(numeric=numeric, time_format=time_format, ascii=ascii,
                             hexdump=hexdump, verbose=verbose)
+
+
+def _given(name: str) -> bool:
+    from click.core import ParameterSource
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT)
+
+
+class FlowSink:
+    """--flows: packets folded into the flow table; the view draws it (a terminal)
+    or writes each flow once it has closed and gone quiet (a pipe, --json)."""
+
+    LINGER_NS = 1_000_000_000  # the last ACK of a close comes after both FINs
+
+    def __init__(self, view):
+        from pysock.probes.capture.flows import FlowTable
+        self.table, self.view = FlowTable(), view
+        self.now_ns = 0
+
+    def packet(self, packet) -> None:
+        self.table.add(packet)
+        self.now_ns = packet.ts_ns
+
+    def flush(self) -> None:
+        if not self.view.live:
+            for flow in self.table.ended(self.now_ns, self.LINGER_NS):
+                self.view.closed(flow)
+        self.view.update(self.table)
+
+    def summary(self, stats) -> None:
+        self.view.finish(self.table, stats)
+
+
+def _flows_view(json, numeric):
+    from pysock.render import flows as render
+    from pysock.render.capture import PortNames
+    mode = settings().output_mode(json)
+    ports = PortNames(numeric)
+    if mode == "table":
+        return FlowSink(render.FlowTableView(settings().color, ports))
+    return FlowSink(render.FlowRecords(mode, ports))
 
 
 def _open_output(path: str):
@@ -221,12 +271,13 @@ def _read(path, spec, view, write, wanted) -> int:
     from pysock.probes.capture.session import read_file
     put, flush, stream = _sink(view, write, spec.snaplen)
     try:
-        for packet in read_file(path, spec.expression, spec.count):
-            put(packet)
+        _pump(read_file(path, spec.expression, spec.count), put, flush)
     except KeyboardInterrupt:
         pass
     finally:
         flush()
         if stream is not None and stream is not sys.stdout.buffer:
             stream.close()
+    if view is not None:
+        view.summary(None)
     return ExitStatus.OK
