@@ -91,6 +91,7 @@ class LiveCapture:
         ifindex, cooked, self.linktype, guarded, any_device = plan(spec.ifaces)
         program = bpf.compile_filter(spec.expression, self.linktype, spec.snaplen)
         loopback = _loopback_index()
+        self.loopback = socket.if_indextoname(loopback) if loopback is not None else None
         if loopback is not None and ifindex not in (0, loopback) and loopback not in guarded:
             loopback = None
         program = bpf.guards(guarded, loopback, any_device) + program
@@ -118,7 +119,7 @@ class LiveCapture:
         capture once the ring has handed over what it still holds (COMMAND ended)."""
         spec = self.spec
         deadline = time.monotonic() + spec.duration if spec.duration else None
-        held = Held(self.attribution) if wanted is not None else None
+        held = Held(self.attribution, self.loopback) if wanted is not None else None
         last_round = False
         while True:
             wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
@@ -136,6 +137,34 @@ class LiveCapture:
                     return
             if last_round:
                 return
+
+    def write_blocks(self, writer) -> None:
+        """-w without --pid/--process/--: whole ring blocks to writer.write(ring,
+        offset, frames), no Packet made; the count and duration hold as in packets()."""
+        spec = self.spec
+        deadline = time.monotonic() + spec.duration if spec.duration else None
+        while True:
+            wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+            if wait < 0:
+                return
+            for ring, base, count in self.ring.raw_blocks(wait):
+                if spec.count:
+                    count = min(count, spec.count - self.captured)
+                writer.write(ring, base, count)
+                self.captured += count
+                if spec.count and self.captured >= spec.count:
+                    return
+
+    def write_pcapng(self, stream) -> None:
+        """The fast -w: frames from the ring into a pcapng stream, block by block."""
+        from pysock.probes.capture.blockwrite import BlockWriter, Comments
+        from pysock.probes.capture.pcapng import PcapngWriter
+        writer = PcapngWriter(stream, self.spec.snaplen)
+        comments = None if self.attribution is None else Comments(self.attribution,
+                                                                   self.linktype)
+        self.write_blocks(BlockWriter(
+            writer, lambda ifindex: writer.interface(self._name(ifindex), self.linktype),
+            comments))
 
     def _packets(self, block) -> Iterator[Packet]:
         linktype, attribution, name = self.linktype, self.attribution, self._name
@@ -159,14 +188,17 @@ class LiveCapture:
 
 
 class Held:
-    """Packets kept back, in order, while their flow's owner is unknown: the first
-    packets of a new connection (its SYN) arrive before any dump of the socket
-    tables has seen it. A packet waits at most HOLD_S, then is judged as it is."""
+    """Packets kept back, in order, while the owner of a local end is unknown: the
+    first packets of a new connection (its SYN) arrive before any dump of the
+    socket tables has seen it. The local ends: the sender of an outgoing packet,
+    the receiver of an incoming one, both on loopback. A packet waits at most
+    HOLD_S, then is judged as it is."""
 
     HOLD_S = 0.3
 
-    def __init__(self, attribution):
+    def __init__(self, attribution, loopback: str | None):
         self.attribution = attribution
+        self.loopback = loopback
         self.queue: deque[tuple[Packet, float]] = deque()
 
     def release(self, arrived, final: bool = False) -> Iterator[Packet]:
@@ -190,9 +222,15 @@ class Held:
         head = packet.head
         if head is None or head.sport is None:
             return True
-        if packet.owner is None and packet.peer_owner is None:
-            packet.owner, packet.peer_owner = self.attribution.owners(head)
-        return packet.owner is not None or packet.peer_owner is not None
+        if self._settled(packet):
+            return True
+        packet.owner, packet.peer_owner = self.attribution.owners(head)
+        return self._settled(packet)
+
+    def _settled(self, packet) -> bool:
+        if packet.iface == self.loopback:
+            return packet.owner is not None and packet.peer_owner is not None
+        return (packet.owner if packet.outbound else packet.peer_owner) is not None
 
 
 def read_file(path: str, expression: str, count: int | None = None) -> Iterator[Packet]:
