@@ -214,7 +214,37 @@ def _live(spec, view, write, wanted, command=None) -> int:
     session = LiveCapture(spec)
     listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
                    spec.snaplen)
-    put, flush, stream = _sink(view, write, spec.snaplen)
+    status = 0
+    if view is None and wanted is None and command is None:
+        stats = _write_fast(session, write)
+    else:
+        stats, status = _live_packets(session, view, write, wanted, command)
+    if view is not None:
+        view.summary(stats)
+    closing_lines(stats)
+    if status:
+        _command_failed(command, status)
+    return ExitStatus.OK
+
+
+def _write_fast(session, write):
+    """-w alone: blocks of frames straight into the file, never a Packet."""
+    stream = _open_output(write)
+    try:
+        session.write_pcapng(stream)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stream.flush()
+        if stream is not sys.stdout.buffer:
+            stream.close()
+        stats = session.statistics()
+        session.close()
+    return stats
+
+
+def _live_packets(session, view, write, wanted, command):
+    put, flush, stream = _sink(view, write, session.spec.snaplen)
     tree = until = None
     try:
         if command is not None:
@@ -230,12 +260,7 @@ def _live(spec, view, write, wanted, command=None) -> int:
         stats = session.statistics()
         session.close()
         status = tree.stop() if tree is not None else 0
-    if view is not None:
-        view.summary(stats)
-    closing_lines(stats)
-    if status:
-        _command_failed(command, status)
-    return ExitStatus.OK
+    return stats, status
 
 
 def _run(command, session, write):
