@@ -315,3 +315,23 @@ def test_flows_from_a_file_as_json_and_as_a_table(tmp_path):
     text = table.stdout.decode()
     assert "RETRANS" in text and "10.1.0.2:40000" in text and "5 flows" in text.replace(
         "\x1b[3m", "").replace("\x1b[0m", ""), text
+
+
+def test_write_stops_at_count_in_the_middle_of_a_block(lab, tmp_path):
+    need_tool("tcpdump")
+    from netns import two_hosts
+    a, b = two_hosts(lab)
+    path = str(tmp_path / "c.pcapng")
+    flood = a.popen("ping", "-i", "0.002", "-c", "400", b.addr)
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", next(iter(a.addrs)),
+                  "-c", "7", "-w", path, "icmp")
+    try:
+        _, err = cap.communicate(timeout=30)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert cap.returncode == 0, err
+    assert b"7 packets captured" in err
+    read = subprocess.run(["tcpdump", "-n", "-r", path], capture_output=True, text=True,
+                          timeout=30)
+    assert len(read.stdout.splitlines()) == 7, read.stdout

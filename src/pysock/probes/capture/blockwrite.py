@@ -16,6 +16,7 @@ FRAME = struct.Struct("=IIIII4xH26xi2xB")
 EPB_HEAD = struct.Struct("=IIIIIII")  # type, length, interface, ts high, ts low, caplen, len
 LENGTH = struct.Struct("=I")
 PACKET_OUTGOING = 4
+TAILS_MAX = 4096  # frame lengths x flows' comments; most traffic has few of each
 PADS = (b"", b"\0\0\0", b"\0\0", b"\0")  # by caplen & 3
 
 
@@ -66,12 +67,19 @@ class Comments:
         return generation, (_options(False, label), _options(True, label)), None not in owners
 
 
+def _tail(caplen: int, options: bytes) -> tuple[int, bytes]:
+    """A block's total length and what follows its frame: padding, options, length."""
+    total = 28 + caplen + (-caplen & 3) + len(options) + 4
+    return total, PADS[caplen & 3] + options + LENGTH.pack(total)
+
+
 class BlockWriter:
     def __init__(self, writer, interface_id, comments: Comments | None):
         self.stream = writer.stream
         self.interface_id = interface_id  # ifindex -> the pcapng interface number
         self.comments = comments if comments is not None and comments.ethernet else None
         self.ids: dict[int, int] = {}
+        self.tails: dict[tuple, tuple[int, bytes]] = {}  # (caplen, options) -> length, tail
 
     def write(self, view, base: int, count: int) -> None:
         """count frames of the block at base, from its first. The loop is the cost
@@ -79,11 +87,11 @@ class BlockWriter:
         flow's comment (see bench/scenarios/capture.py)."""
         parts: list = []
         append = parts.append
-        ids, comments = self.ids, self.comments
+        ids, comments, tails = self.ids, self.comments, self.tails
         known = comments.known if comments is not None else None
         generation = comments.attribution.generation if comments is not None else 0
         at = base + LENGTH.unpack_from(view, base + 16)[0]
-        unpack, head, length = FRAME.unpack_from, EPB_HEAD.pack, LENGTH.pack
+        unpack, head = FRAME.unpack_from, EPB_HEAD.pack
         for _ in range(count):
             nxt, sec, nsec, caplen, wirelen, mac, ifindex, pkttype = unpack(view, at)
             iface = ids.get(ifindex)
@@ -99,12 +107,14 @@ class BlockWriter:
                         entry = comments.entry(key, view[start:start + caplen])
                     options = entry[1]
             options = options[pkttype == PACKET_OUTGOING]
-            total = 28 + caplen + (-caplen & 3) + len(options) + 4
+            tail = tails.get((caplen, options))
+            if tail is None:
+                if len(tails) > TAILS_MAX:
+                    tails.clear()
+                tail = tails[caplen, options] = _tail(caplen, options)
             ts = sec * 1_000_000_000 + nsec
-            append(head(EPB, total, iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen))
+            append(head(EPB, tail[0], iface, ts >> 32, ts & 0xFFFFFFFF, caplen, wirelen))
             append(view[start:start + caplen])
-            append(PADS[caplen & 3])
-            append(options)
-            append(length(total))
+            append(tail[1])
             at += nxt
         self.stream.write(b"".join(parts))
