@@ -285,6 +285,8 @@ def test_flows_count_bytes_retransmissions_and_resets(lab):
     data, refused = flows[7000], flows[7001]
     assert (data["src_addr"], data["dst_addr"]) == (a.addr, b.addr)
     assert data["bytes_out"] == sent and data["bytes_in"] == answer, data
+    assert data["bytes"] == sent + answer
+    assert data["packets"] == data["packets_out"] + data["packets_in"]
     assert data["retransmits"] > 0 and data["resets"] == 0, data
     assert data["state"] == "closed" and data["rtt_ms"] > 0
     assert data["pid"] == client.pid and data["process"].startswith("python"), data

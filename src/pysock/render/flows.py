@@ -34,6 +34,8 @@ def flow_record(flow) -> dict:
     return {"type": "flow", "proto": flow.proto, "src_addr": flow.src, "src_port": flow.sport,
             "dst_addr": flow.dst, "dst_port": flow.dport, "state": flow.state,
             "first": flow.first_ns / 1e9, "last": flow.last_ns / 1e9,
+            "packets": flow.out.packets + flow.back.packets,
+            "bytes": flow.out.bytes + flow.back.bytes,
             "packets_out": flow.out.packets, "bytes_out": flow.out.bytes,
             "packets_in": flow.back.packets, "bytes_in": flow.back.bytes,
             "rtt_ms": flow.rtt_ns / 1e6 if flow.rtt_ns is not None else None,
