@@ -12,11 +12,10 @@ from pysock.inventory import sockdiag
 from pysock.inventory.processes import scan
 
 ANY = {4: "0.0.0.0", 6: "::"}
-REFRESH_S = 0.2  # at most this often a new dump when flows are unknown
 WATCH_S = 0.05  # the watcher's dump period while new flows come: sockets living longer get seen
 IDLE_S = 0.5  # its period when no new flow has come for HOT_S (each dump walks the
 HOT_S = 2.0  # kernel's whole socket hash tables: about 0.15 ms of CPU, even when empty)
-NOTICED_MAX = 65536
+FLOWS_MAX = 65536  # flows remembered; past it the cache starts again
 FORGET_S = 120.0  # a tuple not seen in a dump for this long is forgotten
 
 
@@ -26,14 +25,12 @@ class Attribution:
         self.bound: dict[tuple, int] = {}  # (proto, laddr, lport) -> inode
         self.owner_of: dict[int, tuple[int, str]] = {}  # inode -> (pid, process)
         self.flows: dict[tuple, tuple] = {}  # key -> (owners, generation, both known)
-        self.loaded = 0.0
         self.seen: dict[tuple, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.watcher: threading.Thread | None = None
         self.on_owner = None  # called with a pid as its socket is first seen, while it lives
         self.generation = 0  # bumped by every dump that learnt a new socket owner
-        self.noticed: set[tuple] = set()  # flows seen at least once
         self.hot_until = 0.0  # dump every WATCH_S until then, every IDLE_S after
         self.wake = threading.Event()  # a new flow: dump now
 
@@ -54,12 +51,7 @@ class Attribution:
                 self.wake.wait(IDLE_S - WATCH_S)
             self.wake.clear()
 
-    def _notice(self, key: tuple) -> None:
-        if key in self.noticed:
-            return
-        if len(self.noticed) > NOTICED_MAX:
-            self.noticed.clear()
-        self.noticed.add(key)
+    def _notice(self) -> None:
         self.hot_until = time.monotonic() + HOT_S
         self.wake.set()
 
@@ -77,21 +69,20 @@ class Attribution:
     def owners(self, head) -> tuple[tuple | None, tuple | None]:
         """((pid, process) of the sender, of the receiver), each None when unknown.
         A flow with both ends known is never looked up again; one with an end
-        unknown (a remote peer, or a socket no dump has seen yet) is looked up again
-        only after the tables have learnt something new, or (both unknown) by a
-        dump here, at most every REFRESH_S."""
+        unknown (a remote peer, or a socket no dump has seen yet) only after the
+        watcher has learnt a new owner. A flow never seen before wakes the watcher;
+        the capture never dumps the tables itself (on a machine with thousands of
+        sockets a dump and /proc pass take a quarter of a second)."""
         key = (head.proto, head.src, head.sport, head.dst, head.dport)
         known = self.flows.get(key)
         if known is not None and (known[2] or known[1] == self.generation):
             return known[0]
-        self._notice(key)
+        if known is None:
+            self._notice()
         found = self._both(head)
-        now = time.monotonic()
-        if found == (None, None) and now - self.loaded >= REFRESH_S:
-            self._load(now)
-            found = self._both(head)
-        if found != (None, None):
-            self.flows[key] = (found, self.generation, None not in found)
+        if len(self.flows) > FLOWS_MAX:
+            self.flows.clear()
+        self.flows[key] = (found, self.generation, None not in found)
         return found
 
     def _both(self, head) -> tuple[tuple | None, tuple | None]:
@@ -109,7 +100,6 @@ class Attribution:
             self._load_locked(now)
 
     def _load_locked(self, now: float) -> None:
-        self.loaded = now
         by_tuple, bound = dict(self.by_tuple), dict(self.bound)
         try:
             with sockdiag.DiagSocket() as diag:
