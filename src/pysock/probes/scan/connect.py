@@ -73,8 +73,10 @@ class ConnectScan:
         self.inflight: dict[int, _Probe] = {}
         self.by_host: list[deque[_Probe]] = [deque() for _ in targets]
         self.retry: deque[tuple[int, int, int]] = deque()
-        self.fresh = ((h, p, 0) for h in range(len(targets)) for p in ports)
-        self.fresh_left = len(targets) * len(ports)
+        # ports: a list, or (workers.SharedPorts) (hosts, ports) chunks taken as we go
+        chunks = [(range(len(targets)), ports)] if isinstance(ports, list) else ports
+        self.fresh = ((h, p, 0) for hosts, chunk in chunks for h in hosts for p in chunk)
+        self.fresh_left = True
         self.done = 0
         self.answers = 0
         self.spare: dict[int, _socket.socket] = {}  # family -> an unconnected socket to reuse
@@ -127,8 +129,10 @@ class ConnectScan:
         if self.retry:
             return self.retry.popleft()
         if self.fresh_left:
-            self.fresh_left -= 1
-            return next(self.fresh)
+            job = next(self.fresh, None)
+            if job is None:
+                self.fresh_left = False
+            return job
         return None
 
     def _send(self) -> None:
