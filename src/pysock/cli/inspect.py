@@ -51,7 +51,6 @@ QUERY = options.Parsed("kinds", _query)
 STATE = options.TcpStateType(_state)
 ADDR = options.Parsed("addr", _net)
 USER = options.Parsed("user", _uid)
-VIEWS = ("summary", "by_process", "limits")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

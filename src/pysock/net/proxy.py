@@ -18,7 +18,6 @@ from pysock.errors import NetworkError, PysockError, UsageError
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import ClientSpec, connect, os_error
 
-KINDS = ("socks5", "socks4", "http")
 DEFAULT_PORTS = {"socks5": 1080, "socks4": 1080, "http": 3128}
 HANDSHAKE_TIMEOUT = 30.0
 
