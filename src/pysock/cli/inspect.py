@@ -399,4 +399,5 @@ class _Run:
 
 
 def _note(text: str) -> None:
-    sys.stderr.write(f"pysock: {text}\n")
+    from pysock.render.diagnostics import say
+    say(text)
