@@ -40,6 +40,15 @@ class PrivilegeError(UsageError):
     the ways out (root, CAP_NET_RAW, a probe that needs none)."""
 
 
+class OptionError(PysockError):
+    """A value given for an option failed (its text leads the message); option is
+    the option's parameter name, and cli/ puts the flag before the message."""
+
+    def __init__(self, option: str, message: str, status: ExitStatus | None = None):
+        super().__init__(message, status)
+        self.option = option
+
+
 class NetworkError(PysockError):
     """The network said no: refused, reset, unreachable, timed out (exit 1)."""
 

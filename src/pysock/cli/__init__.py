@@ -164,7 +164,22 @@ def run(argv: list[str] | None = None) -> int:
         return ExitStatus.USAGE
     except BaseException as exc:  # the rest as the fast path maps them: pysock.status
         from pysock.status import exit_status
-        return exit_status(exc, debug=debug, stdout_closed=stdout_closed)
+        return exit_status(_worded(exc), debug=debug, stdout_closed=stdout_closed)
+
+
+def _worded(exc: BaseException) -> BaseException:
+    """A core error about an option's value, with the option's flag in front (the
+    core names facts, the command line names flags)."""
+    from pysock.errors import OptionError
+    if not isinstance(exc, OptionError):
+        return exc
+    gap = "" if exc.message.startswith(":") else " "
+    return PysockError(f"{OPTION_FLAGS[exc.option]}{gap}{exc.message}", exc.status)
+
+
+# OptionError.option (a parameter name) -> the flag the user typed it with
+OPTION_FLAGS = {"sockopts": "--sockopt", "proxy_auth": "--proxy-auth", "send_fds": "--send-fd",
+                "mode": "--mode"}
 
 
 def _quiet(status: int) -> int:

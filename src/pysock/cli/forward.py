@@ -133,9 +133,10 @@ def _client_tls(tls, to, sni, cafile, capath, insecure, diag):
         return None
     if not getattr(to, "host", None) and not (sni or insecure):
         raise click.UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, client_identity
-    identity = client_identity(TLSOptions(server_name=sni, cafile=cafile, capath=capath,
-                                          insecure=insecure))
+    identity = worded_identity(client_identity, TLSOptions(server_name=sni, cafile=cafile,
+                                                           capath=capath, insecure=insecure))
     if insecure:
         diag.warn("--insecure: TO's certificate is not verified")
     return identity
@@ -151,8 +152,10 @@ def _server_tls(tls_listen, cert, key, verify_client, diag):
         return None
     if key and not cert:
         raise click.UsageError("--key needs --cert")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, server_identity
-    identity = server_identity(TLSOptions(cert=cert, key=key, verify_client=verify_client))
+    identity = worded_identity(server_identity,
+                               TLSOptions(cert=cert, key=key, verify_client=verify_client))
     if identity.generated_fingerprint:
         diag.say("generated a temporary self-signed certificate (--cert/--key to use your own)")
         diag.say(f"SHA-256 fingerprint: {identity.generated_fingerprint}")

@@ -17,7 +17,8 @@ def build_proxy(*, proxy, proxy_type, proxy_auth):
         return None
     from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
     host, port = parse_proxy(proxy, proxy_type)
-    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
+    user, password = (parse_auth(proxy_auth, proxy_type) if proxy_auth is not None
+                      else (None, None))
     return ProxySpec(host, port, proxy_type, user, password)
 
 

@@ -53,6 +53,8 @@ def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, re
     from pysock.probes.scan import scanner
     from pysock.probes.scan.model import Timing
 
+    if port_spec is not None and top is not None:
+        raise UsageError("-p and --top both choose ports: use one of them")
     protos = (["tcp"] if (syn or tcp or not udp) else []) + (["udp"] if udp else [])
     spec = scanner.ScanSpec(
         ports=portlists.select(protos, port_spec, top),

@@ -129,7 +129,7 @@ def tls_client(spec: TLSSpec, diag):
     if opts is None:
         return None
     from pysock.net.tls import client_identity
-    identity = client_identity(opts)
+    identity = worded_identity(client_identity, opts)
     if opts.insecure:
         diag.warn("--insecure: the server's certificate is not verified; anyone on the path "
                   "can read and change this connection")
@@ -143,11 +143,26 @@ def tls_server(spec: TLSSpec, diag):
     if opts is None:
         return None
     from pysock.net.tls import server_identity
-    identity = server_identity(opts)
+    identity = worded_identity(server_identity, opts)
     if identity.generated_fingerprint:
         diag.say("generated a temporary self-signed certificate (--cert/--key to use your own)")
         diag.say(f"SHA-256 fingerprint: {identity.generated_fingerprint}")
     return identity
+
+
+def worded_identity(make, opts):
+    """make(opts) (net.tls.client_identity or server_identity), a file that cannot be
+    loaded said with the flag that named it."""
+    from pysock.errors import UsageError
+    from pysock.net.tls import CertificateError
+    try:
+        return make(opts)
+    except CertificateError as exc:
+        if exc.role == "verify_client":
+            raise UsageError(f"cannot load --verify-client {exc.path}: {exc.why}") from None
+        what = f"--cert {exc.path}" + (f" with --key {exc.key}" if exc.key else "")
+        hint = "" if exc.key else " (a separate key file needs --key)"
+        raise UsageError(f"cannot load {what}: {exc.why}{hint}") from None
 
 
 def describe(channel, diag) -> None:

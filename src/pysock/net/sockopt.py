@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pysock.errors import PysockError, UsageError
+from pysock.errors import ExitStatus, OptionError, PysockError, UsageError
 
 _SIZE_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -210,11 +210,11 @@ class SockOpt:
         try:
             OPTIONS[self.name].apply(sock, self.value)
         except ValueError as exc:  # a value only checkable once the socket exists (ttl on v6)
-            raise UsageError(f"--sockopt {self}: {exc}") from None
+            raise OptionError("sockopts", f"{self}: {exc}", ExitStatus.USAGE) from None
         except PysockError as exc:
-            raise PysockError(f"--sockopt {self}: {exc.message}", exc.status) from None
+            raise OptionError("sockopts", f"{self}: {exc.message}", exc.status) from None
         except OSError as exc:
-            raise PysockError(f"--sockopt {self}: {exc.strerror or exc}") from None
+            raise OptionError("sockopts", f"{self}: {exc.strerror or exc}") from None
 
     def __str__(self) -> str:
         return self.name if self.value is None else f"{self.name}={self.value}"
@@ -241,7 +241,7 @@ def _check_value(opt: SockOpt) -> None:
     try:
         OPTIONS[opt.name].check(opt.value)
     except ValueError as exc:
-        raise UsageError(f"--sockopt {opt}: {exc}") from None
+        raise UsageError(f"{opt}: {exc}") from None
 
 
 def apply_all(sock: socket.socket, opts: list[SockOpt] | tuple[SockOpt, ...]) -> None:
