@@ -9,6 +9,7 @@ from pysock.cli.context import settings
 from pysock.cli.proxyopts import proxy_options
 from pysock.cli.relayopts import relay_options, run_relay
 from pysock.cli.tlsopts import describe, tls_client, tls_options
+from pysock.errors import ExitStatus
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -107,7 +108,7 @@ def _probe(place, spec, json: bool, verbose: int) -> int:
         with RecordWriter(columns, s.output_mode(json), color=s.color) as out:
             for record in results:
                 out.write(record)
-    return 0 if any(r["state"] == "open" for r in results) else 1
+    return ExitStatus.OK if any(r["state"] == "open" for r in results) else ExitStatus.FAILURE
 
 
 def _service(port: int) -> str | None:

@@ -13,6 +13,7 @@ from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.proxyopts import proxy_options
 from pysock.cli.serveopts import access_options
+from pysock.errors import ExitStatus
 
 WATCH_TICK = 1.0
 BACKLOG = 4096  # clients that connect all at once wait in the queue, not in SYN retries
@@ -205,7 +206,7 @@ def _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout, 
     else:
         from pysock.net.forward import serve
     status = serve(listener, target, policy, reporter, on_tick)
-    return 1 if once and reporter.failures else status
+    return ExitStatus.FAILURE if once and reporter.failures else status
 
 
 def _taps(stack, hexdump):

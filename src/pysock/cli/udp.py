@@ -12,6 +12,7 @@ from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
 from pysock.cli.relayopts import check_stream_options, datagram_relay_options
 from pysock.cli.serveopts import bind_place
+from pysock.errors import ExitStatus
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
 
@@ -211,7 +212,7 @@ def _measure_receive(sock, wait, relay, datagrams) -> int:
                                 on_update=on_update)
     with RecordWriter(_measure_columns(), mode, color=s.color) as out:
         out.write(stats.record(final=True))
-    return 0 if stats.received else 1
+    return ExitStatus.OK if stats.received else ExitStatus.FAILURE
 
 
 def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
@@ -237,4 +238,4 @@ def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
         out.write({"type": "sent", "peer": channel.peer, "sent": report.sent,
                    "seconds": round(report.seconds, 3), "rate_pps": round(report.rate, 1),
                    "late": report.late})
-    return 0
+    return ExitStatus.OK
