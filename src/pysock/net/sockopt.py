@@ -102,20 +102,20 @@ def _ttl(sock: socket.socket, value: str | None) -> None:
     set_ttl(sock, _byte(value or ""))
 
 
-def _tos(sock: socket.socket, value: str | None) -> None:
-    tos = _byte(value or "")
+def _per_family(sock: socket.socket, v4: int, v6: int, value: int) -> None:
+    """An IP-level option that IPv6 spells with its own constant."""
     if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+        sock.setsockopt(socket.IPPROTO_IPV6, v6, value)
     else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        sock.setsockopt(socket.IPPROTO_IP, v4, value)
+
+
+def _tos(sock: socket.socket, value: str | None) -> None:
+    _per_family(sock, socket.IP_TOS, socket.IPV6_TCLASS, _byte(value or ""))
 
 
 def _multicast_ttl(sock: socket.socket, value: str | None) -> None:
-    ttl = _byte(value or "")
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    _per_family(sock, socket.IP_MULTICAST_TTL, socket.IPV6_MULTICAST_HOPS, _byte(value or ""))
 
 
 def _bool(text: str) -> int:
@@ -126,10 +126,7 @@ def _bool(text: str) -> int:
 
 def _multicast_loop(sock: socket.socket, value: str | None) -> None:
     on = 1 if value is None else _bool(value)
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, on)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, on)
+    _per_family(sock, socket.IP_MULTICAST_LOOP, socket.IPV6_MULTICAST_LOOP, on)
 
 
 def _multicast_if(sock: socket.socket, value: str | None) -> None:
