@@ -44,8 +44,7 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
 
     spec = dict(family=family, numeric=numeric, timeout=timeout, source=source,
                 source_port=source_port, sockopts=tuple(sockopts))
-    from pysock.render.diagnostics import Diagnostics
-    diag = Diagnostics(relay.verbose)
+    diag = settings().diagnostics(relay.verbose)
     identity = tls_client(tls, diag)
     if probe:
         if identity is not None or proxy is not None:

@@ -83,7 +83,6 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
     @abstract; TO is HOST:PORT, [V6]:PORT, a path or @abstract.
     """
     from pysock.net.address import stream_place
-    from pysock.render.diagnostics import Diagnostics
     proto = "udp" if udp else "tcp"
     where = stream_place(source, bind=True, proto=proto)
     to = stream_place(destination, bind=False, proto=proto)
@@ -92,7 +91,7 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
     if udp and (wait is not None or backlog is not None):
         raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
                                f"connections; -u has none")
-    diag = Diagnostics(verbose)
+    diag = settings().diagnostics(verbose)
     from pysock.net.outbound import Target
     target = Target(to, family=family, numeric=numeric, timeout=wait,
                     tls=_client_tls(tls, to, sni, cafile, capath, insecure, diag),

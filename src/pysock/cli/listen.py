@@ -30,11 +30,10 @@ def listen(place, port_opt, family, numeric, accept_timeout, serve, access, sock
     the client to stdin/stdout. Port 0 picks a free port and prints it.
     """
     from pysock.net.endpoints import listen as open_listener
-    from pysock.render.diagnostics import Diagnostics
 
     host, port = bind_place(place, port_opt, "pysock listen [ADDRESS] PORT")
     check_stream_options(serve.mode_flag, serve.keep_open, relay)
-    diag = Diagnostics(relay.verbose)
+    diag = settings().diagnostics(relay.verbose)
     identity = tls_server(tls, diag)
     listener = open_listener(host, port, family=family, numeric=numeric, backlog=serve.backlog,
                              sockopts=tuple(sockopts))

@@ -73,8 +73,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     the exit status 1; one too large to send names the limit.
 
     """
-    from pysock.render.diagnostics import Diagnostics
-    diag = Diagnostics(relay.verbose)
+    diag = settings().diagnostics(relay.verbose)
     _check(listen, keep_open, echo, wait, join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
         datagrams = replace(datagrams, show=True)

@@ -112,12 +112,11 @@ def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds,
     """
     from pysock.net.address import UnixAddress
     from pysock.net.unixsock import SOCKTYPES
-    from pysock.render.diagnostics import Diagnostics
     addr: UnixAddress = path
     if dgram:
         socktype = "dgram"
     kind = SOCKTYPES[socktype]
-    diag = Diagnostics(relay.verbose)
+    diag = settings().diagnostics(relay.verbose)
     _check(listen, socktype, serve, mode, datagrams)
     if datagrams.json:  # --json alone: the one record view there is, one per datagram
         datagrams = replace(datagrams, show=True)
