@@ -1,7 +1,6 @@
 """Issue 15: option groups reach commands as typed, frozen specs checked once where
 click hands over; core errors carry facts and cli/ names the flags."""
 
-import dataclasses
 import socket
 
 import click
@@ -31,7 +30,7 @@ def test_a_command_receives_each_group_as_one_frozen_spec():
     assert seen["serve"] == ServeSpec(keep_open=True, mode="echo")
     assert seen["datagrams"] == DatagramSpec(chunk=5)
     assert seen["relay"] == RelaySpec(quit_after=2.0, crlf=True)
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         seen["relay"].crlf = False
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import click
 
@@ -30,8 +30,7 @@ DATAGRAM_OPTIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class DatagramSpec:
+class DatagramSpec(NamedTuple):
     """How datagrams are cut from input and shown: the options as given."""
 
     chunk: int | None = None
@@ -62,7 +61,7 @@ datagram_options = opt.option_group(DATAGRAM_OPTIONS, DatagramSpec, "datagrams")
 def datagram_policy(relay: RelaySpec, dgram: DatagramSpec, default_quit: float | None):
     """At end of input a datagram client waits for replies -q SECS (default_quit)."""
     if relay.quit_after is None and default_quit is not None:
-        relay = replace(relay, quit_after=default_quit)
+        relay = relay._replace(quit_after=default_quit)
     return relay.policy(framing=dgram.framing())
 
 

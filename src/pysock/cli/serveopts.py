@@ -6,7 +6,7 @@ Each group reaches its command as one checked, frozen spec."""
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import click
 
@@ -39,8 +39,7 @@ def _serve_options(with_l: bool):
     ]
 
 
-@dataclass(frozen=True)
-class ServeSpec:
+class ServeSpec(NamedTuple):
     """How a server treats its clients: one (relayed with stdin/stdout) or many, and
     in which mode: relay, broker, chat, echo or exec (--exec and --sh-exec)."""
 

@@ -8,7 +8,7 @@ when --tls was not given)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from typing import NamedTuple
 
 import click
 
@@ -64,8 +64,7 @@ def tls_options(role: str):
     return opt.option_group(opts, lambda **values: TLSSpec.build(role, **values), "tls")
 
 
-@dataclass(frozen=True)
-class TLSSpec:
+class TLSSpec(NamedTuple):
     """The --tls family as given, checked once: enabled says whether --tls was."""
 
     enabled: bool = False
@@ -101,7 +100,7 @@ class TLSSpec:
 
     def options(self, role: str):
         """net.tls.TLSOptions for this side, or None without --tls."""
-        _refuse_other_side({f.name: getattr(self, f.name) for f in fields(self)}, role)
+        _refuse_other_side(self._asdict(), role)
         if not self.enabled:
             return None
         from pysock.net.tls import TLSOptions

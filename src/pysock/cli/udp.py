@@ -3,8 +3,6 @@ multicast and broadcast, and loss/jitter measurement."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import click
 
 from pysock.cli import options as opt
@@ -76,7 +74,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     diag = settings().diagnostics(relay.verbose)
     _check(listen, keep_open, echo, wait, join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
-        datagrams = replace(datagrams, show=True)
+        datagrams = datagrams._replace(show=True)
     check_stream_options("echo" if echo else "relay", keep_open, relay, datagram=True)
     socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
     if listen:
@@ -220,7 +218,7 @@ def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
     from pysock.render.records import Column, RecordWriter
     if count is None and duration is None:
         duration = 10.0
-    channel = _open_client(spec, replace(datagrams, show=False))
+    channel = _open_client(spec, datagrams._replace(show=False))
     s = settings()
     diag.verbose(f"measuring to {channel.peer}: {rate:g} datagrams/s of {size} bytes")
     total = count if count is not None else int(rate * duration)

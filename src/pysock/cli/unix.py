@@ -3,7 +3,7 @@ seqpacket, paths and @abstract names, credentials and descriptor passing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import click
 
@@ -119,7 +119,7 @@ def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds,
     diag = settings().diagnostics(relay.verbose)
     _check(listen, socktype, serve, mode, datagrams)
     if datagrams.json:  # --json alone: the one record view there is, one per datagram
-        datagrams = replace(datagrams, show=True)
+        datagrams = datagrams._replace(show=True)
     check_stream_options(serve.mode_flag, serve.keep_open, relay, datagram=socktype != "stream",
                          seqpacket=socktype == "seqpacket")
     identity = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), tls, diag)
@@ -132,8 +132,7 @@ def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds,
     return _server(side, serve, mode)
 
 
-@dataclass(frozen=True)
-class Side:
+class Side(NamedTuple):
     """One end of a Unix socket as the options shape it, client or server."""
 
     addr: object  # UnixAddress
