@@ -14,7 +14,7 @@ import socket
 import struct
 from dataclasses import dataclass, replace
 
-from pysock.errors import ExitStatus, NetworkError, OptionError, PysockError, UsageError
+from pysock.errors import NetworkError, OptionError, PysockError, UsageError
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import ClientSpec, connect, os_error
 
@@ -54,10 +54,9 @@ def parse_auth(text: str, kind: str = "socks5") -> tuple[str, str | None]:
     most 255 bytes (RFC 1929)."""
     user, sep, password = text.partition(":")
     if not user:
-        raise OptionError("proxy_auth", f"'{text}': expected USER:PASS", ExitStatus.USAGE)
+        raise OptionError("proxy_auth", f"'{text}': expected USER:PASS")
     if kind == "socks5" and max(len(user.encode()), len(password.encode())) > 255:
-        raise OptionError("proxy_auth", ": user name and password are at most 255 bytes each",
-                          ExitStatus.USAGE)
+        raise OptionError("proxy_auth", ": user name and password are at most 255 bytes each")
     return user, (password if sep else None)
 
 

@@ -207,11 +207,12 @@ class SockOpt:
         try:
             OPTIONS[self.name].apply(sock, self.value)
         except ValueError as exc:  # a value only checkable once the socket exists (ttl on v6)
-            raise OptionError("sockopts", f"{self}: {exc}", ExitStatus.USAGE) from None
+            raise OptionError("sockopts", f"{self}: {exc}") from None
         except PysockError as exc:
             raise OptionError("sockopts", f"{self}: {exc.message}", exc.status) from None
         except OSError as exc:
-            raise OptionError("sockopts", f"{self}: {exc.strerror or exc}") from None
+            raise OptionError("sockopts", f"{self}: {exc.strerror or exc}",
+                              ExitStatus.FAILURE) from None
 
     def __str__(self) -> str:
         return self.name if self.value is None else f"{self.name}={self.value}"
