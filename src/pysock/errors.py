@@ -38,6 +38,10 @@ class PysockError(Exception):
             return self.fact
         return self.fact + ADVICE.get(self.advice, "").format(**self.facts)
 
+    @message.setter
+    def message(self, text: str) -> None:  # the whole line, advice included
+        self.fact, self.advice = text, None
+
     def __str__(self) -> str:
         return self.message
 

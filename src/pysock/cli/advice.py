@@ -15,8 +15,10 @@ ADVICE = {
     "multicast_iface": " (no multicast route: name the interface with --iface)",
     "datagram_mtu": "; send smaller ones with --chunk",
     "datagram_udp_limit": "; split it with --chunk N",
-    "datagram_sndbuf": "; raise it with --sockopt sndbuf=N, or use --chunk N",
+    "datagram_sndbuf": " (its send buffer is {limit} bytes; raise it with --sockopt sndbuf=N, "
+                       "or use --chunk N)",
     "forward_wait": " (-w)",
+    "broadcast_needs_flag": " (sending to a broadcast address needs --broadcast)",
 }
 
 

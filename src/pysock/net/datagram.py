@@ -162,8 +162,8 @@ class DatagramChannel(SocketChannel):
             return NetworkError(f"datagram of {size} bytes is larger than UDP allows over IPv{v} "
                                 f"({limit} bytes)", advice="datagram_udp_limit")
         limit = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        return NetworkError(f"datagram of {size} bytes is too large for this Unix socket: its send "
-                            f"buffer is {limit} bytes", advice="datagram_sndbuf")
+        return NetworkError(f"datagram of {size} bytes is too large for this Unix socket",
+                            advice="datagram_sndbuf", limit=limit)
 
 
 def _peer_address(sock: socket.socket):
