@@ -78,7 +78,9 @@ def run_fast(got: dict) -> int:
     try:
         return list_sockets(got)
     except BaseException as exc:
+        from pysock.advice import install
         from pysock.status import exit_status
+        install()
         return exit_status(exc)
 
 

@@ -12,7 +12,7 @@ import sys
 import click
 
 from pysock import __version__
-from pysock.cli.advice import install as install_advice
+from pysock.advice import install as install_advice
 from pysock.cli.context import Settings
 from pysock.errors import ExitStatus, PysockError
 

@@ -67,8 +67,8 @@ def _read_table(diag, proto: str, family: int, flt: Filter, extended: bool, sour
             return found
         except sockdiag.Unsupported as exc:
             if source == "netlink":
-                raise PysockError(f"netlink sock_diag cannot list {proto} sockets here ({exc}); "
-                                  "use --source auto or proc") from None
+                raise PysockError(f"netlink sock_diag cannot list {proto} sockets here ({exc})",
+                                  advice="inspect_source") from None
     used[table] = "proc"
     if proto == "unix":
         return list(procnet.unix_sockets())
