@@ -61,6 +61,7 @@ class Pump:
 
     def __init__(self, src: int, dst: int):
         self.src, self.dst = src, dst
+        self.drained = Blocked(src, select.POLLIN)  # the hint, made once
 
     def step(self) -> int:
         raise NotImplementedError
@@ -101,7 +102,7 @@ class SplicePump(Pump):
         self._dst_full = False
         self.moved += n
         if n < SMALL:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 
@@ -139,7 +140,7 @@ class PipedSplicePump(Pump):
         self._buffered -= n
         self.moved += n
         if self._buffered == 0 and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
     def close(self) -> None:
@@ -216,7 +217,7 @@ class CopyPump(Pump):
         self._pending = self._pending[n:]
         self.moved += n
         if not self._pending and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 
