@@ -22,12 +22,14 @@ class Attribution:
         self.by_tuple: dict[tuple, int] = {}  # (proto, laddr, lport, raddr, rport) -> inode
         self.bound: dict[tuple, int] = {}  # (proto, laddr, lport) -> inode
         self.owner_of: dict[int, tuple[int, str]] = {}  # inode -> (pid, process)
-        self.flows: dict[tuple, tuple[tuple | None, tuple | None]] = {}
+        self.flows: dict[tuple, tuple] = {}  # key -> (owners, generation, both known)
         self.loaded = 0.0
         self.seen: dict[tuple, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.watcher: threading.Thread | None = None
+        self.on_owner = None  # called with a pid as its socket is first seen, while it lives
+        self.generation = 0  # bumped by every dump that learnt a new socket owner
 
     def start(self) -> None:
         """Dump the socket tables every WATCH_S beside the capture: the ring hands
@@ -44,21 +46,28 @@ class Attribution:
         if self.watcher is not None:
             self.watcher.join(timeout=2)
 
+    def settle(self) -> None:
+        """Wait for the watcher's dump under way (its owners are wanted now)."""
+        with self.lock:
+            pass
+
     def owners(self, head) -> tuple[tuple | None, tuple | None]:
         """((pid, process) of the sender, of the receiver), each None when unknown.
-        A known flow is never looked up again; an unknown one costs two dict reads
-        until the watcher (or a dump here, at most every REFRESH_S) sees its socket."""
+        A flow with both ends known is never looked up again; one with an end
+        unknown (a remote peer, or a socket no dump has seen yet) is looked up again
+        only after the tables have learnt something new, or (both unknown) by a
+        dump here, at most every REFRESH_S."""
         key = (head.proto, head.src, head.sport, head.dst, head.dport)
         known = self.flows.get(key)
-        if known is not None:
-            return known
+        if known is not None and (known[2] or known[1] == self.generation):
+            return known[0]
         found = self._both(head)
         now = time.monotonic()
         if found == (None, None) and now - self.loaded >= REFRESH_S:
             self._load(now)
             found = self._both(head)
         if found != (None, None):
-            self.flows[key] = found
+            self.flows[key] = (found, self.generation, None not in found)
         return found
 
     def _both(self, head) -> tuple[tuple | None, tuple | None]:
@@ -107,3 +116,6 @@ class Attribution:
                 owners = seen.owners(inode)
                 if owners:
                     self.owner_of[inode] = (owners[0].pid, owners[0].process)
+                    if self.on_owner is not None:
+                        self.on_owner(owners[0].pid)
+            self.generation += 1
