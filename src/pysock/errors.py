@@ -33,6 +33,16 @@ class UsageError(PysockError):
     status = ExitStatus.USAGE
 
 
+class OptionError(UsageError):
+    """A value given for an option failed (its text leads the message); option is
+    the option's parameter name, and cli/ puts the flag before the message. A usage
+    error unless the value failed on a real socket (status FAILURE then)."""
+
+    def __init__(self, option: str, message: str, status: ExitStatus | None = None):
+        super().__init__(message, status)
+        self.option = option
+
+
 class PrivilegeError(UsageError):
     """The probe needs a privilege this process lacks (raw sockets for scan --syn, ICMP
     for ping and trace). One rule for every command: exit 2, as iputils ping does,

@@ -11,8 +11,10 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
+from pysock.cli.proxyopts import proxy_options
+from pysock.cli.serveopts import access_options
+from pysock.errors import ExitStatus
 
-PROXY_TYPES = ("socks5", "socks4", "http")
 WATCH_TICK = 1.0
 BACKLOG = 4096  # clients that connect all at once wait in the queue, not in SYN retries
 
@@ -51,21 +53,13 @@ class Output:
 @click.option("--capath", type=click.Path(exists=True, file_okay=False), default=None,
               metavar="DIR", help="--tls: trust the hashed CA directory DIR.")
 @click.option("--insecure", is_flag=True, help="--tls: do not verify TO's certificate.")
-@click.option("--proxy", metavar="HOST[:PORT]", default=None,
-              help="Reach TO through this proxy (SOCKS 1080, HTTP 3128 by default).")
-@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
-              show_default=True, help="The kind of --proxy.")
-@click.option("--proxy-auth", metavar="USER:PASS", default=None, help="Log in to the proxy.")
+@proxy_options("Reach TO through this proxy (SOCKS 1080, HTTP 3128 by default).",
+               "The kind of --proxy.", "Log in to the proxy.")
 @click.option("--proxy-protocol", type=click.Choice(["v1", "v2"]), default=None,
               help="Send HAProxy's PROXY header to TO first, naming the real client.")
 @click.option("--max-conns", type=click.IntRange(1), default=None,
               help="Turn clients away (with a reset) beyond N at a time.")
-@click.option("--allow", multiple=True, metavar="CIDR", help="Only serve these peers (repeatable).")
-@click.option("--deny", multiple=True, metavar="CIDR", help="Turn these peers away (repeatable).")
-@click.option("--allowfile", type=click.Path(dir_okay=False), default=None,
-              help="--allow for each address/CIDR line of a file.")
-@click.option("--denyfile", type=click.Path(dir_okay=False), default=None,
-              help="--deny for each address/CIDR line of a file.")
+@access_options("Only serve these peers (repeatable).", "Turn these peers away (repeatable).")
 @click.option("-i", "--idle-timeout", type=opt.SECONDS, default=None,
               help="Close a connection after SECS with no data either way [-u: 60].")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
@@ -81,16 +75,14 @@ class Output:
               help="A JSON record per connection on stdout when it ends.")
 @click.option("--watch", is_flag=True, help="A live table of open connections (terminal only).")
 def forward(source, destination, udp, family, numeric, tls_listen, cert, key, verify_client, tls,
-            sni, cafile, capath, insecure, proxy, proxy_type, proxy_auth, proxy_protocol,
-            max_conns, allow, deny, allowfile, denyfile, idle_timeout, wait, once, backlog,
-            verbose, hexdump, json_out, watch):
+            sni, cafile, capath, insecure, proxy, proxy_protocol, max_conns, access, idle_timeout,
+            wait, once, backlog, verbose, hexdump, json_out, watch):
     """Accept clients on FROM and relay each one to TO, both ways, many at once.
 
     FROM is PORT, ADDRESS:PORT, [V6]:PORT, a Unix socket path (with a '/') or
     @abstract; TO is HOST:PORT, [V6]:PORT, a path or @abstract.
     """
     from pysock.net.address import stream_place
-    from pysock.render.diagnostics import Diagnostics
     proto = "udp" if udp else "tcp"
     where = stream_place(source, bind=True, proto=proto)
     to = stream_place(destination, bind=False, proto=proto)
@@ -99,14 +91,13 @@ def forward(source, destination, udp, family, numeric, tls_listen, cert, key, ve
     if udp and (wait is not None or backlog is not None):
         raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
                                f"connections; -u has none")
-    diag = Diagnostics(verbose)
+    diag = settings().diagnostics(verbose)
     from pysock.net.outbound import Target
     target = Target(to, family=family, numeric=numeric, timeout=wait,
                     tls=_client_tls(tls, to, sni, cafile, capath, insecure, diag),
-                    proxy=_proxy(proxy, proxy_type, proxy_auth),
+                    proxy=proxy,
                     proxy_protocol=int(proxy_protocol[1]) if proxy_protocol else None)
     server_tls = _server_tls(tls_listen, cert, key, verify_client, diag)
-    access = _access(allow, deny, allowfile, denyfile)
     with contextlib.ExitStack() as stack:
         listener = _listen(stack, where, udp, family, numeric, backlog or BACKLOG)
         _announce(listener, where, target, udp, diag, output)
@@ -142,23 +133,13 @@ def _client_tls(tls, to, sni, cafile, capath, insecure, diag):
         return None
     if not getattr(to, "host", None) and not (sni or insecure):
         raise click.UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, client_identity
-    identity = client_identity(TLSOptions(server_name=sni, cafile=cafile, capath=capath,
-                                          insecure=insecure))
+    identity = worded_identity(client_identity, TLSOptions(server_name=sni, cafile=cafile,
+                                                           capath=capath, insecure=insecure))
     if insecure:
         diag.warn("--insecure: TO's certificate is not verified")
     return identity
-
-
-def _proxy(proxy, proxy_type, proxy_auth):
-    if proxy is None:
-        if proxy_auth is not None:
-            raise click.UsageError("--proxy-auth needs --proxy")
-        return None
-    from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
-    host, port = parse_proxy(proxy, proxy_type)
-    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
-    return ProxySpec(host, port, proxy_type, user, password)
 
 
 def _server_tls(tls_listen, cert, key, verify_client, diag):
@@ -171,19 +152,14 @@ def _server_tls(tls_listen, cert, key, verify_client, diag):
         return None
     if key and not cert:
         raise click.UsageError("--key needs --cert")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, server_identity
-    identity = server_identity(TLSOptions(cert=cert, key=key, verify_client=verify_client))
+    identity = worded_identity(server_identity,
+                               TLSOptions(cert=cert, key=key, verify_client=verify_client))
     if identity.generated_fingerprint:
         diag.say("generated a temporary self-signed certificate (--cert/--key to use your own)")
         diag.say(f"SHA-256 fingerprint: {identity.generated_fingerprint}")
     return identity
-
-
-def _access(allow, deny, allowfile, denyfile):
-    from pysock.net.access import Access, parse_network, read_networks
-    allows = [parse_network(a) for a in allow] + (read_networks(allowfile) if allowfile else [])
-    denies = [parse_network(d) for d in deny] + (read_networks(denyfile) if denyfile else [])
-    return Access(tuple(allows), tuple(denies))
 
 
 def _listen(stack, where, udp, family, numeric, backlog):
@@ -229,7 +205,7 @@ def _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout, 
     else:
         from pysock.net.forward import serve
     status = serve(listener, target, policy, reporter, on_tick)
-    return 1 if once and reporter.failures else status
+    return ExitStatus.FAILURE if once and reporter.failures else status
 
 
 def _taps(stack, hexdump):

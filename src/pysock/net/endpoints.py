@@ -328,10 +328,6 @@ def peer_name(sock: socket.socket, addr) -> str:
     return format_sockaddr(addr)
 
 
-def stdio() -> StdioChannel:
-    return StdioChannel()
-
-
 # ---- errno translation ------------------------------------------------------
 
 

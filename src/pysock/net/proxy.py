@@ -14,11 +14,10 @@ import socket
 import struct
 from dataclasses import dataclass, replace
 
-from pysock.errors import NetworkError, PysockError, UsageError
+from pysock.errors import NetworkError, OptionError, PysockError, UsageError
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import ClientSpec, connect, os_error
 
-KINDS = ("socks5", "socks4", "http")
 DEFAULT_PORTS = {"socks5": 1080, "socks4": 1080, "http": 3128}
 HANDSHAKE_TIMEOUT = 30.0
 
@@ -40,7 +39,7 @@ class Tunnel:
 
 
 def parse_proxy(text: str, kind: str) -> tuple[str, int]:
-    """--proxy HOST[:PORT] or [V6][:PORT]; the port defaults to the usual one for the kind."""
+    """HOST[:PORT] or [V6][:PORT]; the port defaults to the usual one for the kind."""
     from pysock.net.address import check_host, split_host_port
     if text.startswith("[") and text.endswith("]"):
         return check_host(text[1:-1]), DEFAULT_PORTS[kind]
@@ -50,11 +49,14 @@ def parse_proxy(text: str, kind: str) -> tuple[str, int]:
     return check_host(text), DEFAULT_PORTS[kind]
 
 
-def parse_auth(text: str) -> tuple[str, str | None]:
-    """--proxy-auth USER:PASS (for socks4, USER alone is the user id)."""
+def parse_auth(text: str, kind: str = "socks5") -> tuple[str, str | None]:
+    """USER:PASS (for socks4, USER alone is the user id); SOCKS5 carries each in at
+    most 255 bytes (RFC 1929)."""
     user, sep, password = text.partition(":")
     if not user:
-        raise UsageError(f"--proxy-auth '{text}': expected USER:PASS")
+        raise OptionError("proxy_auth", f"'{text}': expected USER:PASS")
+    if kind == "socks5" and max(len(user.encode()), len(password.encode())) > 255:
+        raise OptionError("proxy_auth", ": user name and password are at most 255 bytes each")
     return user, (password if sep else None)
 
 
@@ -150,8 +152,8 @@ def _socks5(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: st
 def _socks5_login(sock: socket.socket, proxy: ProxySpec, where: str) -> None:
     user = proxy.user.encode()
     password = (proxy.password or "").encode()
-    if len(user) > 255 or len(password) > 255:
-        raise UsageError("--proxy-auth: user name and password are at most 255 bytes each")
+    if len(user) > 255 or len(password) > 255:  # parse_auth refuses these first
+        raise UsageError("the proxy's user name and password are at most 255 bytes each")
     sock.sendall(bytes([1, len(user)]) + user + bytes([len(password)]) + password)
     _, status = _recv_exact(sock, 2, where)
     if status != 0:

@@ -22,7 +22,6 @@ CHUNK = 1 << 20  # splice and sendfile: no buffer of ours, so the bigger the bet
 COPY_CHUNK = 256 << 10
 SMALL = 16 << 10
 PIPE_SIZE = 1 << 20
-_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
 
