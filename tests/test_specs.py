@@ -84,3 +84,17 @@ def test_socks5_credentials_over_255_bytes_are_refused_before_connecting():
     assert result.returncode == 2
     assert result.stderr == b"pysock: --proxy-auth: user name and password are at most 255 " \
                             b"bytes each\n"
+
+
+def test_a_core_error_states_the_fact_and_the_command_line_adds_the_flags():
+    from pysock import errors
+    exc = errors.NetworkError("/x is not a stream socket", advice="unix_other_type",
+                              other="dgram")
+    saved = dict(errors.ADVICE)
+    errors.ADVICE.clear()
+    try:
+        assert exc.message == "/x is not a stream socket"  # no cli/: the fact alone
+    finally:
+        errors.ADVICE.update(saved)
+    import pysock.cli  # noqa: F401  (installs the wording)
+    assert exc.message == "/x is not a stream socket (try --type dgram)"

@@ -12,8 +12,11 @@ import sys
 import click
 
 from pysock import __version__
+from pysock.cli.advice import install as install_advice
 from pysock.cli.context import Settings
 from pysock.errors import ExitStatus, PysockError
+
+install_advice()  # core errors' ways out, in this command line's flags
 
 # name -> (module, one-line summary). Commands register here; modules load on use,
 # so `pysock --help` and completion never import what they do not run.

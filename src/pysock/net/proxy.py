@@ -66,7 +66,7 @@ def open_tunnel(proxy: ProxySpec, target: ClientSpec) -> Tunnel:
     try:
         sock = connect(hop)
     except PysockError as exc:
-        exc.message = f"proxy: {exc.message}"
+        exc.fact = f"proxy: {exc.fact}"
         raise
     where = _where(proxy)
     sock.settimeout(target.timeout or HANDSHAKE_TIMEOUT)
@@ -134,8 +134,8 @@ def _socks5(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: st
     if version != 5:
         raise NetworkError(f"{where} does not speak SOCKS5 (it answered version {version})")
     if method == 0xFF:
-        need = "" if proxy.user is not None else " (it may need --proxy-auth USER:PASS)"
-        raise NetworkError(f"{where} accepts none of our authentication methods{need}")
+        raise NetworkError(f"{where} accepts none of our authentication methods",
+                           advice=None if proxy.user is not None else "proxy_may_need_auth")
     if method == 0x02:
         _socks5_login(sock, proxy, where)
     elif method != 0x00:
@@ -157,7 +157,8 @@ def _socks5_login(sock: socket.socket, proxy: ProxySpec, where: str) -> None:
     sock.sendall(bytes([1, len(user)]) + user + bytes([len(password)]) + password)
     _, status = _recv_exact(sock, 2, where)
     if status != 0:
-        raise NetworkError(f"{where} refused the user name or password (--proxy-auth)")
+        raise NetworkError(f"{where} refused the user name or password",
+                           advice="proxy_auth_refused")
 
 
 def _socks5_address(target: ClientSpec) -> bytes:
@@ -165,7 +166,8 @@ def _socks5_address(target: ClientSpec) -> bytes:
     literal = _literal(target.host)
     if literal is None:
         if target.numeric:
-            raise UsageError(f"'{target.host}' is not a numeric address (-n forbids names)")
+            raise UsageError(f"'{target.host}' is not a numeric address",
+                             advice="numeric_names")
         name = target.host.encode("idna")
         if len(name) > 255:
             raise UsageError(f"host name '{target.host}' is too long for SOCKS5")
@@ -215,7 +217,7 @@ def _socks4_address(target: ClientSpec) -> bytes:
     literal = _literal(target.host)
     if literal is not None:
         if literal.version != 4:
-            raise UsageError("SOCKS4 carries IPv4 addresses only (use --proxy-type socks5)")
+            raise UsageError("SOCKS4 carries IPv4 addresses only", advice="socks4_v4_only")
         return literal.packed
     from pysock.net.address import resolve
     found = resolve(target.host, target.port, family=4, numeric=target.numeric)
@@ -241,14 +243,15 @@ def _http(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: str)
     code = int(parts[1])
     if 200 <= code < 300:
         return ""
-    raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}"
-                       f"{_http_hint(code, proxy)}")
-
-
-def _http_hint(code: int, proxy: ProxySpec) -> str:
     if code == 407:
-        return (" (wrong --proxy-auth user name or password)" if proxy.user is not None
-                else " (it needs --proxy-auth USER:PASS)")
+        raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}",
+                           advice="proxy_auth_wrong" if proxy.user is not None
+                           else "proxy_auth_needed")
+    raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}"
+                       f"{_http_hint(code)}")
+
+
+def _http_hint(code: int) -> str:
     if code == 403:
         return " (the proxy forbids this target)"
     if code in (502, 503, 504):

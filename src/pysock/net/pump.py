@@ -60,6 +60,7 @@ class Pump:
 
     def __init__(self, src: int, dst: int):
         self.src, self.dst = src, dst
+        self.drained = Blocked(src, select.POLLIN)  # the hint, made once
 
     def step(self) -> int:
         raise NotImplementedError
@@ -100,7 +101,7 @@ class SplicePump(Pump):
         self._dst_full = False
         self.moved += n
         if n < SMALL:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 
@@ -138,7 +139,7 @@ class PipedSplicePump(Pump):
         self._buffered -= n
         self.moved += n
         if self._buffered == 0 and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
     def close(self) -> None:
@@ -215,7 +216,7 @@ class CopyPump(Pump):
         self._pending = self._pending[n:]
         self.moved += n
         if not self._pending and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 

@@ -41,8 +41,8 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
             raise NetworkError(f"connection to {addr} timed out") from None
         other = _other_types(exc, addr, socktype)
         if other:
-            raise NetworkError(f"{addr} is not a {TYPE_NAMES.get(socktype, '')} socket "
-                               f"(try --type {other})") from None
+            raise NetworkError(f"{addr} is not a {TYPE_NAMES.get(socktype, '')} socket",
+                               advice="unix_other_type", other=other) from None
         raise unix_error(exc, addr) from None
 
 
