@@ -307,9 +307,12 @@ class LinesView(View):
             self.out.flush()
 
     def event(self, event) -> None:
+        kind = type(event)
+        if kind is Sent and not self.flood:
+            return  # the common case, once a probe: nothing to write
         if self.flood and len(self.targets) == 1:
             self._flood(event)
-        elif isinstance(event, Reply) and not self.quiet:
+        elif kind is Reply and not self.quiet:
             self._line(reply_line(event, numeric=self.numeric, port=self.port))
         elif isinstance(event, Failure) and event.addr is None:
             say(f"cannot send to {event.target.addr} (seq {event.seq}): {event.text}")
