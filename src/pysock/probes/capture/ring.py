@@ -26,8 +26,7 @@ FRAME_HDR = struct.Struct("=IIIIIIHH")  # next, sec, nsec, snaplen, len, status,
 SLL = struct.Struct("=HHiHBB")  # family, protocol, ifindex, hatype, pkttype, halen
 SLL_AT = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 NO_PRIVILEGE = ("capturing needs root or CAP_NET_RAW: run as root (sudo pysock capture ...), "
-                "or 'setcap cap_net_raw,cap_net_admin+eip' on the python binary, "
-                "or read a saved capture with -r FILE")
+                "or 'setcap cap_net_raw,cap_net_admin+eip' on the python binary")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class Ring:
         try:
             self.sock = socket.socket(socket.AF_PACKET, kind, 0)
         except PermissionError:
-            raise PysockError(NO_PRIVILEGE) from None
+            raise PysockError(NO_PRIVILEGE, advice="capture_saved") from None
         try:
             self._setup(ifindex, program, promisc, spec)
         except OSError as exc:

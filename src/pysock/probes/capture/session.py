@@ -80,8 +80,8 @@ def plan(ifaces: tuple[str, ...]) -> tuple[int, bool, int, list[int], bool]:
         return indexes[0], not ethernet, bpf.DLT_EN10MB if ethernet else bpf.DLT_RAW, [], False
     odd = [name for name, kind in types.items() if kind not in ETHERNET_TYPES]
     if odd:
-        raise PysockError(f"'{odd[0]}' has no Ethernet framing: capture it alone with -i {odd[0]}",
-                          ExitStatus.USAGE)
+        raise PysockError(f"'{odd[0]}' has no Ethernet framing", ExitStatus.USAGE,
+                          advice="capture_alone", iface=odd[0])
     return 0, False, bpf.DLT_EN10MB, indexes, False
 
 

@@ -32,15 +32,14 @@ LOCAL_REFUSALS = (errno.EPERM, errno.EACCES, errno.EHOSTUNREACH, errno.ENETUNREA
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per packet
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33  # not in the socket module: <asm-generic/socket.h>
 ICMP_PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
-PRIVILEGE = ("--syn needs raw sockets: run as root or with the CAP_NET_RAW capability "
-             "(or drop --syn for a connect scan)")
+PRIVILEGE = "a SYN scan needs raw sockets: run as root or with the CAP_NET_RAW capability"
 
 
 def raw_socket(family: int, proto: int) -> socket.socket:
     try:
         sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, proto)
     except PermissionError:
-        raise PrivilegeError(PRIVILEGE) from None
+        raise PrivilegeError(PRIVILEGE, advice="scan_connect_instead") from None
     for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         # room for the answers, and for the SYNs the kernel holds while it asks ARP
         try:
