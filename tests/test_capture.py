@@ -36,7 +36,7 @@ def _mixed_pcap(path: str) -> None:
     packets = [
         e / IP(src=b, dst=a) / TCP(sport=40000, dport=80, flags="S"),
         e / IP(src=a, dst=b) / TCP(sport=80, dport=40000, flags="SA"),
-        e / IP(src=b, dst=a) / TCP(sport=40000, dport=80, flags="A") / (b"GET /" * 30),
+        e / IP(src=b, dst=a) / TCP(sport=40000, dport=80, flags="A", seq=1) / (b"GET /" * 30),
         e / IP(src=a, dst=b) / TCP(sport=80, dport=40000, flags="R"),
         e / IP(src=b, dst=a, ttl=64) / UDP(sport=5353, dport=53) / b"ABCD",
         e / IP(src=a, dst=b, ttl=63) / UDP(sport=53, dport=5353) / b"xyz",
@@ -186,3 +186,154 @@ def _socat_child(shell_pid: int) -> int:
                 return int(pid)
         time.sleep(0.05)
     raise AssertionError("no socat child")
+
+
+def test_command_mode_sees_only_its_command_and_ends_with_it(lab):
+    need_tool("socat")
+    from netns import two_hosts
+    a, _ = two_hosts(lab)
+    servers = [a.popen("socat", f"TCP-LISTEN:{p},reuseaddr,fork", "SYSTEM:'cat'")
+               for p in (6001, 6002)]
+    other = a.popen("sh", "-c", "while :; do echo ping-6002; sleep 0.05; done | "
+                    "socat - TCP:127.0.0.1:6002")
+    time.sleep(0.5)
+    # the shell's child opens its socket after the capture started
+    script = ("sleep 0.3; for i in $(seq 30); do echo ping-6001; sleep 0.03; done | "
+              "socat - TCP:127.0.0.1:6001; exit 3")
+    started = time.monotonic()
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", "lo", "--json", "tcp",
+                  "--", "sh", "-c", script)
+    try:
+        out, err = cap.communicate(timeout=30)
+    finally:
+        for proc in servers + [other]:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert time.monotonic() - started < 15  # it ended with the command, unasked
+    assert cap.returncode == 0, err
+    assert err.decode().splitlines()[-1] == f"pysock: sh -c {script} exited with status 3"
+    records = [json.loads(line) for line in out.splitlines()]
+    packets = [r for r in records if r["type"] == "packet"]
+    assert len(packets) > 30
+    assert any(r["flags"] == "S" for r in packets)  # from its first packet
+    for r in packets:
+        assert 6001 in (r["src_port"], r["dst_port"]), r
+    assert any(r["process"] == "socat" for r in packets)
+
+
+def test_command_mode_refuses_what_it_cannot_do(tmp_path):
+    for extra in (["--pid", "1"], ["-r", str(tmp_path / "x.pcap")]):
+        got = run_pysock("capture", *extra, "--", "true")
+        assert got.returncode == 2 and b"-- COMMAND" in got.stderr, got.stderr
+    got = run_pysock("capture", "tcp", "--")
+    assert got.returncode == 2 and b"-- COMMAND" in got.stderr
+
+
+FLOW_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7000)); s.listen(); print("up", flush=True)
+c, _ = s.accept(); got = 0
+while True:
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    got += len(chunk)
+c.sendall(b"r" * int(sys.argv[1])); c.close(); print(got, flush=True)
+"""
+
+FLOW_CLIENT = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 7000)); time.sleep(0.2)
+c.sendall(b"s" * int(sys.argv[2])); c.shutdown(socket.SHUT_WR); got = 0
+while True:
+    chunk = c.recv(65536)
+    if not chunk:
+        break
+    got += len(chunk)
+c.close(); print(got, flush=True)
+try:
+    socket.create_connection((sys.argv[1], 7001), timeout=5)
+except ConnectionRefusedError:
+    print("refused", flush=True)
+"""
+
+
+def test_flows_count_bytes_retransmissions_and_resets(lab):
+    from netns import two_hosts
+    a, b = two_hosts(lab)
+    iface = next(iter(a.addrs))
+    b.nft("table inet lossy {\n chain input {\n type filter hook input priority 0;\n"
+          " tcp dport 7000 numgen inc mod 50 == 49 drop\n }\n}\n")
+    sent, answer = 3_000_000, 123_456
+    server = b.popen(sys.executable, "-c", FLOW_SERVER, str(answer))
+    assert server.stdout.readline() == b"up\n"
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", iface, "--flows", "--json",
+                  "tcp", "portrange", "7000-7001")
+    try:
+        _started(cap, b"listening on")
+        client = a.popen(sys.executable, "-c", FLOW_CLIENT, b.addr, str(sent))
+        out, _ = client.communicate(timeout=60)
+        assert out.split() == [str(answer).encode(), b"refused"]
+        assert server.communicate(timeout=20)[0].strip() == str(sent).encode()
+        time.sleep(0.5)
+    finally:
+        out, err = _stop(cap)
+    assert cap.returncode == 0, err
+    records = [json.loads(line) for line in out.splitlines()]
+    flows = {r["dst_port"]: r for r in records if r["type"] == "flow"}
+    assert records[-1]["type"] == "summary"
+    data, refused = flows[7000], flows[7001]
+    assert (data["src_addr"], data["dst_addr"]) == (a.addr, b.addr)
+    assert data["bytes_out"] == sent and data["bytes_in"] == answer, data
+    assert data["bytes"] == sent + answer
+    assert data["packets"] == data["packets_out"] + data["packets_in"]
+    assert data["retransmits"] > 0 and data["resets"] == 0, data
+    assert data["state"] == "closed" and data["rtt_ms"] > 0
+    assert data["pid"] == client.pid and data["process"].startswith("python"), data
+    assert refused["resets"] == 1 and refused["state"] == "reset", refused
+    assert refused["packets_out"] >= 1 and refused["packets_in"] == 1
+    assert refused["bytes_out"] == refused["bytes_in"] == 0
+
+
+def test_flows_refuses_packet_options():
+    for extra in (["-w", "x.pcapng"], ["-X"], ["--time-format", "epoch"]):
+        got = run_pysock("capture", "--flows", *extra)
+        assert got.returncode == 2 and b"--flows" in got.stderr, got.stderr
+
+
+def test_flows_from_a_file_as_json_and_as_a_table(tmp_path):
+    path = str(tmp_path / "mixed.pcap")
+    _mixed_pcap(path)
+    got = run_pysock("capture", "-r", path, "--flows", "--json")
+    assert got.returncode == 0, got.stderr
+    flows = {(r["src_port"], r["dst_port"]): r for r in map(json.loads, got.stdout.splitlines())}
+    web = flows[(40000, 80)]
+    assert (web["packets_out"], web["packets_in"], web["bytes_out"]) == (2, 2, 150), web
+    assert web["resets"] == 1 and web["state"] == "reset" and web["rtt_ms"] is not None
+    assert flows[(5353, 53)]["bytes_out"] == 4 and flows[(5353, 53)]["bytes_in"] == 3
+    table = run_pysock("--color", "always", "capture", "-r", path, "--flows", "-n",
+                       env={**os.environ, "COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    text = table.stdout.decode()
+    assert "RETRANS" in text and "10.1.0.2:40000" in text and "5 flows" in text.replace(
+        "\x1b[3m", "").replace("\x1b[0m", ""), text
+
+
+def test_write_stops_at_count_in_the_middle_of_a_block(lab, tmp_path):
+    need_tool("tcpdump")
+    from netns import two_hosts
+    a, b = two_hosts(lab)
+    path = str(tmp_path / "c.pcapng")
+    flood = a.popen("ping", "-i", "0.002", "-c", "400", b.addr)
+    cap = a.popen(sys.executable, "-m", "pysock", "capture", "-i", next(iter(a.addrs)),
+                  "-c", "7", "-w", path, "icmp")
+    try:
+        _, err = cap.communicate(timeout=30)
+    finally:
+        flood.kill()
+        flood.wait()
+    assert cap.returncode == 0, err
+    assert b"7 packets captured" in err
+    read = subprocess.run(["tcpdump", "-n", "-r", path], capture_output=True, text=True,
+                          timeout=30)
+    assert len(read.stdout.splitlines()) == 7, read.stdout

@@ -356,3 +356,9 @@ def test_tab_in_a_real_shell(shell, source, tmp_path):
         assert term.wait(lambda: all(s in term.text() for s in STATES_SHOWN)), term.text()
     finally:
         term.close()
+
+
+def test_capture_completes_interfaces_and_filter_keywords():
+    assert {"lo", "any"} <= set(bash_complete("pysock capture -i "))
+    assert {"port", "portrange"} <= set(bash_complete("pysock capture tcp po"))
+    assert "tcp-syn" in bash_complete("pysock capture -i lo tcp-s")

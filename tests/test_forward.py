@@ -343,6 +343,10 @@ def test_many_concurrent_clients_data_intact_and_fds_back(procs):
     to, here = free_port(), free_port()
     socat_echo(procs, f"TCP-LISTEN:{to},bind=127.0.0.1,reuseaddr,backlog=1024")
     fwd = forward(procs, f"127.0.0.1:{here}", f"127.0.0.1:{to}")
+    with tcp(here)() as s:  # one client first: the engine's epoll fd exists from then on
+        s.sendall(b"warm")
+        s.shutdown(socket.SHUT_WR)
+        assert read_all(s) == b"warm"
     before = _fds(fwd.pid)
     payloads = [os.urandom(size) for _ in range(clients)]
     results: list = [None] * clients
@@ -359,9 +363,9 @@ def test_many_concurrent_clients_data_intact_and_fds_back(procs):
         t.join(60)
     assert all(r == p for r, p in zip(results, payloads))
     deadline = time.monotonic() + 10
-    while _fds(fwd.pid) != before and time.monotonic() < deadline:
+    while _fds(fwd.pid) > before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _fds(fwd.pid) == before
+    assert _fds(fwd.pid) <= before
 
 
 def test_max_conns_turns_the_extra_client_away(procs):

@@ -660,3 +660,25 @@ def test_closed_stdout_ends_quietly():
                           capture_output=True, timeout=20)
     assert proc.stdout.decode().count("\n") == 2
     assert proc.stderr == b""
+
+
+@pytest.mark.parametrize("size,pattern", [(56, None), (0, None), (15, None), (16, b"\xff"),
+                                          (57, b"\x12\x34\x56"), (1000, b"\x00")])
+def test_echo_template_equals_scapy(size, pattern):
+    """Each probe patches the sequence number and the time stamp into a fixed request
+    and updates the checksum incrementally: the bytes must be what scapy builds (and
+    checksums) from scratch, for odd and even sizes, with and without a stamp."""
+    from scapy.layers.inet import ICMP
+    from scapy.packet import Raw
+
+    from pysock.probes import icmp
+
+    payload = icmp.fill_payload(size, pattern)
+    template = icmp.EchoTemplate(socket.AF_INET, 0xBEEF, payload)
+    for seq in (1, 2, 0x7FFF, 0xFFFF, 0x10000):
+        for sent_ns in (0, 1_700_000_000_123_456_789, 4_102_444_800_999_999_999):
+            data = icmp.stamped(payload, sent_ns)
+            expected = bytes(ICMP(type=8, id=0xBEEF, seq=seq & 0xFFFF) / Raw(data))
+            assert template.packet(seq, sent_ns) == expected
+    v6 = icmp.EchoTemplate(socket.AF_INET6, 7, payload)  # the kernel fills in the checksum
+    assert v6.packet(3, 5) == icmp.HEADER.pack(128, 0, 0, 7, 3) + icmp.stamped(payload, 5)

@@ -321,6 +321,69 @@ def test_big_connect_scan_is_split_over_processes_with_the_same_verdicts(listene
     assert all(v.state == "closed" for p, v in split.items() if p not in found)
 
 
+def test_split_scan_work_goes_to_the_process_with_time_for_it():
+    """The processes of a split scan take chunks of ports as they go: when the
+    forked worker is slow (its core busy elsewhere), this process scans most ports,
+    rather than waiting for the worker's fixed half."""
+    from pysock.probes.scan.connect import ConnectScan
+    from pysock.probes.scan.model import Target, Timing
+    from pysock.probes.scan.workers import run_split
+
+    parent = os.getpid()
+
+    class SlowWorker(ConnectScan):
+        def _start(self, *job):
+            if os.getpid() != parent:
+                time.sleep(0.0005)
+            return super()._start(*job)
+
+        def run(self):
+            results = super().run()
+            for verdicts in results:
+                for verdict in verdicts.values():
+                    verdict.reason += "@parent" if os.getpid() == parent else "@worker"
+            return results
+
+    ports = list(range(40000, 60000))
+    target = [Target("127.0.0.1", socket.AF_INET, "127.0.0.1")]
+    split = run_split(SlowWorker, target, ports, Timing(), None, 2)[0]
+    assert sorted(split) == ports
+    by = [v.reason.rsplit("@", 1)[-1] for v in split.values()]
+    assert 0 < by.count("worker") < len(ports) // 4, by.count("worker")
+
+
+def test_local_ports_that_never_answer_are_filtered_not_stuck(lab):
+    """To this machine's own address a probe waits a tick inside connect(); a port
+    whose SYN is dropped must still come out filtered (from epoll, after retries),
+    and the rest of the host is scanned the ordinary way without a tick per port."""
+    host = lab.host("dropper")
+    host.nft("table inet t {\n chain o {\n type filter hook output priority 0;\n"
+             "  tcp dport 3000-3999 drop\n }\n}\n")
+    started = time.monotonic()
+    out = in_ns(host, "--json", "--all", "--reason", "-p", "2001-4500", "127.0.0.1")
+    assert out.returncode == 0, out.stderr
+    states = {r["port"]: (r["state"], r["reason"]) for r in records(out) if "port" in r}
+    assert len(states) == 2500
+    assert all(states[p] == ("filtered", "no-response") for p in range(3000, 4000))
+    assert all(states[p] == ("closed", "conn-refused")
+               for p in [*range(2001, 3000), *range(4000, 4501)])
+    assert time.monotonic() - started < 30
+
+
+def test_loopback_connect_scan_costs_one_connect_per_port(lab):
+    """To loopback each port is one connect() (the blocking kind with a one-tick
+    send timeout), not a non-blocking connect and a second one to read the answer."""
+    need_tool("strace")
+    host = lab.host("counted")
+    out = subprocess.run(host.argv("strace", "-f", "-c", "-e", "trace=connect", "-o", "/dev/stderr",
+                                   *PYSOCK, "scan", "--json", "-p", "1-20000", "127.0.0.1"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    calls = [line.split() for line in out.stderr.splitlines() if line.endswith(" connect")]
+    assert calls, out.stderr
+    assert 20000 <= int(calls[0][3]) < 21000, calls
+
+
 def _listening_loopback(ports) -> set[int]:
     """Ports with a TCP listener that 127.0.0.1 reaches, from /proc."""
     found = set()

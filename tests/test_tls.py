@@ -527,8 +527,8 @@ def test_options_for_a_command_that_is_client_or_server():
     @click.command()
     @click.option("-l", "listen", is_flag=True)
     @tls_options("both")
-    def either(listen, **kw):
-        made = tls_server(kw, Diagnostics()) if listen else tls_client(kw, Diagnostics())
+    def either(listen, tls):
+        made = tls_server(tls, Diagnostics()) if listen else tls_client(tls, Diagnostics())
         click.echo(type(made).__name__)
 
     runner = CliRunner()

@@ -204,11 +204,12 @@ def test_plain_connect_and_listen_never_import_ssl():
 
 
 def test_unix_socket_client_needs_sni_or_insecure(certs, tmp_path):
-    """What `unix --tls` will do: no host name, so --sni names the server (or --insecure)."""
+    """What `unix --tls` will do: no host name, so the server must be named (--sni, which
+    the command words) or not verified (--insecure); the core says only the fact."""
     from pysock.errors import UsageError
     server_id, client_id = certs
     a, b = socket.socketpair()
-    with pytest.raises(UsageError, match="--sni"):
+    with pytest.raises(UsageError, match="needs a server name to verify"):
         start_client(a, client_id, None)
     b.close()
     named = client_identity(TLSOptions(cafile=client_id.options.cafile, server_name="localhost"))

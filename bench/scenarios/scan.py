@@ -324,8 +324,8 @@ def scenarios(quick: bool):
     if root:
         contenders, setup = _loopback(quick, syn=True)
         yield Scenario(f"scan: SYN, 127.0.0.1, {size}", "s", "lower", contenders, setup=setup,
-                       rounds=rounds, note="pysock scan --syn (one raw socket, patched template) "
-                       "vs nmap -sS -T4 -Pn.")
+                       rounds=rounds, note="pysock scan --syn (a raw socket and a patched template per "
+                       "process, both cores sharing the ports in chunks) vs nmap -sS -T4 -Pn.")
     if root and have("ip", "nmap"):
         yield from _sweeps(rounds)
     if root and have("ip", "nft"):

@@ -12,16 +12,35 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
+# Ways out that involve options, which only the command line can name: cli/ fills
+# this at start (advice key -> text appended to the message, formatted with the
+# error's facts). The core raises facts and a key; without cli/ the facts stand alone.
+ADVICE: dict[str, str] = {}
+
+
 class PysockError(Exception):
-    """A failure the user should read about: one line, one exit status."""
+    """A failure the user should read about: one line, one exit status. fact is what
+    went wrong; advice (a key of ADVICE) and facts add the way out in the user's flags."""
 
     status = ExitStatus.FAILURE
 
-    def __init__(self, message: str, status: ExitStatus | None = None):
+    def __init__(self, message: str, status: ExitStatus | None = None, *,
+                 advice: str | None = None, **facts):
         super().__init__(message)
-        self.message = message
+        self.fact = message
+        self.advice, self.facts = advice, facts
         if status is not None:
             self.status = status
+
+    @property
+    def message(self) -> str:
+        if self.advice is None:
+            return self.fact
+        return self.fact + ADVICE.get(self.advice, "").format(**self.facts)
+
+    @message.setter
+    def message(self, text: str) -> None:  # the whole line, advice included
+        self.fact, self.advice = text, None
 
     def __str__(self) -> str:
         return self.message
@@ -31,6 +50,16 @@ class UsageError(PysockError):
     """The user typed something pysock cannot accept (exit 2)."""
 
     status = ExitStatus.USAGE
+
+
+class OptionError(UsageError):
+    """A value given for an option failed (its text leads the message); option is
+    the option's parameter name, and cli/ puts the flag before the message. A usage
+    error unless the value failed on a real socket (status FAILURE then)."""
+
+    def __init__(self, option: str, message: str, status: ExitStatus | None = None):
+        super().__init__(message, status)
+        self.option = option
 
 
 class PrivilegeError(UsageError):

@@ -10,7 +10,6 @@ sends the whole command line to click, which parses and reports it as always."""
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 
@@ -65,6 +64,7 @@ def list_sockets(got: dict) -> int:
     with ScanBeside(False, sockets_in_use()).start() as beside:
         from pysock.inventory.filter import Filter
         from pysock.inventory.sources import choose_source, collect
+        from pysock.render.diagnostics import say
         from pysock.render.inspect import FastPlain, Names, write_sockets
         flt = Filter.build(protos=got["protos"], family=got["family"],
                            listening=got["listening"], all_states=got["all_states"])
@@ -73,7 +73,7 @@ def list_sockets(got: dict) -> int:
         inventory = collect(flt, source=choose_source(None), extended=got["extended"],
                             beside=beside, while_waiting=plain.prepare if plain else None)
     for note in inventory.notes:
-        _say(note)
+        say(note)
     if plain is not None:
         plain.write(inventory.records, sys.stdout, got["header"])
     else:
@@ -84,40 +84,13 @@ def list_sockets(got: dict) -> int:
 
 def run_fast(got: dict) -> int:
     """list_sockets inside the same error boundary as pysock.cli.run."""
-    from pysock.errors import ExitStatus, PysockError
     try:
         return list_sockets(got)
-    except PysockError as exc:
-        _say(exc.message)
-        return exc.status
-    except KeyboardInterrupt:
-        return _quiet(ExitStatus.INTERRUPTED)
-    except OSError as exc:
-        if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
-            return _quiet(ExitStatus.OK)
-        _say(f"{exc.strerror or exc}")
-        return ExitStatus.FAILURE
-    except Exception as exc:  # a bug: still one line, with the way to see more
-        _say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the "
-             "traceback)")
-        return ExitStatus.FAILURE
-
-
-def _say(text: str) -> None:
-    try:
-        sys.stderr.write(f"pysock: {text}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
-
-
-def _quiet(status: int) -> int:
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return status
+    except BaseException as exc:
+        from pysock.advice import install
+        from pysock.status import exit_status
+        install()
+        return exit_status(exc)
 
 
 def main() -> None:

@@ -12,8 +12,11 @@ import sys
 import click
 
 from pysock import __version__
+from pysock.advice import install as install_advice
 from pysock.cli.context import Settings
 from pysock.errors import ExitStatus, PysockError
+
+install_advice()  # core errors' ways out, in this command line's flags
 
 # name -> (module, one-line summary). Commands register here; modules load on use,
 # so `pysock --help` and completion never import what they do not run.
@@ -150,7 +153,7 @@ def run(argv: list[str] | None = None) -> int:
         return int(result) if isinstance(result, int) else ExitStatus.OK
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except click.exceptions.Abort:
         return _quiet(ExitStatus.INTERRUPTED)
     except Terminated as exc:
         return _quiet(128 + exc.signum)
@@ -159,43 +162,32 @@ def run(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         if debug:
             raise
-        _say(_click_message(exc))
+        from pysock.render.diagnostics import say
+        say(_click_message(exc))
         return ExitStatus.USAGE
-    except PysockError as exc:
-        if debug:
-            raise
-        _say(exc.message)
-        return exc.status
-    except OSError as exc:
-        if exc.errno == errno.EPIPE and stdout_closed():
-            return _quiet(ExitStatus.OK)
-        if debug:
-            raise
-        _say(f"{exc.strerror or exc}")
-        return ExitStatus.FAILURE
-    except Exception as exc:  # a bug: still one line, with the way to see more
-        if debug:
-            raise
-        _say(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        return ExitStatus.FAILURE
+    except BaseException as exc:  # the rest as the fast path maps them: pysock.status
+        from pysock.status import exit_status
+        return exit_status(_worded(exc), debug=debug, stdout_closed=stdout_closed)
 
 
-def _say(message: str) -> None:
-    try:
-        sys.stderr.write(f"pysock: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        pass
+def _worded(exc: BaseException) -> BaseException:
+    """A core error about an option's value, with the option's flag in front (the
+    core names facts, the command line names flags)."""
+    from pysock.errors import OptionError
+    if not isinstance(exc, OptionError):
+        return exc
+    gap = "" if exc.message.startswith(":") else " "
+    return PysockError(f"{OPTION_FLAGS[exc.option]}{gap}{exc.message}", exc.status)
+
+
+# OptionError.option (a parameter name) -> the flag the user typed it with
+OPTION_FLAGS = {"sockopts": "--sockopt", "proxy_auth": "--proxy-auth", "send_fds": "--send-fd",
+                "mode": "--mode"}
 
 
 def _quiet(status: int) -> int:
-    """End without Python complaining about a stdout that can no longer be flushed."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
-    return status
+    from pysock.status import quiet
+    return quiet(status)
 
 
 def _click_message(exc: click.ClickException) -> str:

@@ -9,6 +9,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
+from pysock.cli.helpview import TeachingCommand
 from pysock.errors import ExitStatus, PysockError
 
 KEYWORDS = ("host", "net", "port", "portrange", "src", "dst", "tcp", "udp", "icmp", "icmp6",
@@ -36,7 +37,21 @@ class CaptureIface(options.InterfaceType):
                 if w.startswith(incomplete)]
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class CaptureCommand(TeachingCommand):
+    """Everything after '--' is COMMAND ARGS..., never filter words or options."""
+
+    def parse_args(self, ctx, args):
+        if "--" in args:
+            at = args.index("--")
+            ctx.meta["capture.command"] = args[at + 1:]
+            args = args[:at]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx):
+        return [*super().collect_usage_pieces(ctx), "[-- COMMAND [ARGS]...]"]
+
+
+@click.command(cls=CaptureCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("words", nargs=-1, metavar="[FILTER...]", type=FilterWord())
 @click.option("-i", "--iface", "ifaces", multiple=True, type=CaptureIface(),
               help="Capture on this interface (repeatable) [default: any].")
@@ -60,31 +75,44 @@ class CaptureIface(options.InterfaceType):
 @click.option("--time-format", type=click.Choice(TIME_FORMATS), default="time",
               show_default=True, help="Time stamps as tcpdump's -t habits: time of day, "
               "epoch (-tt), date (-tttt), delta (-ttt), relative (-ttttt), none (-t).")
+@click.option("--flows", is_flag=True, help="One row per connection instead of packets: "
+              "packets and bytes each way, RTT, retransmissions, resets, process.")
 @click.option("-w", "--write", "write", metavar="FILE",
               help="Write packets to FILE as pcapng ('-' for stdout) instead of printing them.")
 @click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
               help="Read packets from a pcap or pcapng FILE instead of the network.")
 @options.json_output
 def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports, hosts, pids,
-            process_names, ascii, hexdump, verbose, time_format, write, read, json) -> int:
+            process_names, ascii, hexdump, verbose, time_format, flows, write, read,
+            json) -> int:
     """Capture packets, as tcpdump does, and name the process behind each one.
     FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
     libpcap and run in the kernel."""
     from pysock.probes.capture.session import CaptureSpec
+    command = click.get_current_context().meta.get("capture.command")
+    if command is not None and (not command or read or pids or process_names):
+        raise click.UsageError("-- COMMAND runs a command and captures its traffic: it needs "
+                               "a COMMAND and goes with neither -r, --pid nor --process")
     expression = _expression(words, ports, hosts)
     if write and (json or ascii or hexdump or verbose):
         raise click.UsageError("-w writes packets to a file: --json, -A, -X and -v print them")
+    if flows and (write or ascii or hexdump or verbose or _given("time_format")):
+        raise click.UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
+                               "are about packets")
     if read and (ifaces or no_promisc or duration):
         raise click.UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture")
     if read and (pids or process_names):
         raise click.UsageError("--pid and --process need a live capture (files hold no sockets)")
     spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
                        promisc=not no_promisc, count=count, duration=duration)
-    view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
+    if flows:
+        view = _flows_view(json, numeric)
+    else:
+        view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
     wanted = _owner_test(pids, process_names)
     if read:
         return _read(read, spec, view, write, wanted)
-    return _live(spec, view, write, wanted)
+    return _live(spec, view, write, wanted, command)
 
 
 def _expression(words, ports, hosts) -> str:
@@ -115,6 +143,47 @@ def _view(json, numeric, time_format, ascii, hexdump, verbose):
                             hexdump=hexdump, verbose=verbose)
 
 
+def _given(name: str) -> bool:
+    from click.core import ParameterSource
+    source = click.get_current_context().get_parameter_source(name)
+    return source not in (None, ParameterSource.DEFAULT)
+
+
+class FlowSink:
+    """--flows: packets folded into the flow table; the view draws it (a terminal)
+    or writes each flow once it has closed and gone quiet (a pipe, --json)."""
+
+    LINGER_NS = 1_000_000_000  # the last ACK of a close comes after both FINs
+
+    def __init__(self, view):
+        from pysock.probes.capture.flows import FlowTable
+        self.table, self.view = FlowTable(), view
+        self.now_ns = 0
+
+    def packet(self, packet) -> None:
+        self.table.add(packet)
+        self.now_ns = packet.ts_ns
+
+    def flush(self) -> None:
+        if not self.view.live:
+            for flow in self.table.ended(self.now_ns, self.LINGER_NS):
+                self.view.closed(flow)
+        self.view.update(self.table)
+
+    def summary(self, stats) -> None:
+        self.view.finish(self.table, stats)
+
+
+def _flows_view(json, numeric):
+    from pysock.render import flows as render
+    from pysock.render.capture import PortNames
+    mode = settings().output_mode(json)
+    ports = PortNames(numeric)
+    if mode == "table":
+        return FlowSink(render.FlowTableView(settings().color, ports))
+    return FlowSink(render.FlowRecords(mode, ports))
+
+
 def _open_output(path: str):
     if path == "-":
         return sys.stdout.buffer
@@ -139,15 +208,49 @@ def _sink(view, write, snaplen):
     return put, writer.flush, stream
 
 
-def _live(spec, view, write, wanted) -> int:
+def _live(spec, view, write, wanted, command=None) -> int:
     from pysock.probes.capture.session import LiveCapture
     from pysock.render.capture import closing_lines, listening_line
     session = LiveCapture(spec)
     listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
                    spec.snaplen)
-    put, flush, stream = _sink(view, write, spec.snaplen)
+    status = 0
+    if view is None and wanted is None and command is None:
+        stats = _write_fast(session, write)
+    else:
+        stats, status = _live_packets(session, view, write, wanted, command)
+    if view is not None:
+        view.summary(stats)
+    closing_lines(stats)
+    if status:
+        _command_failed(command, status)
+    return ExitStatus.OK
+
+
+def _write_fast(session, write):
+    """-w alone: blocks of frames straight into the file, never a Packet."""
+    stream = _open_output(write)
     try:
-        _pump(session.packets(wanted), put, flush)
+        session.write_pcapng(stream)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stream.flush()
+        if stream is not sys.stdout.buffer:
+            stream.close()
+        stats = session.statistics()
+        session.close()
+    return stats
+
+
+def _live_packets(session, view, write, wanted, command):
+    put, flush, stream = _sink(view, write, session.spec.snaplen)
+    tree = until = None
+    try:
+        if command is not None:
+            tree = _run(command, session, write)
+            wanted, until = tree.owns, tree.done
+        _pump(session.packets(wanted, until), put, flush)
     except KeyboardInterrupt:
         pass
     finally:
@@ -156,10 +259,26 @@ def _live(spec, view, write, wanted) -> int:
             stream.close()
         stats = session.statistics()
         session.close()
-    if view is not None:
-        view.summary(stats)
-    closing_lines(stats)
-    return ExitStatus.OK
+        status = tree.stop() if tree is not None else 0
+    return stats, status
+
+
+def _run(command, session, write):
+    """Start COMMAND with the capture already on; its stdout goes to pysock's stderr
+    unless pysock's own stdout is free (-w FILE)."""
+    from pysock.probes.capture.command import CommandTree
+    if session.attribution is None:
+        raise PysockError("-- COMMAND needs the process attribution", ExitStatus.USAGE)
+    stdout = None if write and write != "-" else sys.stderr.fileno()
+    tree = CommandTree(command, stdout=stdout)
+    session.attribution.on_owner = tree.judge
+    return tree
+
+
+def _command_failed(command, status: int) -> None:
+    from pysock.render.diagnostics import Diagnostics
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    Diagnostics().say(f"{' '.join(command)} {how}")
 
 
 def _pump(packets, put, flush) -> None:
@@ -177,12 +296,13 @@ def _read(path, spec, view, write, wanted) -> int:
     from pysock.probes.capture.session import read_file
     put, flush, stream = _sink(view, write, spec.snaplen)
     try:
-        for packet in read_file(path, spec.expression, spec.count):
-            put(packet)
+        _pump(read_file(path, spec.expression, spec.count), put, flush)
     except KeyboardInterrupt:
         pass
     finally:
         flush()
         if stream is not None and stream is not sys.stdout.buffer:
             stream.close()
+    if view is not None:
+        view.summary(None)
     return ExitStatus.OK

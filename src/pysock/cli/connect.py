@@ -6,10 +6,10 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.relayopts import policy, relay_options, run_relay
+from pysock.cli.proxyopts import proxy_options
+from pysock.cli.relayopts import relay_options, run_relay
 from pysock.cli.tlsopts import describe, tls_client, tls_options
-
-PROXY_TYPES = ("socks5", "socks4", "http")
+from pysock.errors import ExitStatus
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -26,17 +26,13 @@ PROXY_TYPES = ("socks5", "socks4", "http")
                    "status 0 if one does; -v shows a row per port.")
 @opt.json_output
 @tls_options("client")
-@click.option("--proxy", metavar="HOST[:PORT]", default=None,
-              help="Connect through this proxy (port 1080 for SOCKS, 3128 for HTTP by default).")
-@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
-              show_default=True,
-              help="socks5 (the proxy resolves names; -n sends numeric targets only), "
-                   "socks4 or http (CONNECT).")
-@click.option("--proxy-auth", metavar="USER:PASS", default=None,
-              help="Log in to the proxy (socks4: USER is the user id).")
+@proxy_options("Connect through this proxy (port 1080 for SOCKS, 3128 for HTTP by default).",
+               "socks5 (the proxy resolves names; -n sends numeric targets only), "
+               "socks4 or http (CONNECT).",
+               "Log in to the proxy (socks4: USER is the user id).")
 @relay_options
 def connect(place, family, numeric, timeout, source, source_port, sockopts, probe, json,
-            proxy, proxy_type, proxy_auth, **kw):
+            tls, proxy, relay):
     """Connect to HOST PORT and relay stdin to it and it to stdout, binary-clean.
 
     At end of stdin pysock sends FIN and keeps reading until the peer closes
@@ -48,28 +44,16 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
 
     spec = dict(family=family, numeric=numeric, timeout=timeout, source=source,
                 source_port=source_port, sockopts=tuple(sockopts))
-    from pysock.render.diagnostics import Diagnostics
-    diag = Diagnostics(kw["verbose"])
-    tls = tls_client(kw, diag)
-    proxy_spec = _proxy(proxy, proxy_type, proxy_auth)
+    diag = settings().diagnostics(relay.verbose)
+    identity = tls_client(tls, diag)
     if probe:
-        if tls is not None or proxy_spec is not None:
+        if identity is not None or proxy is not None:
             raise click.UsageError("-z only checks that ports accept TCP; drop --tls/--proxy")
-        return _probe(place, spec, json, kw["verbose"])
+        return _probe(place, spec, json, relay.verbose)
     from pysock.net.address import host_port
     target = host_port(place)
-    return _relay(ClientSpec(target.host, target.port, **spec), tls, proxy_spec, kw, diag)
-
-
-def _proxy(proxy, proxy_type, proxy_auth):
-    if proxy is None:
-        if proxy_auth is not None:
-            raise click.UsageError("--proxy-auth needs --proxy")
-        return None
-    from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
-    host, port = parse_proxy(proxy, proxy_type)
-    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
-    return ProxySpec(host, port, proxy_type, user, password)
+    return run_relay(_open(ClientSpec(target.host, target.port, **spec), identity, proxy, diag),
+                     relay, diag)
 
 
 def _open(spec, tls, proxy_spec, diag):
@@ -99,11 +83,6 @@ def _open(spec, tls, proxy_spec, diag):
     return channel
 
 
-def _relay(spec, tls, proxy_spec, kw, diag) -> int:
-    policy(kw)  # option conflicts are usage errors before any connection is made
-    return run_relay(_open(spec, tls, proxy_spec, diag), kw)
-
-
 def _probe(place, spec, json: bool, verbose: int) -> int:
     from pysock.net.address import parse_port_list
     from pysock.net.endpoints import ClientSpec, probe
@@ -128,7 +107,7 @@ def _probe(place, spec, json: bool, verbose: int) -> int:
         with RecordWriter(columns, s.output_mode(json), color=s.color) as out:
             for record in results:
                 out.write(record)
-    return 0 if any(r["state"] == "open" for r in results) else 1
+    return ExitStatus.OK if any(r["state"] == "open" for r in results) else ExitStatus.FAILURE
 
 
 def _service(port: int) -> str | None:

@@ -28,6 +28,11 @@ class Settings:
             return "json"
         return "table" if self.stdout_tty or self.color_choice == "always" else "plain"
 
+    def diagnostics(self, verbosity: int = 0):
+        """The command's stderr lines (-v reports, warnings, notices), at its -v level."""
+        from pysock.render.diagnostics import Diagnostics
+        return Diagnostics(verbosity)
+
     @property
     def color(self) -> bool:
         return use_color(self.color_choice, self.stdout_tty)

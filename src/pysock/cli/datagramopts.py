@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+from typing import NamedTuple
 
 import click
 
+from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.relayopts import policy, taps
+from pysock.cli.relayopts import RelaySpec, taps
 
 DATAGRAM_OPTIONS = [
     click.option("--chunk", type=click.IntRange(1), default=None, metavar="N",
@@ -28,26 +30,39 @@ DATAGRAM_OPTIONS = [
 ]
 
 
-def datagram_options(f):
-    for option in reversed(DATAGRAM_OPTIONS):
-        f = option(f)
-    return f
+class DatagramSpec(NamedTuple):
+    """How datagrams are cut from input and shown: the options as given."""
+
+    chunk: int | None = None
+    raw: bool = False
+    bufsize: int | None = None
+    show: bool = False
+    json: bool = False
+
+    def framing(self):
+        from pysock.net.datagram import Framing
+        if self.chunk is not None and self.raw:
+            raise click.UsageError("--chunk and --raw exclude each other")
+        if self.chunk is not None:
+            return Framing("chunk", self.chunk)
+        return Framing("raw") if self.raw else Framing("line")
+
+    def given(self) -> list[str]:
+        """The flags given, for a mode that has no datagrams to apply them to."""
+        return [name for name, on in (("--chunk", self.chunk is not None), ("--raw", self.raw),
+                                      ("--buffer", self.bufsize is not None),
+                                      ("--show", self.show), ("--json", self.json)) if on]
 
 
-def framing(kw: dict):
-    from pysock.net.datagram import Framing
-    if kw["chunk"] is not None and kw["raw"]:
-        raise click.UsageError("--chunk and --raw exclude each other")
-    if kw["chunk"] is not None:
-        return Framing("chunk", kw["chunk"])
-    return Framing("raw") if kw["raw"] else Framing("line")
+# the command receives the group as datagrams=DatagramSpec
+datagram_options = opt.option_group(DATAGRAM_OPTIONS, DatagramSpec, "datagrams")
 
 
-def datagram_policy(kw: dict, default_quit: float | None):
+def datagram_policy(relay: RelaySpec, dgram: DatagramSpec, default_quit: float | None):
     """At end of input a datagram client waits for replies -q SECS (default_quit)."""
-    if kw["quit_after"] is None and default_quit is not None:
-        kw = dict(kw, quit_after=default_quit)
-    return policy(kw, framing=framing(kw))
+    if relay.quit_after is None and default_quit is not None:
+        relay = relay._replace(quit_after=default_quit)
+    return relay.policy(framing=dgram.framing())
 
 
 # ---- taps ------------------------------------------------------------------------
@@ -114,26 +129,26 @@ class NoticeTap:
 
 
 @contextlib.contextmanager
-def datagram_taps(kw: dict, diag, bufsize: int, extra=()):
+def datagram_taps(relay: RelaySpec, dgram: DatagramSpec, diag, bufsize: int, extra=()):
     """The relay's taps, the notices, and --show's record writer; with --show the
     datagrams' data goes nowhere (the records are the output)."""
     s = settings()
     with contextlib.ExitStack() as stack:
-        found = list(stack.enter_context(taps(kw, s.stderr_color)))
+        found = list(stack.enter_context(taps(relay, s.stderr_color)))
         found.append(NoticeTap(diag, bufsize))
         found.extend(extra)
-        if kw["show"]:
+        if dgram.show:
             from pysock.render.records import RecordWriter
-            writer = stack.enter_context(RecordWriter(show_columns(), s.output_mode(kw["json"]),
+            writer = stack.enter_context(RecordWriter(show_columns(), s.output_mode(dgram.json),
                                                       color=s.color, streaming=True))
             found.append(ShowTap(writer))
         yield found
 
 
-def local_channel(kw: dict):
+def local_channel(dgram: DatagramSpec):
     """stdin/stdout, or stdin and nowhere when --show prints records instead."""
     from pysock.net.endpoints import StdioChannel
-    if kw["show"]:
+    if dgram.show:
         return StdioChannel(0, os.open(os.devnull, os.O_WRONLY))
     return StdioChannel()
 
@@ -141,12 +156,13 @@ def local_channel(kw: dict):
 # ---- relaying -----------------------------------------------------------------------
 
 
-def relay_datagrams(channel, kw: dict, diag, default_quit: float | None, extra_taps=()) -> int:
+def relay_datagrams(channel, spec: RelaySpec, dgram: DatagramSpec, diag,
+                    default_quit: float | None, extra_taps=()) -> int:
     from pysock.net.relay import RelayError, relay
-    relay_policy = datagram_policy(kw, default_quit)
+    relay_policy = datagram_policy(spec, dgram, default_quit)
     try:
-        with datagram_taps(kw, diag, channel.bufsize, extra_taps) as found:
-            result = relay(local_channel(kw), channel, relay_policy, found)
+        with datagram_taps(spec, dgram, diag, channel.bufsize, extra_taps) as found:
+            result = relay(local_channel(dgram), channel, relay_policy, found)
     except RelayError as exc:
         diag.verbose(exc.result.summary(channel.peer or "senders"))
         raise
@@ -156,13 +172,13 @@ def relay_datagrams(channel, kw: dict, diag, default_quit: float | None, extra_t
     return result.status
 
 
-def serve_datagrams(sock, kw: dict, diag, *, keep_open: bool, echo: bool,
-                    wait: float | None, extra_taps=()) -> int:
+def serve_datagrams(sock, spec: RelaySpec, dgram: DatagramSpec, diag, *, keep_open: bool,
+                    echo: bool, wait: float | None, extra_taps=()) -> int:
     """nc -u -l: the first sender, then only it (connected), or with -k anyone; data
     to stdout and stdin to the last sender, or --echo each datagram back."""
     from pysock.net import datagram
     from pysock.net.address import format_sockaddr
-    framing(kw)  # usage errors before waiting
+    dgram.framing()  # usage errors before waiting
     first = datagram.first_sender(sock, wait)
     connected = not keep_open and datagram.talk_to(sock, first)
     if not keep_open and not connected:
@@ -170,8 +186,8 @@ def serve_datagrams(sock, kw: dict, diag, *, keep_open: bool, echo: bool,
                      "closed): hearing every sender")
     if connected:
         diag.verbose(f"talking to {format_sockaddr(first)} (-k to hear every sender)")
-    channel = datagram.DatagramChannel(sock, kw["bufsize"])
+    channel = datagram.DatagramChannel(sock, dgram.bufsize)
     if echo:
-        with datagram_taps(kw, diag, channel.bufsize, extra_taps) as found:
-            return datagram.echo(channel, idle_timeout=kw["idle_timeout"], taps=found)
-    return relay_datagrams(channel, kw, diag, None, extra_taps)
+        with datagram_taps(spec, dgram, diag, channel.bufsize, extra_taps) as found:
+            return datagram.echo(channel, idle_timeout=spec.idle_timeout, taps=found)
+    return relay_datagrams(channel, spec, dgram, diag, None, extra_taps)

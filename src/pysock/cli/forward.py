@@ -6,13 +6,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
+from pysock.cli.proxyopts import proxy_options
+from pysock.cli.serveopts import access_options
+from pysock.errors import ExitStatus
 
-PROXY_TYPES = ("socks5", "socks4", "http")
 WATCH_TICK = 1.0
 BACKLOG = 4096  # clients that connect all at once wait in the queue, not in SYN retries
 
@@ -27,6 +30,82 @@ class Output:
     watch: bool = False
 
 
+output_options = opt.option_group([
+    click.option("-v", "--verbose", count=True,
+                 help="A line per connection when it ends: client, bytes each way, who closed."),
+    click.option("--hexdump", metavar="FILE|-", default=None,
+                 help="Hexdump both directions of every connection to FILE ('-' for stderr)."),
+    click.option("--json", "json", is_flag=True,
+                 help="A JSON record per connection on stdout when it ends."),
+    click.option("--watch", is_flag=True, help="A live table of open connections (terminal only)."),
+], Output, "output")
+
+
+class ServerTLS(NamedTuple):
+    """--tls-listen and its files: TLS from clients."""
+
+    enabled: bool = False
+    cert: str | None = None
+    key: str | None = None
+    verify_client: str | None = None
+
+    @classmethod
+    def build(cls, *, tls_listen, cert, key, verify_client) -> ServerTLS:
+        given = [f for f, v in (("--cert", cert), ("--key", key),
+                                ("--verify-client", verify_client)) if v]
+        if not tls_listen:
+            if given:
+                raise click.UsageError(f"{given[0]} needs --tls-listen (TLS from clients)")
+            return cls()
+        if key and not cert:
+            raise click.UsageError("--key needs --cert")
+        return cls(True, cert, key, verify_client)
+
+
+class ClientTLS(NamedTuple):
+    """--tls and its options: TLS towards TO."""
+
+    enabled: bool = False
+    sni: str | None = None
+    cafile: str | None = None
+    capath: str | None = None
+    insecure: bool = False
+
+    @classmethod
+    def build(cls, *, tls, sni, cafile, capath, insecure) -> ClientTLS:
+        given = [f for f, v in (("--sni", sni), ("--cafile", cafile), ("--capath", capath),
+                                ("--insecure", insecure)) if v]
+        if not tls:
+            if given:
+                raise click.UsageError(f"{given[0]} needs --tls (TLS towards TO)")
+            return cls()
+        return cls(True, sni, cafile, capath, insecure)
+
+
+_FILE = click.Path(exists=True, dir_okay=False)
+server_tls_options = opt.option_group([
+    click.option("--tls-listen", is_flag=True,
+                 help="Terminate TLS from clients (a self-signed certificate unless --cert)."),
+    click.option("--cert", type=_FILE, default=None, metavar="FILE",
+                 help="--tls-listen: the server certificate (PEM), chain included."),
+    click.option("--key", type=_FILE, default=None, metavar="FILE",
+                 help="--tls-listen: the private key for --cert."),
+    click.option("--verify-client", type=_FILE, default=None, metavar="CAFILE",
+                 help="--tls-listen: require client certificates from this CA."),
+], ServerTLS.build, "server_tls")
+client_tls_options = opt.option_group([
+    click.option("--tls", "--ssl", "tls", is_flag=True,
+                 help="Speak TLS to TO (certificate verified against the system store)."),
+    click.option("--sni", metavar="NAME", default=None,
+                 help="--tls: server name to send and verify (default: TO's host)."),
+    click.option("--cafile", type=_FILE, default=None, metavar="FILE",
+                 help="--tls: trust the CA certificates in FILE."),
+    click.option("--capath", type=click.Path(exists=True, file_okay=False), default=None,
+                 metavar="DIR", help="--tls: trust the hashed CA directory DIR."),
+    click.option("--insecure", is_flag=True, help="--tls: do not verify TO's certificate."),
+], ClientTLS.build, "client_tls")
+
+
 @click.command(short_help="Relay each client of FROM to TO (socat LISTEN,fork).")
 @click.argument("source", metavar="FROM")
 @click.argument("destination", metavar="TO")
@@ -34,38 +113,15 @@ class Output:
               help="UDP on both sides: a session per client address, replies routed back.")
 @opt.family
 @opt.numeric
-@click.option("--tls-listen", is_flag=True,
-              help="Terminate TLS from clients (a self-signed certificate unless --cert).")
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="FILE", help="--tls-listen: the server certificate (PEM), chain included.")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="FILE", help="--tls-listen: the private key for --cert.")
-@click.option("--verify-client", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="CAFILE", help="--tls-listen: require client certificates from this CA.")
-@click.option("--tls", "--ssl", "tls", is_flag=True,
-              help="Speak TLS to TO (certificate verified against the system store).")
-@click.option("--sni", metavar="NAME", default=None,
-              help="--tls: server name to send and verify (default: TO's host).")
-@click.option("--cafile", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="FILE", help="--tls: trust the CA certificates in FILE.")
-@click.option("--capath", type=click.Path(exists=True, file_okay=False), default=None,
-              metavar="DIR", help="--tls: trust the hashed CA directory DIR.")
-@click.option("--insecure", is_flag=True, help="--tls: do not verify TO's certificate.")
-@click.option("--proxy", metavar="HOST[:PORT]", default=None,
-              help="Reach TO through this proxy (SOCKS 1080, HTTP 3128 by default).")
-@click.option("--proxy-type", type=click.Choice(PROXY_TYPES), default="socks5",
-              show_default=True, help="The kind of --proxy.")
-@click.option("--proxy-auth", metavar="USER:PASS", default=None, help="Log in to the proxy.")
+@server_tls_options
+@client_tls_options
+@proxy_options("Reach TO through this proxy (SOCKS 1080, HTTP 3128 by default).",
+               "The kind of --proxy.", "Log in to the proxy.")
 @click.option("--proxy-protocol", type=click.Choice(["v1", "v2"]), default=None,
               help="Send HAProxy's PROXY header to TO first, naming the real client.")
 @click.option("--max-conns", type=click.IntRange(1), default=None,
               help="Turn clients away (with a reset) beyond N at a time.")
-@click.option("--allow", multiple=True, metavar="CIDR", help="Only serve these peers (repeatable).")
-@click.option("--deny", multiple=True, metavar="CIDR", help="Turn these peers away (repeatable).")
-@click.option("--allowfile", type=click.Path(dir_okay=False), default=None,
-              help="--allow for each address/CIDR line of a file.")
-@click.option("--denyfile", type=click.Path(dir_okay=False), default=None,
-              help="--deny for each address/CIDR line of a file.")
+@access_options("Only serve these peers (repeatable).", "Turn these peers away (repeatable).")
 @click.option("-i", "--idle-timeout", type=opt.SECONDS, default=None,
               help="Close a connection after SECS with no data either way [-u: 60].")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
@@ -73,45 +129,34 @@ class Output:
 @click.option("--once", is_flag=True, help="Serve one client, then exit.")
 @click.option("--backlog", type=opt.BACKLOG, default=None,
               help="Length of the accept queue [default: 4096].")
-@click.option("-v", "--verbose", count=True,
-              help="A line per connection when it ends: client, bytes each way, who closed.")
-@click.option("--hexdump", metavar="FILE|-", default=None,
-              help="Hexdump both directions of every connection to FILE ('-' for stderr).")
-@click.option("--json", "json_out", is_flag=True,
-              help="A JSON record per connection on stdout when it ends.")
-@click.option("--watch", is_flag=True, help="A live table of open connections (terminal only).")
-def forward(source, destination, udp, family, numeric, tls_listen, cert, key, verify_client, tls,
-            sni, cafile, capath, insecure, proxy, proxy_type, proxy_auth, proxy_protocol,
-            max_conns, allow, deny, allowfile, denyfile, idle_timeout, wait, once, backlog,
-            verbose, hexdump, json_out, watch):
+@output_options
+def forward(source, destination, udp, family, numeric, server_tls, client_tls, proxy,
+            proxy_protocol, max_conns, access, idle_timeout, wait, once, backlog, output):
     """Accept clients on FROM and relay each one to TO, both ways, many at once.
 
     FROM is PORT, ADDRESS:PORT, [V6]:PORT, a Unix socket path (with a '/') or
     @abstract; TO is HOST:PORT, [V6]:PORT, a path or @abstract.
     """
     from pysock.net.address import stream_place
-    from pysock.render.diagnostics import Diagnostics
     proto = "udp" if udp else "tcp"
     where = stream_place(source, bind=True, proto=proto)
     to = stream_place(destination, bind=False, proto=proto)
-    output = Output(verbose, json_out, hexdump, watch)
-    _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output)
+    _check(udp, where, to, server_tls.enabled, client_tls.enabled, proxy, proxy_protocol, output)
     if udp and (wait is not None or backlog is not None):
         raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
                                f"connections; -u has none")
-    diag = Diagnostics(verbose)
+    diag = settings().diagnostics(output.verbose)
     from pysock.net.outbound import Target
     target = Target(to, family=family, numeric=numeric, timeout=wait,
-                    tls=_client_tls(tls, to, sni, cafile, capath, insecure, diag),
-                    proxy=_proxy(proxy, proxy_type, proxy_auth),
+                    tls=_client_tls(client_tls, to, diag),
+                    proxy=proxy,
                     proxy_protocol=int(proxy_protocol[1]) if proxy_protocol else None)
-    server_tls = _server_tls(tls_listen, cert, key, verify_client, diag)
-    access = _access(allow, deny, allowfile, denyfile)
+    identity = _server_tls(server_tls, diag)
     with contextlib.ExitStack() as stack:
         listener = _listen(stack, where, udp, family, numeric, backlog or BACKLOG)
         _announce(listener, where, target, udp, diag, output)
         return _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout,
-                      server_tls, output, diag)
+                      identity, output, diag)
 
 
 def _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output: Output) -> None:
@@ -132,58 +177,33 @@ def _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output: Outpu
         raise click.UsageError("--watch needs a terminal on stdout (use -v or --json when piped)")
 
 
-def _client_tls(tls, to, sni, cafile, capath, insecure, diag):
+def _client_tls(spec: ClientTLS, to, diag):
     """--tls and its options: TLS towards TO, or None."""
-    given = [f for f, v in (("--sni", sni), ("--cafile", cafile), ("--capath", capath),
-                            ("--insecure", insecure)) if v]
-    if not tls:
-        if given:
-            raise click.UsageError(f"{given[0]} needs --tls (TLS towards TO)")
+    if not spec.enabled:
         return None
-    if not getattr(to, "host", None) and not (sni or insecure):
+    if not getattr(to, "host", None) and not (spec.sni or spec.insecure):
         raise click.UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, client_identity
-    identity = client_identity(TLSOptions(server_name=sni, cafile=cafile, capath=capath,
-                                          insecure=insecure))
-    if insecure:
+    identity = worded_identity(client_identity, TLSOptions(
+        server_name=spec.sni, cafile=spec.cafile, capath=spec.capath, insecure=spec.insecure))
+    if spec.insecure:
         diag.warn("--insecure: TO's certificate is not verified")
     return identity
 
 
-def _proxy(proxy, proxy_type, proxy_auth):
-    if proxy is None:
-        if proxy_auth is not None:
-            raise click.UsageError("--proxy-auth needs --proxy")
-        return None
-    from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
-    host, port = parse_proxy(proxy, proxy_type)
-    user, password = parse_auth(proxy_auth) if proxy_auth is not None else (None, None)
-    return ProxySpec(host, port, proxy_type, user, password)
-
-
-def _server_tls(tls_listen, cert, key, verify_client, diag):
+def _server_tls(spec: ServerTLS, diag):
     """--tls-listen and its options: TLS from clients, or None."""
-    given = [f for f, v in (("--cert", cert), ("--key", key),
-                            ("--verify-client", verify_client)) if v]
-    if not tls_listen:
-        if given:
-            raise click.UsageError(f"{given[0]} needs --tls-listen (TLS from clients)")
+    if not spec.enabled:
         return None
-    if key and not cert:
-        raise click.UsageError("--key needs --cert")
+    from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, server_identity
-    identity = server_identity(TLSOptions(cert=cert, key=key, verify_client=verify_client))
+    identity = worded_identity(server_identity, TLSOptions(cert=spec.cert, key=spec.key,
+                                                           verify_client=spec.verify_client))
     if identity.generated_fingerprint:
         diag.say("generated a temporary self-signed certificate (--cert/--key to use your own)")
         diag.say(f"SHA-256 fingerprint: {identity.generated_fingerprint}")
     return identity
-
-
-def _access(allow, deny, allowfile, denyfile):
-    from pysock.net.access import Access, parse_network, read_networks
-    allows = [parse_network(a) for a in allow] + (read_networks(allowfile) if allowfile else [])
-    denies = [parse_network(d) for d in deny] + (read_networks(denyfile) if denyfile else [])
-    return Access(tuple(allows), tuple(denies))
 
 
 def _listen(stack, where, udp, family, numeric, backlog):
@@ -229,7 +249,7 @@ def _serve(stack, listener, target, udp, once, max_conns, access, idle_timeout, 
     else:
         from pysock.net.forward import serve
     status = serve(listener, target, policy, reporter, on_tick)
-    return 1 if once and reporter.failures else status
+    return ExitStatus.FAILURE if once and reporter.failures else status
 
 
 def _taps(stack, hexdump):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from pysock.errors import ExitStatus
+
 
 @click.command(short_help="Show the manual page of pysock or of COMMAND.")
 @click.argument("command", required=False, metavar="[COMMAND]",
@@ -32,9 +34,9 @@ def help(command: str | None) -> int:  # noqa: A001 - the command is called help
     name = f"pysock-{command}" if command else "pysock"
     text = (not from_checkout() and installed_page(name)) or generated_page(command)
     if shutil.which("man") and _show_with_man(text):
-        return 0
+        return ExitStatus.OK
     click.echo(plain_text(text), nl=False)
-    return 0
+    return ExitStatus.OK
 
 
 def _commands(incomplete: str):

@@ -8,7 +8,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import PysockError, UsageError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 
 def _state(text: str):
@@ -51,7 +51,6 @@ QUERY = options.Parsed("kinds", _query)
 STATE = options.TcpStateType(_state)
 ADDR = options.Parsed("addr", _net)
 USER = options.Parsed("user", _uid)
-VIEWS = ("summary", "by_process", "limits")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -281,7 +280,7 @@ def _periodic(view: str, every: bool, interval: float | None, watch: float | Non
         from pysock.render.inspect import write_rows
         write_rows(source.rows(source.snapshot(), None, False), source.columns(False), mode,
                    color=color, title=source.title(0, None), header=header)
-        return 0
+        return ExitStatus.OK
     from pysock.render.watch import Keys, LiveRows, RowsStream
     live = watch is not None and mode == "table"
     columns = source.columns(True)
@@ -294,9 +293,9 @@ def _periodic(view: str, every: bool, interval: float | None, watch: float | Non
             display.show(source.rows(now, before, live), source.title(turn, period))
             before, turn = now, turn + 1
             if count is not None and turn >= count:
-                return 0
+                return ExitStatus.OK
             if keys.wait(period):
-                return 0
+                return ExitStatus.OK
 
 
 def _kinds(protos, queries, ss_family, family):
@@ -343,7 +342,7 @@ class _Run:
         inventory = self.collect()
         write_sockets(inventory.records, self.mode, color=self.color, extended=self.extended,
                       names=self.names, header=self.header)
-        return 0
+        return ExitStatus.OK
 
     def kill(self, yes: bool) -> int:
         from pysock.inventory.kill import destroy
@@ -351,16 +350,16 @@ class _Run:
         records = self.collect().records
         if not records:
             _note("no sockets match; nothing killed")
-            return 0
+            return ExitStatus.OK
         if not yes and sys.stdin.isatty():
             write_sockets(records, "table", color=self.color, extended=False, names=self.names,
                           stream=sys.stderr, title="To kill")
             if not click.confirm(f"Kill these {len(records)} sockets?", err=True):
                 _note("nothing killed")
-                return 1
+                return ExitStatus.FAILURE
         outcomes = list(destroy(records))
         write_kills(outcomes, self.mode, color=self.color, names=self.names, header=self.header)
-        return 0 if all(o.destroyed for o in outcomes) else 1
+        return ExitStatus.OK if all(o.destroyed for o in outcomes) else ExitStatus.FAILURE
 
     def view(self, view: str) -> int:
         from pysock.inventory import views
@@ -377,7 +376,7 @@ class _Run:
         else:
             draw.write_rows(views.limits(inventory.records), draw.LIMIT_COLUMNS, self.mode,
                             color=self.color, header=self.header)
-        return 0
+        return ExitStatus.OK
 
     def watch(self, interval: float, count: int | None) -> int:
         from pysock.render.watch import ChangeStream, Keys, LiveTable
@@ -399,10 +398,11 @@ class _Run:
                 display.show(records, new, gone, turn, changed)
                 before, turn = now, turn + 1
                 if count is not None and turn >= count:
-                    return 0
+                    return ExitStatus.OK
                 if keys.wait(interval):
-                    return 0
+                    return ExitStatus.OK
 
 
 def _note(text: str) -> None:
-    sys.stderr.write(f"pysock: {text}\n")
+    from pysock.render.diagnostics import say
+    say(text)

@@ -3,6 +3,8 @@ for Tab the values worth offering (service names, interfaces, states, socket pat
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from pysock.errors import PysockError, UsageError
@@ -246,3 +248,28 @@ def sockopts(f):
 
 def json_output(f):
     return click.option("--json", "json", is_flag=True, help="JSON Lines on stdout.")(f)
+
+
+def option_group(options, build, into: str):
+    """A decorator adding an option group whose values reach the command as one typed
+    spec: build(**values) runs once, where click hands over (so the group's usage
+    errors are said in one place), and its result is passed as the keyword `into`."""
+    names = _param_names(options)
+
+    def decorate(f):
+        @functools.wraps(f)
+        def command(*args, **kwargs):
+            values = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return f(*args, **kwargs, **{into: build(**values)})
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+def _param_names(options) -> list[str]:
+    def probe():
+        pass
+    for option in options:
+        probe = option(probe)
+    return [p.name for p in probe.__click_params__]

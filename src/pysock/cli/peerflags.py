@@ -17,8 +17,6 @@ import click
 
 from pysock.errors import UsageError
 
-KINDS = ("same", "alias", "preset", "missing")
-
 
 class PeerFlag:
     """One peer flag and what pysock does with it (a plain class: the table is built on

@@ -7,6 +7,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
+from pysock.errors import ExitStatus
 
 SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -166,7 +167,7 @@ def _serve(address, port, family, max_tests, one_off, json, unix) -> int:
                 view.test(payload)
     finally:
         holder.close()
-    return 0
+    return ExitStatus.OK
 
 
 def _request_response(host, port, family, json, unix, client) -> int:
@@ -187,7 +188,7 @@ def _request_response(host, port, family, json, unix, client) -> int:
     with ctrl:
         record = rr.run_client(ctrl, spec, None)
     rr_output(record, json=json)
-    return 0
+    return ExitStatus.OK
 
 
 def _client(host, port, family, json, unix, *, udp, bitrate, time, nbytes, blocks, parallel,
@@ -221,7 +222,7 @@ def _client(host, port, family, json, unix, *, udp, bitrate, time, nbytes, block
     with _view(json, iperf_json, bidir) as view:
         for kind, payload in client.events():
             getattr(view, kind)(payload)
-    return 0
+    return ExitStatus.OK
 
 
 def _view(json: bool, iperf_json: bool, bidir: bool):

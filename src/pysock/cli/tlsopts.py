@@ -1,18 +1,23 @@
 """TLS options every stream command shares (connect, listen, unix), in one spelling,
 turned into net.tls.TLSOptions in one place; and the -v lines about a session.
 
-A command adds @tls_options("client") or @tls_options("server") and then calls
-tls_client(kw, host) / tls_server(kw, diag) to get what net.tls.start_client /
-start_server take (None when --tls was not given)."""
+A command adds @tls_options("client"), ("server") or ("both") and receives
+tls=TLSSpec, checked where click hands it over; tls_client(spec, diag) /
+tls_server(spec, diag) make what net.tls.start_client / start_server take (None
+when --tls was not given)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import click
 
+from pysock.cli import options as opt
 from pysock.cli.options import Seconds
 
 _CLIENT_ONLY = ("sni", "cafile", "capath", "insecure")
 _SERVER_ONLY = ("verify_client",)
+_ORDER = ("cert", "key", "alpn", "tls_min", "handshake_timeout") + _CLIENT_ONLY + _SERVER_ONLY
 
 
 def _file(help_text: str, *names: str, **kw):
@@ -56,68 +61,107 @@ def tls_options(role: str):
         opts.append(_file("Require a client certificate issued by a CA in FILE (mutual TLS).",
                           "--verify-client", metavar="CAFILE"))
 
-    def decorate(f):
-        for option in reversed(opts):
-            f = option(f)
-        return f
-    return decorate
+    return opt.option_group(opts, lambda **values: TLSSpec.build(role, **values), "tls")
 
 
-def _options(kw: dict, role: str):
-    tls_given = kw.pop("tls")
-    names = ("cert", "key", "alpn", "tls_min", "handshake_timeout") + _CLIENT_ONLY + _SERVER_ONLY
-    values = {n: kw.pop(n, None) for n in names}
+class TLSSpec(NamedTuple):
+    """The --tls family as given, checked once: enabled says whether --tls was."""
+
+    enabled: bool = False
+    cert: str | None = None
+    key: str | None = None
+    alpn: tuple[str, ...] = ()
+    tls_min: str | None = None
+    handshake_timeout: float | None = None
+    sni: str | None = None
+    cafile: str | None = None
+    capath: str | None = None
+    insecure: bool = False
+    verify_client: str | None = None
+
+    @classmethod
+    def build(cls, role: str, *, tls: bool, alpn: str | None = None, **values) -> TLSSpec:
+        """role 'client' or 'server' refuses the other side's options; 'both' leaves
+        that to options(role), once the command knows which side it is."""
+        if role != "both":
+            _refuse_other_side(values, role)
+        if not tls:
+            given = dict(values, alpn=alpn)
+            used = [n for n in _ORDER if given.get(n)]
+            if used:
+                raise click.UsageError(f"{_flag(used[0])} needs --tls")
+            return cls()
+        protocols = tuple(p.strip() for p in (alpn or "").split(",") if p.strip())
+        if alpn is not None and not protocols:
+            raise click.UsageError("--alpn needs at least one protocol name")
+        if values.get("key") and not values.get("cert"):
+            raise click.UsageError("--key needs --cert")
+        return cls(enabled=True, alpn=protocols, **values)
+
+    def options(self, role: str):
+        """net.tls.TLSOptions for this side, or None without --tls."""
+        _refuse_other_side(self._asdict(), role)
+        if not self.enabled:
+            return None
+        from pysock.net.tls import TLSOptions
+        return TLSOptions(server_name=self.sni, cafile=self.cafile, capath=self.capath,
+                          insecure=self.insecure, cert=self.cert, key=self.key, alpn=self.alpn,
+                          min_version=self.tls_min, verify_client=self.verify_client,
+                          handshake_timeout=self.handshake_timeout)
+
+
+def _refuse_other_side(values: dict, role: str) -> None:
     other = _SERVER_ONLY if role == "client" else _CLIENT_ONLY
-    wrong = [n for n in other if values[n]]
+    wrong = [n for n in other if values.get(n)]
     if wrong:
-        flag = "--" + wrong[0].replace("_", "-")
-        raise click.UsageError(f"{flag} is for the {'server' if role == 'client' else 'client'} "
-                               f"side")
-    if not tls_given:
-        used = [n for n, v in values.items() if v]
-        if used:
-            flag = "--" + used[0].replace("_", "-")
-            raise click.UsageError(f"{flag} needs --tls")
-        return None
-    alpn = tuple(p.strip() for p in (values["alpn"] or "").split(",") if p.strip())
-    if values["alpn"] is not None and not alpn:
-        raise click.UsageError("--alpn needs at least one protocol name")
-    if values["key"] and not values["cert"]:
-        raise click.UsageError("--key needs --cert")
-    from pysock.net.tls import TLSOptions
-    return TLSOptions(server_name=values["sni"], cafile=values["cafile"],
-                      capath=values["capath"], insecure=bool(values["insecure"]),
-                      cert=values["cert"], key=values["key"], alpn=alpn,
-                      min_version=values["tls_min"], verify_client=values["verify_client"],
-                      handshake_timeout=values["handshake_timeout"])
+        raise click.UsageError(f"{_flag(wrong[0])} is for the "
+                               f"{'server' if role == 'client' else 'client'} side")
 
 
-def tls_client(kw: dict, diag):
-    """A ClientIdentity from the command's keyword arguments (which it pops), warning
-    once about --insecure; None without --tls."""
-    opts = _options(kw, "client")
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def tls_client(spec: TLSSpec, diag):
+    """A ClientIdentity, warning once about --insecure; None without --tls."""
+    opts = spec.options("client")
     if opts is None:
         return None
     from pysock.net.tls import client_identity
-    identity = client_identity(opts)
+    identity = worded_identity(client_identity, opts)
     if opts.insecure:
         diag.warn("--insecure: the server's certificate is not verified; anyone on the path "
                   "can read and change this connection")
     return identity
 
 
-def tls_server(kw: dict, diag):
+def tls_server(spec: TLSSpec, diag):
     """A ServerIdentity for a server (made once, shared by every client), printing the
     fingerprint of a generated certificate; None without --tls."""
-    opts = _options(kw, "server")
+    opts = spec.options("server")
     if opts is None:
         return None
     from pysock.net.tls import server_identity
-    identity = server_identity(opts)
+    identity = worded_identity(server_identity, opts)
     if identity.generated_fingerprint:
         diag.say("generated a temporary self-signed certificate (--cert/--key to use your own)")
         diag.say(f"SHA-256 fingerprint: {identity.generated_fingerprint}")
     return identity
+
+
+def worded_identity(make, opts):
+    """make(opts) (net.tls.client_identity or server_identity), a file that cannot be
+    loaded said with the flag that named it."""
+    from pysock.errors import UsageError
+    from pysock.net.tls import CertificateError
+    try:
+        return make(opts)
+    except CertificateError as exc:
+        if exc.role == "verify_client":
+            raise UsageError(f"cannot load --verify-client {exc.path}: {exc.why}") from None
+        what = f"--cert {exc.path}" + (f" with --key {exc.key}" if exc.key else "")
+        hint = "" if exc.key else " (a separate key file needs --key)"
+        raise UsageError(f"cannot load {what}: {exc.why}{hint}") from None
 
 
 def describe(channel, diag) -> None:

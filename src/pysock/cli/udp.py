@@ -9,6 +9,8 @@ from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
 from pysock.cli.relayopts import check_stream_options, datagram_relay_options
+from pysock.cli.serveopts import bind_place
+from pysock.errors import ExitStatus
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
 
@@ -49,7 +51,7 @@ QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat
 @datagram_options
 @datagram_relay_options
 def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, broadcast, join,
-        iface, ttl, loop, measure, rate, count, duration, size, sockopts, **kw):
+        iface, ttl, loop, measure, rate, count, duration, size, sockopts, datagrams, relay):
     """Send stdin to HOST PORT as datagrams and write the datagrams that come back
     to stdout; with -l, receive on [ADDRESS] PORT.
 
@@ -69,33 +71,32 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     the exit status 1; one too large to send names the limit.
 
     """
-    from pysock.render.diagnostics import Diagnostics
-    diag = Diagnostics(kw["verbose"])
-    _check(listen, keep_open, echo, wait, join, measure, kw)
-    check_stream_options("echo" if echo else "relay", keep_open, kw, datagram=True)
+    diag = settings().diagnostics(relay.verbose)
+    _check(listen, keep_open, echo, wait, join, measure, datagrams)
+    if datagrams.json and not measure:  # --json alone: the one record view that fits
+        datagrams = datagrams._replace(show=True)
+    check_stream_options("echo" if echo else "relay", keep_open, relay, datagram=True)
     socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
     if listen:
         return _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface,
-                       measure, socket_opts, kw, diag)
+                       measure, socket_opts, relay, datagrams, diag)
     from pysock.net.address import host_port
     from pysock.net.endpoints import ClientSpec
     target = host_port(place, proto="udp")
     spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
                       source_port=port_opt, sockopts=socket_opts)
     if measure:
-        return _measure_send(spec, rate, count, duration, size, kw, diag)
-    return _client(spec, kw, diag)
+        return _measure_send(spec, rate, count, duration, size, datagrams, diag)
+    return _client(spec, relay, datagrams, diag)
 
 
-def _check(listen, keep_open, echo, wait, join, measure, kw) -> None:
+def _check(listen, keep_open, echo, wait, join, measure, datagrams) -> None:
     server_only = [name for name, on in (("-k", keep_open), ("--echo", echo), ("-w", wait),
                                           ("--join", join)) if on]
     if server_only and not listen:
         raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
-    if measure and (echo or kw["show"]):
+    if measure and (echo or datagrams.show):
         raise click.UsageError("--measure cannot be combined with --echo or --show")
-    if kw["json"] and not measure:
-        kw["show"] = True  # --json alone: the one record view that fits, one per datagram
 
 
 def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:
@@ -117,37 +118,37 @@ def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:
 # ---- client ------------------------------------------------------------------------
 
 
-def _client(spec, kw, diag) -> int:
-    channel = _open_client(spec, kw)
+def _client(spec, relay, datagrams, diag) -> int:
+    channel = _open_client(spec, datagrams)
     diag.verbose(f"sending to {channel.peer} from {channel.local}")
     try:
-        return relay_datagrams(channel, kw, diag, QUIT_AFTER_INPUT)
+        return relay_datagrams(channel, relay, datagrams, diag, QUIT_AFTER_INPUT)
     finally:
         channel.close()
 
 
-def _open_client(spec, kw):
+def _open_client(spec, datagrams):
     import socket
 
     from pysock.net import ancillary
     from pysock.net.datagram import DatagramChannel
     from pysock.net.endpoints import connect
     sock = connect(spec, socket.SOCK_DGRAM)
-    if kw["show"]:
+    if datagrams.show:
         ancillary.want_ttl(sock)
-    return DatagramChannel(sock, kw["bufsize"])
+    return DatagramChannel(sock, datagrams.bufsize)
 
 
 # ---- server ------------------------------------------------------------------------
 
 
 def _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface, measure,
-            socket_opts, kw, diag) -> int:
+            socket_opts, relay, datagrams, diag) -> int:
     import socket
 
     from pysock.net import ancillary, multicast
     from pysock.net.endpoints import listen as open_listener
-    host, port = _bind_place(place, port_opt)
+    host, port = bind_place(place, port_opt, "pysock udp -l [ADDRESS] PORT", proto="udp")
     groups = [multicast.group_address(g) for g in join]
     if groups and family is None and host is None:
         family = groups[0].version  # a v4 group on a v4 socket, a v6 group on a v6 one
@@ -157,26 +158,15 @@ def _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface
         for group in join:
             multicast.join(sock, group, iface)
             diag.verbose(f"joined {group}" + (f" on {iface}" if iface else ""))
-        if kw["show"]:
+        if datagrams.show:
             ancillary.want_ttl(sock)
         _announce(sock, port, diag)
         if measure:
-            return _measure_receive(sock, wait, kw)
-        return serve_datagrams(sock, kw, diag, keep_open=keep_open, echo=echo, wait=wait)
+            return _measure_receive(sock, wait, relay, datagrams)
+        return serve_datagrams(sock, relay, datagrams, diag, keep_open=keep_open, echo=echo,
+                               wait=wait)
     finally:
         sock.close()
-
-
-def _bind_place(place, port_opt):
-    from pysock.net.address import bind_place
-    if port_opt is not None:
-        if len(place) > 1:
-            raise click.UsageError("give the port either as -p PORT or as an argument, not both")
-        from pysock.net.address import check_host, unbracket
-        return (check_host(unbracket(place[0])) if place else None), port_opt
-    if not place:
-        raise click.UsageError("missing PORT (pysock udp -l [ADDRESS] PORT)")
-    return bind_place(place, proto="udp")
 
 
 def _announce(sock, port: int, diag) -> None:
@@ -198,7 +188,7 @@ def _measure_columns():
             Column("rate_pps", "RATE/S", "right")]
 
 
-def _measure_receive(sock, wait, kw) -> int:
+def _measure_receive(sock, wait, relay, datagrams) -> int:
     import contextlib
     import sys
 
@@ -206,9 +196,9 @@ def _measure_receive(sock, wait, kw) -> int:
     from pysock.net.datagram import DatagramChannel
     from pysock.render.records import RecordWriter
     s = settings()
-    mode = s.output_mode(kw["json"])
-    channel = DatagramChannel(sock, kw["bufsize"])
-    idle = kw["idle_timeout"] or 3.0
+    mode = s.output_mode(datagrams.json)
+    channel = DatagramChannel(sock, datagrams.bufsize)
+    idle = relay.idle_timeout or 3.0
     with contextlib.ExitStack() as stack:
         on_update = lambda stats: None  # noqa: E731
         if mode == "table":
@@ -219,16 +209,16 @@ def _measure_receive(sock, wait, kw) -> int:
                                 on_update=on_update)
     with RecordWriter(_measure_columns(), mode, color=s.color) as out:
         out.write(stats.record(final=True))
-    return 0 if stats.received else 1
+    return ExitStatus.OK if stats.received else ExitStatus.FAILURE
 
 
-def _measure_send(spec, rate, count, duration, size, kw, diag) -> int:
+def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
     from pysock.net import measure
     from pysock.render.progress import progress
     from pysock.render.records import Column, RecordWriter
     if count is None and duration is None:
         duration = 10.0
-    channel = _open_client(spec, dict(kw, show=False))
+    channel = _open_client(spec, datagrams._replace(show=False))
     s = settings()
     diag.verbose(f"measuring to {channel.peer}: {rate:g} datagrams/s of {size} bytes")
     total = count if count is not None else int(rate * duration)
@@ -241,8 +231,8 @@ def _measure_send(spec, rate, count, duration, size, kw, diag) -> int:
     columns = [Column("peer", "PEER"), Column("sent", "SENT", "right"),
                Column("seconds", "SECONDS", "right"), Column("rate_pps", "RATE/S", "right"),
                Column("late", "LATE", "right")]
-    with RecordWriter(columns, s.output_mode(kw["json"]), color=s.color) as out:
+    with RecordWriter(columns, s.output_mode(datagrams.json), color=s.color) as out:
         out.write({"type": "sent", "peer": channel.peer, "sent": report.sent,
                    "seconds": round(report.seconds, 3), "rate_pps": round(report.rate, 1),
                    "late": report.late})
-    return 0
+    return ExitStatus.OK

@@ -3,12 +3,15 @@ seqpacket, paths and @abstract names, credentials and descriptor passing."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import click
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
-from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
-from pysock.cli.relayopts import check_stream_options, relay_options, run_relay
+from pysock.cli.datagramopts import DatagramSpec, datagram_options, relay_datagrams, serve_datagrams
+from pysock.cli.relayopts import RelaySpec, check_stream_options, relay_options, run_relay
+from pysock.cli.serveopts import unix_serve_options
 from pysock.cli.tlsopts import describe, tls_client, tls_options, tls_server
 from pysock.net.access import Access
 
@@ -48,19 +51,9 @@ class CredsType(click.ParamType):
 @click.option("-t", "--type", "socktype", type=click.Choice(["stream", "dgram", "seqpacket"]),
               default="stream", show_default=True, help="Socket type.")
 @click.option("-u", "--dgram", is_flag=True, help="Same as --type dgram (nc -U -u).")
-@click.option("-k", "--keep-open", is_flag=True, help="With -l: serve many clients (or senders).")
-@click.option("--max-conns", type=click.IntRange(1), default=None,
-              help="With -k: refuse clients beyond N at a time.")
-@click.option("--broker", is_flag=True, help="With -l: send each client's data to every other.")
-@click.option("--chat", is_flag=True, help="--broker with a '<user N>' prefix per line.")
-@click.option("--echo", is_flag=True, help="With -l: send each client back what it sends.")
-@click.option("--exec", "exec_cmd", type=opt.COMMAND, metavar="'PROG ARGS'", default=None,
-              help="With -l: run PROG per client, stdin/stdout tied to the socket.")
-@click.option("--sh-exec", metavar="CMD", default=None, help="Like --exec, through /bin/sh -c.")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="Give up connecting, or with -l waiting for a client, after SECS.")
-@click.option("--backlog", type=opt.BACKLOG, default=128, show_default=True,
-              help="Length of the accept queue.")
+@unix_serve_options
 @click.option("--mode", type=OctalMode(), default=None,
               help="With -l: permissions of the socket file, e.g. 0660 (set at creation).")
 @click.option("--send-fd", "send_fds", multiple=True, metavar="FILE",
@@ -75,8 +68,8 @@ class CredsType(click.ParamType):
 @datagram_options
 @tls_options("both")
 @relay_options
-def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo, exec_cmd,
-         sh_exec, wait, backlog, mode, send_fds, send_creds, show_fds, cat_fds, sockopts, **kw):
+def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds, show_fds,
+         cat_fds, sockopts, datagrams, tls, relay):
     """Connect to the Unix socket PATH (or @NAME in the abstract namespace) and relay
     stdin/stdout; with -l, create it and serve. The relay, half-close, -k, -i,
     --echo and --exec work as for TCP (see pysock listen and connect).
@@ -119,57 +112,62 @@ def unix(path, listen, socktype, dgram, keep_open, max_conns, broker, chat, echo
     """
     from pysock.net.address import UnixAddress
     from pysock.net.unixsock import SOCKTYPES
-    from pysock.render.diagnostics import Diagnostics
     addr: UnixAddress = path
     if dgram:
         socktype = "dgram"
     kind = SOCKTYPES[socktype]
-    diag = Diagnostics(kw["verbose"])
-    _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd, sh_exec, mode,
-           sockopts, kw)
-    from pysock.cli.listen import _mode, _mode_flag
-    check_stream_options(_mode_flag(_mode(broker, chat, echo, exec_cmd, sh_exec, keep_open),
-                                    sh_exec), keep_open, kw, datagram=socktype != "stream",
+    diag = settings().diagnostics(relay.verbose)
+    _check(listen, socktype, serve, mode, datagrams)
+    if datagrams.json:  # --json alone: the one record view there is, one per datagram
+        datagrams = datagrams._replace(show=True)
+    check_stream_options(serve.mode_flag, serve.keep_open, relay, datagram=socktype != "stream",
                          seqpacket=socktype == "seqpacket")
-    tls = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), kw, diag)
+    identity = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), tls, diag)
     outgoing = _outgoing(send_fds, send_creds)
     report = AncillaryReport(diag, show_fds, cat_fds)
+    side = Side(addr, kind, wait, outgoing, report, tuple(sockopts), identity, relay, datagrams,
+                diag)
     if not listen:
-        return _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag)
-    return _server(addr, kind, mode, backlog, keep_open, max_conns,
-                   (broker, chat, echo, exec_cmd, sh_exec), wait, outgoing, report, sockopts,
-                   tls, kw, diag)
+        return _client(side)
+    return _server(side, serve, mode)
 
 
-def _check(listen, socktype, keep_open, max_conns, broker, chat, echo, exec_cmd, sh_exec, mode,
-           sockopts, kw) -> None:
-    server_only = [name for name, on in (("-k", keep_open), ("--max-conns", max_conns),
-                                          ("--broker", broker), ("--chat", chat), ("--echo", echo),
-                                          ("--exec", exec_cmd), ("--sh-exec", sh_exec),
-                                          ("--mode", mode is not None)) if on]
+class Side(NamedTuple):
+    """One end of a Unix socket as the options shape it, client or server."""
+
+    addr: object  # UnixAddress
+    kind: int  # SOCK_STREAM, SOCK_DGRAM or SOCK_SEQPACKET
+    wait: float | None
+    outgoing: object  # unixsock.Outgoing
+    report: AncillaryReport
+    sockopts: tuple
+    tls: object  # ClientIdentity | ServerIdentity | None
+    relay: RelaySpec
+    dgram: DatagramSpec
+    diag: object
+
+
+def _check(listen, socktype, serve, mode, dgram) -> None:
+    server_only = serve.server_only() + (["--mode"] if mode is not None else [])
     if server_only and not listen:
         raise click.UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l")
-    messages = [name for name, on in (("--chunk", kw["chunk"] is not None), ("--raw", kw["raw"]),
-                                      ("--buffer", kw["bufsize"] is not None),
-                                      ("--show", kw["show"]), ("--json", kw["json"])) if on]
+    messages = dgram.given()
     if messages and socktype == "stream":
         raise click.UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
                                "seqpacket")
-    if socktype == "dgram" and any((broker, chat, exec_cmd, sh_exec, max_conns)):
+    if socktype == "dgram" and (serve.mode in ("broker", "chat", "exec") or serve.max_conns):
         raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
                                "connections: use --type stream or seqpacket")
-    if kw["json"]:
-        kw["show"] = True  # --json alone: the one record view there is, one per datagram
 
 
 def _apply(flags: list[str]) -> str:
     return "applies" if len(flags) == 1 else "apply"
 
 
-def _tls(listen, socktype, passing, kw, diag):
+def _tls(listen, socktype, passing, tls, diag):
     """The TLS identity for this side (None without --tls), after the checks that
     are particular to Unix sockets."""
-    if kw["tls"]:
+    if tls.enabled:
         if socktype != "stream":
             raise click.UsageError("--tls needs --type stream (TLS runs over a byte stream)")
         names = ("--send-fd", "--send-creds", "--show-fds", "--cat-fds")
@@ -178,11 +176,11 @@ def _tls(listen, socktype, passing, kw, diag):
             raise click.UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
                                    f"bytes, not descriptors or credentials")
     if listen:
-        return tls_server(kw, diag)
-    if kw["tls"] and not kw["sni"] and not kw["insecure"]:
+        return tls_server(tls, diag)
+    if tls.enabled and not tls.sni and not tls.insecure:
         raise click.UsageError("a Unix socket has no host name to verify: give --sni NAME "
                                "(a name in the server's certificate) or --insecure")
-    return tls_client(kw, diag)
+    return tls_client(tls, diag)
 
 
 def _outgoing(send_fds, send_creds):
@@ -235,47 +233,48 @@ def _write_stdout(data: bytes) -> None:
 # ---- client ------------------------------------------------------------------------
 
 
-def _client(addr, kind, wait, outgoing, report, sockopts, tls, kw, diag) -> int:
+def _client(side: Side) -> int:
     import socket
 
     from pysock.net.ancillary import peer_credentials
     from pysock.net.sockopt import apply_all
     from pysock.net.unixsock import connect_unix
-    sock = connect_unix(addr, kind, wait)
+    sock = connect_unix(side.addr, side.kind, side.wait)
     try:
-        apply_all(sock, sockopts)
+        apply_all(sock, side.sockopts)
     except BaseException:
         sock.close()
         raise
-    creds = report.last_creds = peer_credentials(sock)
-    diag.verbose(f"connected to {addr}" + (f" (server: {creds.describe()})" if creds else ""))
+    creds = side.report.last_creds = peer_credentials(sock)
+    side.diag.verbose(f"connected to {side.addr}"
+                      + (f" (server: {creds.describe()})" if creds else ""))
     try:
-        if kind == socket.SOCK_STREAM:
-            return _relay_stream(sock, outgoing, report, tls, str(addr), wait, kw, diag)
-        channel = _datagram_channel(sock, outgoing, kw)
-        quit_after = QUIT_AFTER_INPUT if kind == socket.SOCK_DGRAM else None
-        return relay_datagrams(channel, kw, diag, quit_after, extra_taps=[report])
+        if side.kind == socket.SOCK_STREAM:
+            return _relay_stream(sock, side)
+        quit_after = QUIT_AFTER_INPUT if side.kind == socket.SOCK_DGRAM else None
+        return _relay_datagrams(sock, side, quit_after)
     finally:
         sock.close()
 
 
-def _datagram_channel(sock, outgoing, kw):
+def _relay_datagrams(sock, side: Side, quit_after: float | None) -> int:
     from pysock.net.datagram import DatagramChannel
-    channel = DatagramChannel(sock, kw["bufsize"])
-    channel.outgoing = outgoing
-    return channel
+    channel = DatagramChannel(sock, side.dgram.bufsize)
+    channel.outgoing = side.outgoing
+    return relay_datagrams(channel, side.relay, side.dgram, side.diag, quit_after,
+                           extra_taps=[side.report])
 
 
-def _relay_stream(sock, outgoing, report, tls, peer, wait, kw, diag) -> int:
+def _relay_stream(sock, side: Side) -> int:
     """Relay stdio with a connected stream: over TLS (handshake first), or plain with
     descriptors and credentials passed as asked."""
-    if tls is None:
+    if side.tls is None:
         from pysock.net.unixsock import UnixChannel
-        channel = UnixChannel(sock, outgoing, report)
-        channel.peer = peer
+        channel = UnixChannel(sock, side.outgoing, side.report)
+        channel.peer = str(side.addr)
     else:
-        channel = _secure(sock, tls, peer, wait, diag)
-    return run_relay(channel, kw)
+        channel = _secure(sock, side.tls, str(side.addr), side.wait, side.diag)
+    return run_relay(channel, side.relay, side.diag)
 
 
 def _secure(sock, tls, peer, wait, diag):
@@ -291,35 +290,32 @@ def _secure(sock, tls, peer, wait, diag):
 # ---- server ------------------------------------------------------------------------
 
 
-def _server(addr, kind, mode, backlog, keep_open, max_conns, modes, wait, outgoing, report,
-            sockopts, tls, kw, diag) -> int:
+def _server(side: Side, serve, mode) -> int:
     import socket
 
     from pysock.net import ancillary
-    from pysock.net.unixsock import TYPE_NAMES, listen_unix
-    broker, chat, echo, exec_cmd, sh_exec = modes
     from pysock.net.sockopt import apply_all
-    listener = listen_unix(addr, kind, mode=mode, backlog=backlog)
+    from pysock.net.unixsock import TYPE_NAMES, listen_unix
+    diag = side.diag
+    listener = listen_unix(side.addr, side.kind, mode=mode, backlog=serve.backlog)
     try:
-        apply_all(listener.sock, sockopts)
+        apply_all(listener.sock, side.sockopts)
         if listener.replaced_stale:
-            diag.say(f"replaced {addr}: a stale socket file nobody was listening on")
-        if kw["verbose"]:
+            diag.say(f"replaced {side.addr}: a stale socket file nobody was listening on")
+        if diag.verbosity:
             ancillary.want_credentials(listener.sock)
-        if settings().stderr_tty or kw["verbose"]:
-            diag.say(f"listening on {addr} ({TYPE_NAMES[kind]})")
-        if kind == socket.SOCK_DGRAM:
-            return serve_datagrams(listener.sock, kw, diag, keep_open=keep_open, echo=echo,
-                                   wait=wait, extra_taps=[report])
-        from pysock.cli.listen import _many, _mode, hub_policy
-        from pysock.net.access import Access
-        hub_mode = _mode(broker, chat, echo, exec_cmd, sh_exec, keep_open)
-        serving = hub_policy(hub_mode, keep_open, max_conns, Access(), wait, exec_cmd, sh_exec,
-                             kw, tls)
-        wrap = _wrapper(outgoing, report, serving.tls)
-        if hub_mode == "relay" and not keep_open:
-            return _one_client(listener, kind, serving, outgoing, report, wrap, kw, diag)
-        return _many(listener.sock, serving, kw, diag, wrap)
+        if settings().stderr_tty or diag.verbosity:
+            diag.say(f"listening on {side.addr} ({TYPE_NAMES[side.kind]})")
+        if side.kind == socket.SOCK_DGRAM:
+            return serve_datagrams(listener.sock, side.relay, side.dgram, diag,
+                                   keep_open=serve.keep_open, echo=serve.mode == "echo",
+                                   wait=side.wait, extra_taps=[side.report])
+        from pysock.cli.listen import _many, hub_policy
+        serving = hub_policy(serve, Access(), side.wait, side.relay, side.tls)
+        wrap = _wrapper(side.outgoing, side.report, serving.tls)
+        if serve.one_client:
+            return _one_client(listener, serving, wrap, side)
+        return _many(listener.sock, serving, side.relay, diag, wrap)
     finally:
         listener.close()
 
@@ -346,7 +342,7 @@ def _wrapper(outgoing, report, tls):
     return wrap
 
 
-def _one_client(listener, kind, serving, outgoing, report, wrap, kw, diag) -> int:
+def _one_client(listener, serving, wrap, side: Side) -> int:
     """One client (nc -U -l): a stream through the hub as with listen; a seqpacket
     one relayed as datagrams."""
     import socket
@@ -355,16 +351,14 @@ def _one_client(listener, kind, serving, outgoing, report, wrap, kw, diag) -> in
     from pysock.net.ancillary import peer_credentials
     from pysock.net.endpoints import peer_name
     from pysock.net.hub import accept_one
-    if kind == socket.SOCK_STREAM:
+    if side.kind == socket.SOCK_STREAM:
         from pysock.cli.listen import _one_client as one_stream
-        return one_stream(listener.sock, serving, kw, diag, wrap)
-    sock = accept_one(listener.sock, Access(), serving.accept_timeout, _reporter(diag))
+        return one_stream(listener.sock, serving, side.relay, side.diag, wrap)
+    sock = accept_one(listener.sock, Access(), serving.accept_timeout, _reporter(side.diag))
     listener.sock.close()  # one client: later ones are refused, as with listen
-    report.last_creds = peer_credentials(sock)
-    peer = peer_name(sock, sock.getpeername())
-    diag.verbose(f"connection from {peer}")
+    side.report.last_creds = peer_credentials(sock)
+    side.diag.verbose(f"connection from {peer_name(sock, sock.getpeername())}")
     try:
-        return relay_datagrams(_datagram_channel(sock, outgoing, kw), kw, diag, None,
-                               extra_taps=[report])
+        return _relay_datagrams(sock, side, None)
     finally:
         sock.close()

@@ -113,8 +113,8 @@ class Filter:
             chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
         local = sorted(chosen.intersection(LOCAL_KINDS))
         if expr and expr.tree and local:
-            raise UsageError(f"ss expressions select internet sockets, not {local[0]} "
-                             "sockets (for Unix sockets use --path)")
+            raise UsageError(f"ss expressions select internet sockets, not {local[0]} sockets",
+                             advice="inspect_path_paren")
         mask = _state_mask(listening, all_states, states)
         if expr and expr.states is not None:  # ss: leading state words replace -l/-a
             mask = expr.states | (_state_mask(False, False, states) if states else 0)

@@ -35,10 +35,11 @@ class Inventory:
 
 
 def choose_source(option: str | None) -> str:
+    """option (the command's choice, checked by the command) or the environment's."""
     source = option or os.environ.get(SOURCE_ENV) or "auto"
     if source not in SOURCES:
-        raise UsageError(f"unknown socket source '{source}' (from "
-                         f"{'--source' if option else SOURCE_ENV}); use one of {', '.join(SOURCES)}")
+        raise UsageError(f"unknown socket source '{source}' (from {SOURCE_ENV}); use one of "
+                         f"{', '.join(SOURCES)}")
     return source
 
 
@@ -67,8 +68,8 @@ def _read_table(diag, proto: str, family: int, flt: Filter, extended: bool, sour
             return found
         except sockdiag.Unsupported as exc:
             if source == "netlink":
-                raise PysockError(f"netlink sock_diag cannot list {proto} sockets here ({exc}); "
-                                  "use --source auto or proc") from None
+                raise PysockError(f"netlink sock_diag cannot list {proto} sockets here ({exc})",
+                                  advice="inspect_source") from None
     used[table] = "proc"
     if proto == "unix":
         return list(procnet.unix_sockets())
@@ -82,7 +83,7 @@ def _open_diag(source: str):
         return sockdiag.DiagSocket()
     except sockdiag.Unsupported as exc:
         if source == "netlink":
-            raise PysockError(f"{exc}; use --source auto or proc") from None
+            raise PysockError(f"{exc}; the auto and proc sources read /proc/net instead") from None
         return None
 
 

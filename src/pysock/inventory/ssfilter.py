@@ -304,8 +304,8 @@ def host_condition(text: str, local: bool) -> Host:
     """ADDR[/BITS][:PORT], [V6[/BITS]][:PORT], *:PORT, :PORT, or a bare IPv6 address."""
     for scheme in ("unix:", "link:", "netlink:", "vsock:"):
         if text.startswith(scheme):
-            raise UsageError(f"'{text}': pysock's expressions select internet sockets; "
-                             "for Unix sockets use --path")
+            raise UsageError(f"'{text}': pysock's expressions select internet sockets",
+                             advice="inspect_path")
     if text.startswith("inet:") or text.startswith("inet6:"):
         text = text.partition(":")[2]
     addr, port = _split_host(text)

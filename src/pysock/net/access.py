@@ -29,18 +29,6 @@ def unmap_network(net: Network) -> Network:
     return net
 
 
-def unmap(host: str) -> str:
-    """'::ffff:127.0.0.1' -> '127.0.0.1' (a dual-stack listener's IPv4 peer); else host."""
-    if host.startswith("::ffff:") or host.startswith("::FFFF:"):
-        try:
-            mapped = ipaddress.IPv6Address(host).ipv4_mapped
-        except ValueError:
-            return host
-        if mapped is not None:
-            return str(mapped)
-    return host
-
-
 def read_networks(path: str) -> list[Network]:
     """One address or CIDR per line; blank lines and # comments ignored."""
     try:

@@ -307,7 +307,7 @@ def resolve(host: str | None, port: int, *, family: int | None = None, numeric: 
     flags = socket.AI_PASSIVE if passive else 0
     if host is not None and numeric:
         if not is_numeric_host(host):
-            raise UsageError(f"'{host}' is not a numeric address (-n forbids name lookups)")
+            raise UsageError(f"'{host}' is not a numeric address", advice="numeric_lookups")
         flags |= socket.AI_NUMERICHOST
     try:
         infos = socket.getaddrinfo(host, port, af, socktype, 0, flags)

@@ -157,14 +157,13 @@ class DatagramChannel(SocketChannel):
             mtu = _path_mtu(self.sock)
             if mtu and size <= limit:
                 return NetworkError(f"datagram of {size} bytes does not fit the path MTU of {mtu} "
-                                    f"bytes (fragmentation is off); send smaller ones with --chunk")
+                                    f"bytes (fragmentation is off)", advice="datagram_mtu")
             v = 4 if self.sock.family == socket.AF_INET else 6
             return NetworkError(f"datagram of {size} bytes is larger than UDP allows over IPv{v} "
-                                f"({limit} bytes); split it with --chunk N")
+                                f"({limit} bytes)", advice="datagram_udp_limit")
         limit = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-        return NetworkError(f"datagram of {size} bytes is too large for this Unix socket (its send "
-                            f"buffer is {limit} bytes; raise it with --sockopt sndbuf=N, or use "
-                            f"--chunk N)")
+        return NetworkError(f"datagram of {size} bytes is too large for this Unix socket",
+                            advice="datagram_sndbuf", limit=limit)
 
 
 def _peer_address(sock: socket.socket):

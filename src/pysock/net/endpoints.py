@@ -248,7 +248,7 @@ def _connect_failure(spec: ClientSpec, failures: list[tuple[Resolved, OSError]],
     proto = "udp" if socktype == socket.SOCK_DGRAM else "tcp"
     error = os_error(first, "connect to", where, proto=proto)
     if first.errno == errno.EACCES and proto == "udp":
-        error.message += " (sending to a broadcast address needs --broadcast)"
+        error.advice = "broadcast_needs_flag"
     if first.errno == errno.ECONNREFUSED and proto == "tcp":
         hint = _refused_hint([a for a, _ in failures], spec.port)
         if hint:
@@ -326,10 +326,6 @@ def peer_name(sock: socket.socket, addr) -> str:
         if creds is not None:
             return creds.describe()
     return format_sockaddr(addr)
-
-
-def stdio() -> StdioChannel:
-    return StdioChannel()
 
 
 # ---- errno translation ------------------------------------------------------

@@ -397,6 +397,8 @@ class Hub:
                 other.feed.push(data)
                 if other.feed.size > HARD_CAP:
                     link.on_timer(time.monotonic())  # dropped now, not at the next wake
+                elif other.feed.size > HIGH_WATER:
+                    self.engine.schedule(link)  # its stall deadline starts now
 
     # -- TLS ---------------------------------------------------------------
 

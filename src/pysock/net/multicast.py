@@ -51,5 +51,5 @@ def join(sock: socket.socket, group: str, iface: str | None = None) -> None:
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
     except OSError as exc:
         where = f" on {iface}" if iface else ""
-        hint = ("" if iface else " (no multicast route: name the interface with --iface)")
-        raise NetworkError(f"cannot join {group}{where}: {exc.strerror}{hint}") from None
+        raise NetworkError(f"cannot join {group}{where}: {exc.strerror}",
+                           advice=None if iface else "multicast_iface") from None

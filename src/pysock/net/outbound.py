@@ -89,7 +89,7 @@ class Outbound:
     def expired(self) -> PysockError:
         self.close()
         return NetworkError(f"connection to {self.target} timed out after "
-                            f"{self.target.timeout:g} s (-w)")
+                            f"{self.target.timeout:g} s", advice="forward_wait")
 
     def close(self) -> None:
         if self._worker is not None:

@@ -14,11 +14,10 @@ import socket
 import struct
 from dataclasses import dataclass, replace
 
-from pysock.errors import NetworkError, PysockError, UsageError
+from pysock.errors import NetworkError, OptionError, PysockError, UsageError
 from pysock.net.address import format_sockaddr
 from pysock.net.endpoints import ClientSpec, connect, os_error
 
-KINDS = ("socks5", "socks4", "http")
 DEFAULT_PORTS = {"socks5": 1080, "socks4": 1080, "http": 3128}
 HANDSHAKE_TIMEOUT = 30.0
 
@@ -40,7 +39,7 @@ class Tunnel:
 
 
 def parse_proxy(text: str, kind: str) -> tuple[str, int]:
-    """--proxy HOST[:PORT] or [V6][:PORT]; the port defaults to the usual one for the kind."""
+    """HOST[:PORT] or [V6][:PORT]; the port defaults to the usual one for the kind."""
     from pysock.net.address import check_host, split_host_port
     if text.startswith("[") and text.endswith("]"):
         return check_host(text[1:-1]), DEFAULT_PORTS[kind]
@@ -50,11 +49,14 @@ def parse_proxy(text: str, kind: str) -> tuple[str, int]:
     return check_host(text), DEFAULT_PORTS[kind]
 
 
-def parse_auth(text: str) -> tuple[str, str | None]:
-    """--proxy-auth USER:PASS (for socks4, USER alone is the user id)."""
+def parse_auth(text: str, kind: str = "socks5") -> tuple[str, str | None]:
+    """USER:PASS (for socks4, USER alone is the user id); SOCKS5 carries each in at
+    most 255 bytes (RFC 1929)."""
     user, sep, password = text.partition(":")
     if not user:
-        raise UsageError(f"--proxy-auth '{text}': expected USER:PASS")
+        raise OptionError("proxy_auth", f"'{text}': expected USER:PASS")
+    if kind == "socks5" and max(len(user.encode()), len(password.encode())) > 255:
+        raise OptionError("proxy_auth", ": user name and password are at most 255 bytes each")
     return user, (password if sep else None)
 
 
@@ -64,7 +66,7 @@ def open_tunnel(proxy: ProxySpec, target: ClientSpec) -> Tunnel:
     try:
         sock = connect(hop)
     except PysockError as exc:
-        exc.message = f"proxy: {exc.message}"
+        exc.fact = f"proxy: {exc.fact}"
         raise
     where = _where(proxy)
     sock.settimeout(target.timeout or HANDSHAKE_TIMEOUT)
@@ -132,8 +134,8 @@ def _socks5(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: st
     if version != 5:
         raise NetworkError(f"{where} does not speak SOCKS5 (it answered version {version})")
     if method == 0xFF:
-        need = "" if proxy.user is not None else " (it may need --proxy-auth USER:PASS)"
-        raise NetworkError(f"{where} accepts none of our authentication methods{need}")
+        raise NetworkError(f"{where} accepts none of our authentication methods",
+                           advice=None if proxy.user is not None else "proxy_may_need_auth")
     if method == 0x02:
         _socks5_login(sock, proxy, where)
     elif method != 0x00:
@@ -150,12 +152,13 @@ def _socks5(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: st
 def _socks5_login(sock: socket.socket, proxy: ProxySpec, where: str) -> None:
     user = proxy.user.encode()
     password = (proxy.password or "").encode()
-    if len(user) > 255 or len(password) > 255:
-        raise UsageError("--proxy-auth: user name and password are at most 255 bytes each")
+    if len(user) > 255 or len(password) > 255:  # parse_auth refuses these first
+        raise UsageError("the proxy's user name and password are at most 255 bytes each")
     sock.sendall(bytes([1, len(user)]) + user + bytes([len(password)]) + password)
     _, status = _recv_exact(sock, 2, where)
     if status != 0:
-        raise NetworkError(f"{where} refused the user name or password (--proxy-auth)")
+        raise NetworkError(f"{where} refused the user name or password",
+                           advice="proxy_auth_refused")
 
 
 def _socks5_address(target: ClientSpec) -> bytes:
@@ -163,7 +166,8 @@ def _socks5_address(target: ClientSpec) -> bytes:
     literal = _literal(target.host)
     if literal is None:
         if target.numeric:
-            raise UsageError(f"'{target.host}' is not a numeric address (-n forbids names)")
+            raise UsageError(f"'{target.host}' is not a numeric address",
+                             advice="numeric_names")
         name = target.host.encode("idna")
         if len(name) > 255:
             raise UsageError(f"host name '{target.host}' is too long for SOCKS5")
@@ -213,7 +217,7 @@ def _socks4_address(target: ClientSpec) -> bytes:
     literal = _literal(target.host)
     if literal is not None:
         if literal.version != 4:
-            raise UsageError("SOCKS4 carries IPv4 addresses only (use --proxy-type socks5)")
+            raise UsageError("SOCKS4 carries IPv4 addresses only", advice="socks4_v4_only")
         return literal.packed
     from pysock.net.address import resolve
     found = resolve(target.host, target.port, family=4, numeric=target.numeric)
@@ -239,14 +243,15 @@ def _http(sock: socket.socket, proxy: ProxySpec, target: ClientSpec, where: str)
     code = int(parts[1])
     if 200 <= code < 300:
         return ""
-    raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}"
-                       f"{_http_hint(code, proxy)}")
-
-
-def _http_hint(code: int, proxy: ProxySpec) -> str:
     if code == 407:
-        return (" (wrong --proxy-auth user name or password)" if proxy.user is not None
-                else " (it needs --proxy-auth USER:PASS)")
+        raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}",
+                           advice="proxy_auth_wrong" if proxy.user is not None
+                           else "proxy_auth_needed")
+    raise NetworkError(f"{where} refused CONNECT to {authority}: {status_line}"
+                       f"{_http_hint(code)}")
+
+
+def _http_hint(code: int) -> str:
     if code == 403:
         return " (the proxy forbids this target)"
     if code in (502, 503, 504):

@@ -22,7 +22,6 @@ CHUNK = 1 << 20  # splice and sendfile: no buffer of ours, so the bigger the bet
 COPY_CHUNK = 256 << 10
 SMALL = 16 << 10
 PIPE_SIZE = 1 << 20
-_AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK)
 _SPLICE = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
 
 
@@ -61,6 +60,7 @@ class Pump:
 
     def __init__(self, src: int, dst: int):
         self.src, self.dst = src, dst
+        self.drained = Blocked(src, select.POLLIN)  # the hint, made once
 
     def step(self) -> int:
         raise NotImplementedError
@@ -101,7 +101,7 @@ class SplicePump(Pump):
         self._dst_full = False
         self.moved += n
         if n < SMALL:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 
@@ -139,7 +139,7 @@ class PipedSplicePump(Pump):
         self._buffered -= n
         self.moved += n
         if self._buffered == 0 and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
     def close(self) -> None:
@@ -216,7 +216,7 @@ class CopyPump(Pump):
         self._pending = self._pending[n:]
         self.moved += n
         if not self._pending and self._short:
-            self.hint = Blocked(self.src, select.POLLIN)
+            self.hint = self.drained
         return n
 
 

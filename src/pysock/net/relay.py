@@ -221,9 +221,14 @@ class Link:
         """A side could move now without waiting for an event."""
         if self.closed:
             return False
-        return any(not s.done and s.waiting is None for s in self._active())
+        for side in self._active():
+            if not side.done and side.waiting is None:
+                return True
+        return False
 
     def _active(self) -> list[Side]:
+        if not self.flushers:
+            return [] if self.drain_until is not None else self.sides
         if self.drain_until is not None:
             return [f for f in self.flushers if f.pump.channel.pending_output]
         return self.sides + [f for f in self.flushers if f.pump.channel.pending_output]
@@ -231,12 +236,18 @@ class Link:
     def step(self) -> None:
         try:
             self._step_all()
-            if not self.finished and all(s.done for s in self.sides):
+            if not self.finished and self._all_done():
                 self._finish("both sides closed")
             if self.finished and not self.closed:
                 self._drain_or_close()
         except (PysockError, BrokenPipeError) as exc:
             self._fail(exc)
+
+    def _all_done(self) -> bool:
+        for side in self.sides:
+            if not side.done:
+                return False
+        return True
 
     def _step_all(self) -> None:
         progressed = False
@@ -262,7 +273,7 @@ class Link:
                 progressed = True
                 for tap in self.counting_taps:
                     tap(side.name, n)
-                if side.name == SENT:
+                if side.name == SENT and self.slow_client is not None:
                     self.last_sent = time.monotonic()
                 if side.pump.hint is not None:
                     side.waiting, side.pump.hint = side.pump.hint, None
@@ -351,6 +362,7 @@ class Link:
                 self._shutdown_remote()
             if self.policy.quit_after_eof is not None:
                 self.quit_at = time.monotonic() + self.policy.quit_after_eof
+                self.engine.schedule(self)
                 if self.policy.quit_after_eof == 0:
                     self._finish("input ended")
             return
@@ -384,6 +396,7 @@ class Link:
             if self.drain_until is None:
                 self.drain_until = time.monotonic() + DRAIN_TIMEOUT
                 self.timed = True
+                self.engine.schedule(self)
                 for side in self.sides:
                     self.engine._unpark(side)
             self._step_all()

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pysock.errors import PysockError, UsageError
+from pysock.errors import ExitStatus, OptionError, PysockError, UsageError
 
 _SIZE_SUFFIX = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -102,20 +102,20 @@ def _ttl(sock: socket.socket, value: str | None) -> None:
     set_ttl(sock, _byte(value or ""))
 
 
-def _tos(sock: socket.socket, value: str | None) -> None:
-    tos = _byte(value or "")
+def _per_family(sock: socket.socket, v4: int, v6: int, value: int) -> None:
+    """An IP-level option that IPv6 spells with its own constant."""
     if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+        sock.setsockopt(socket.IPPROTO_IPV6, v6, value)
     else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+        sock.setsockopt(socket.IPPROTO_IP, v4, value)
+
+
+def _tos(sock: socket.socket, value: str | None) -> None:
+    _per_family(sock, socket.IP_TOS, socket.IPV6_TCLASS, _byte(value or ""))
 
 
 def _multicast_ttl(sock: socket.socket, value: str | None) -> None:
-    ttl = _byte(value or "")
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ttl)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    _per_family(sock, socket.IP_MULTICAST_TTL, socket.IPV6_MULTICAST_HOPS, _byte(value or ""))
 
 
 def _bool(text: str) -> int:
@@ -126,10 +126,7 @@ def _bool(text: str) -> int:
 
 def _multicast_loop(sock: socket.socket, value: str | None) -> None:
     on = 1 if value is None else _bool(value)
-    if sock.family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, on)
-    else:
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, on)
+    _per_family(sock, socket.IP_MULTICAST_LOOP, socket.IPV6_MULTICAST_LOOP, on)
 
 
 def _multicast_if(sock: socket.socket, value: str | None) -> None:
@@ -210,11 +207,12 @@ class SockOpt:
         try:
             OPTIONS[self.name].apply(sock, self.value)
         except ValueError as exc:  # a value only checkable once the socket exists (ttl on v6)
-            raise UsageError(f"--sockopt {self}: {exc}") from None
+            raise OptionError("sockopts", f"{self}: {exc}") from None
         except PysockError as exc:
-            raise PysockError(f"--sockopt {self}: {exc.message}", exc.status) from None
+            raise OptionError("sockopts", f"{self}: {exc.message}", exc.status) from None
         except OSError as exc:
-            raise PysockError(f"--sockopt {self}: {exc.strerror or exc}") from None
+            raise OptionError("sockopts", f"{self}: {exc.strerror or exc}",
+                              ExitStatus.FAILURE) from None
 
     def __str__(self) -> str:
         return self.name if self.value is None else f"{self.name}={self.value}"
@@ -241,7 +239,7 @@ def _check_value(opt: SockOpt) -> None:
     try:
         OPTIONS[opt.name].check(opt.value)
     except ValueError as exc:
-        raise UsageError(f"--sockopt {opt}: {exc}") from None
+        raise UsageError(f"{opt}: {exc}") from None
 
 
 def apply_all(sock: socket.socket, opts: list[SockOpt] | tuple[SockOpt, ...]) -> None:

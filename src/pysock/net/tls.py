@@ -84,7 +84,7 @@ def client_context(opts: TLSOptions) -> ssl.SSLContext:
     if opts.cert:
         _load_chain(ctx, opts.cert, opts.key)
     elif opts.key:
-        raise UsageError("--key needs --cert")
+        raise UsageError("a private key was given without its certificate")
     return ctx
 
 
@@ -95,7 +95,7 @@ def server_identity(opts: TLSOptions) -> ServerIdentity:
     if opts.cert:
         _load_chain(ctx, opts.cert, opts.key)
     elif opts.key:
-        raise UsageError("--key needs --cert")
+        raise UsageError("a private key was given without its certificate")
     else:
         from pysock.net.selfsigned import load_self_signed
         fingerprint = load_self_signed(ctx)
@@ -104,8 +104,7 @@ def server_identity(opts: TLSOptions) -> ServerIdentity:
         try:
             ctx.load_verify_locations(cafile=opts.verify_client)
         except (OSError, ssl.SSLError) as exc:
-            raise UsageError(f"cannot load --verify-client {opts.verify_client}: {_why(exc)}") \
-                from None
+            raise CertificateError("verify_client", opts.verify_client, None, _why(exc)) from None
     return ServerIdentity(ctx, fingerprint, opts)
 
 
@@ -123,9 +122,18 @@ def _load_chain(ctx: ssl.SSLContext, cert: str, key: str | None) -> None:
     try:
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        what = f"--cert {cert}" + (f" with --key {key}" if key else "")
-        hint = "" if key else " (a separate key file needs --key)"
-        raise UsageError(f"cannot load {what}: {_why(exc)}{hint}") from None
+        raise CertificateError("cert", cert, key, _why(exc)) from None
+
+
+class CertificateError(UsageError):
+    """A certificate (cert, with key when given) or a CA file (verify_client) that
+    cannot be loaded: which file it was meant as, the files, and why."""
+
+    def __init__(self, role: str, path: str, key: str | None, why: str):
+        self.role, self.path, self.key, self.why = role, path, key, why
+        what = {"cert": "certificate", "verify_client": "CA file"}[role]
+        super().__init__(f"cannot load the {what} {path}"
+                         + (f" with the key {key}" if key else "") + f": {why}")
 
 
 def _why(exc: Exception) -> str:
@@ -371,8 +379,7 @@ def start_client(sock: socket.socket, identity: ClientIdentity, server_name: str
     name = identity.options.server_name or server_name
     if not name and identity.context.check_hostname:
         sock.close()
-        raise UsageError("TLS needs a server name to verify here: give --sni NAME "
-                         "(or --insecure)")
+        raise UsageError("TLS needs a server name to verify here, and none was given")
     channel = TLSChannel(sock, identity.context, server_side=False, server_name=name)
     channel.peer = peer or channel.peer
     try:

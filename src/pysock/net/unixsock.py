@@ -13,7 +13,7 @@ import socket
 import stat
 from dataclasses import dataclass
 
-from pysock.errors import NetworkError, PysockError, UsageError
+from pysock.errors import NetworkError, OptionError, PysockError
 from pysock.net import ancillary
 from pysock.net.address import UnixAddress
 from pysock.net.endpoints import SocketChannel, new_socket, os_error
@@ -41,8 +41,8 @@ def connect_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM,
             raise NetworkError(f"connection to {addr} timed out") from None
         other = _other_types(exc, addr, socktype)
         if other:
-            raise NetworkError(f"{addr} is not a {TYPE_NAMES.get(socktype, '')} socket "
-                               f"(try --type {other})") from None
+            raise NetworkError(f"{addr} is not a {TYPE_NAMES.get(socktype, '')} socket",
+                               advice="unix_other_type", other=other) from None
         raise unix_error(exc, addr) from None
 
 
@@ -118,7 +118,7 @@ def listen_unix(addr: UnixAddress, socktype: int = socket.SOCK_STREAM, *, mode: 
     """Bind addr. mode: the socket file's permissions, in force from the moment it
     exists (the umask is set around bind, so there is no window where it is wider)."""
     if mode is not None and addr.abstract:
-        raise UsageError("--mode applies to socket files; an @abstract name has no permissions")
+        raise OptionError("mode", "applies to socket files; an @abstract name has no permissions")
     replaced = False if addr.abstract else _clear_the_way(addr, socktype)
     listener = UnixListener(socket.socket(socket.AF_UNIX, socktype), addr, replaced)
     try:
@@ -317,7 +317,7 @@ def open_for_passing(path: str) -> int:
     try:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
-        raise UsageError(f"--send-fd {path}: {exc.strerror}") from None
+        raise OptionError("send_fds", f"{path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_IC
 __all__ = ["EchoSocket", "Incoming", "stamps_ready"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Incoming:
     """One thing read from an echo socket: an echo reply or an ICMP error about one
     of our requests (ident/seq taken from the quoted request)."""

@@ -4,6 +4,7 @@ here, TCP/UDP ports in portping.py). The session yields events; it never prints.
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import time
@@ -146,24 +147,26 @@ class Session:
         for i, target in enumerate(self.targets):
             target.next_at = start + i * self.spec.stagger
         active = list(self.targets)
+        clock, poll, ready, expire = time.monotonic, poller.poll, self.prober.ready, self.prober.expire
         while active:
-            now = time.monotonic()
+            now = clock()
             for target in active:
                 if target.next_at <= now and self._may_send(target, now, deadline_at):
                     yield from self._send(target, now)
-            for target in [t for t in active if self._over(t, time.monotonic(), deadline_at)]:
+            now = clock()
+            over = [t for t in active if self._over(t, now, deadline_at)]
+            for target in over:
                 active.remove(target)
-                target.done, target.ended_at = True, time.monotonic()
+                target.done, target.ended_at = True, clock()
                 yield Finished(target)
             if not active:
                 return
-            wait = self._next_wake(active, time.monotonic(), deadline_at)
-            for fd, mask in poller.poll(wait * 1000):
-                for answer in self.prober.ready(fd, mask):
+            for fd, mask in poll(self._next_wake(active, now, deadline_at) * 1000):
+                for answer in ready(fd, mask):
                     event = self._account(answer)
                     if event is not None:
                         yield event
-            self.prober.expire(time.monotonic())
+            expire(clock())
 
     def _may_send(self, target: Target, now: float, deadline_at: float | None) -> bool:
         spec = self.spec
@@ -277,10 +280,12 @@ class EchoProber:
     def open(self, targets: list[Target], poller, spec: PingSpec, payload: bytes) -> None:
         from pysock.probes.icmpsock import EchoSocket
         self.payload = payload
+        self.templates: dict[int, icmp.EchoTemplate] = {}
         for family in sorted({t.family for t in targets}):
             sock = EchoSocket(family, privileged=spec.privileged, source=spec.source,
                               device=spec.device, ttl=spec.ttl)
             self.sockets[family] = sock
+            self.templates[family] = icmp.EchoTemplate(family, sock.ident, payload)
             self.by_fd[sock.fileno] = sock
             if not sock.raw and spec.interval < self.min_interval:
                 self.close()
@@ -298,10 +303,8 @@ class EchoProber:
         return next(iter(self.sockets.values())).kind if self.sockets else "raw"
 
     def send(self, target: Target, seq: int) -> int:
-        sock = self.sockets[target.family]
-        packet = icmp.echo_request(target.family, sock.ident, seq,
-                                   icmp.stamped(self.payload, time.time_ns()))
-        sendto, sockaddr, clock = sock.sendto, target.sockaddr, time.time_ns
+        packet = self.templates[target.family].packet(seq, time.time_ns())
+        sendto, sockaddr, clock = self.sockets[target.family].sendto, target.sockaddr, time.time_ns
         sent = clock()  # the last thing before the system call
         sendto(packet, sockaddr)
         return sent
@@ -332,7 +335,7 @@ class EchoProber:
         pass
 
     def next_expiry(self) -> float:
-        return float("inf")
+        return math.inf
 
     def close(self) -> None:
         for sock in self.sockets.values():

@@ -233,6 +233,13 @@ class _SocketPerProbe:
     def _dest(self, port: int) -> tuple:
         return (self.tracer.sockaddr[0], port, *self.tracer.sockaddr[2:])
 
+    def _answered(self, fd: int):
+        """(the probe behind fd, its ICMP answer or None); (None, None) if it is gone."""
+        probe = self.by_fd.get(fd)
+        if probe is None or probe.sock is None:
+            return None, None
+        return probe, self._icmp_answer(probe)
+
     def _icmp_answer(self, probe: Probe):
         """The ICMP error on this probe's socket, if there is one."""
         try:
@@ -268,10 +275,9 @@ class _UdpMethod(_SocketPerProbe):
         return sent
 
     def ready(self, fd: int, mask: int):
-        probe = self.by_fd.get(fd)
-        if probe is None or probe.sock is None:
+        probe, result = self._answered(fd)
+        if probe is None:
             return []
-        result = self._icmp_answer(probe)
         if result is None and mask & select.POLLIN:
             try:
                 _, anc, _, addr = probe.sock.recvmsg(2048, errqueue.ANCILLARY, socket.MSG_DONTWAIT)
@@ -295,10 +301,9 @@ class _TcpMethod(_SocketPerProbe):
         return sent
 
     def ready(self, fd: int, mask: int):
-        probe = self.by_fd.get(fd)
-        if probe is None or probe.sock is None:
+        probe, result = self._answered(fd)
+        if probe is None:
             return []
-        result = self._icmp_answer(probe)
         if result is None:
             now = time.time_ns()
             code = probe.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

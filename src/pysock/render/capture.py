@@ -20,15 +20,17 @@ class Clock:
     def __init__(self, style: str):
         self.style = style
         self.first = self.previous = None
+        self.second, self.stamp = None, ""  # the last second formatted, and its text
 
     def __call__(self, ts_ns: int) -> str:
         if self.first is None:
             self.first = self.previous = ts_ns
         style, secs, us = self.style, ts_ns // 1_000_000_000, ts_ns // 1000 % 1_000_000
-        if style == "time":
-            return time.strftime("%H:%M:%S", time.localtime(secs)) + f".{us:06d} "
-        if style == "date":
-            return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs)) + f".{us:06d} "
+        if style in ("time", "date"):
+            if secs != self.second:
+                shape = "%H:%M:%S" if style == "time" else "%Y-%m-%d %H:%M:%S"
+                self.second, self.stamp = secs, time.strftime(shape, time.localtime(secs))
+            return f"{self.stamp}.{us:06d} "
         if style == "epoch":
             return f"{secs}.{us:06d} "
         if style == "none":

@@ -5,17 +5,23 @@ from __future__ import annotations
 import sys
 
 
+def say(text: str, stream=None) -> None:
+    """One line on stderr (or stream) with pysock's prefix: the one place it is written."""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        stream.write(f"pysock: {text}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
 class Diagnostics:
     def __init__(self, verbosity: int = 0, stream=None):
         self.verbosity = verbosity
         self.stream = stream if stream is not None else sys.stderr
 
     def say(self, text: str) -> None:
-        try:
-            self.stream.write(f"pysock: {text}\n")
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
+        say(text, self.stream)
 
     def verbose(self, text: str, level: int = 1) -> None:
         if self.verbosity >= level:

@@ -8,9 +8,6 @@ import time
 from pysock.render.hexdump import HexdumpTap
 from pysock.render.records import Column
 
-FIELDS = ("client_addr", "client_port", "target", "bytes_in", "bytes_out", "duration_ms",
-          "closed_by")
-
 
 def record(done) -> dict:
     """DESIGN.md's forward record (and the reason in words)."""

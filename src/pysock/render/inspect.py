@@ -225,10 +225,6 @@ def _full_style(record: dict) -> str | None:
     return "bold red" if record.get("full") else None
 
 
-def _recv_q(value) -> str:
-    return "-" if value is None else str(value)
-
-
 def _state_style(record: dict) -> str | None:
     return {"CLOSE_WAIT": "yellow", "LISTEN": "green", "TIME_WAIT": "dim"}.get(record["state"])
 
@@ -269,7 +265,6 @@ def socket_json(r, extended: bool, names: Names | None = None) -> dict:
 
 _INET_JSON = ('{"proto":"%s","family":%d,"state":"%s","local_addr":"%s","local_port":%d,'
               '"peer_addr":"%s","peer_port":%d,"recv_q":%d,"send_q":%d,"inode":%d,%s%s}\n')
-_OWNERLESS = '"pid":null,"process":null,"user":%s,"uid":%s,"pids":[]'
 
 
 class FastJson:

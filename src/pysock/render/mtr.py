@@ -4,9 +4,10 @@ round."""
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
+
+from pysock.render.records import json_line
 
 COLUMNS = ("Loss%", "Snt", "Last", "Avg", "Best", "Wrst", "StDev")
 
@@ -80,7 +81,7 @@ class MtrView:
     def round(self, round_, hops) -> None:
         if self.mode == "json":
             for record in round_records(round_):
-                self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.out.write(json_line(record))
             self.out.flush()
         elif self._live is not None:
             self._live.update(self._table(hops), refresh=True)
@@ -92,7 +93,7 @@ class MtrView:
             self._live = None
         elif self.mode == "json":
             for stats in hops:
-                self.out.write(json.dumps(summary_record(stats), separators=(",", ":")) + "\n")
+                self.out.write(json_line(summary_record(stats)))
         elif self.mode == "plain":
             self.out.write(report(hops, self.names, self.numeric) + "\n")
         else:

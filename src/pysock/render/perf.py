@@ -4,11 +4,12 @@ JSON Lines with --json, iperf3's own JSON document with -J."""
 from __future__ import annotations
 
 import json
-import json as _json_mod
 import sys
 import time
 
+from pysock.render.diagnostics import say
 from pysock.render.ping import sparkline
+from pysock.render.records import json_line
 from pysock.render.style import console
 
 SEPARATOR = "- " * 25
@@ -150,11 +151,13 @@ class JsonLinesView(ClientView):
 
     def interval(self, records: list[dict]) -> None:
         for rec in records:
-            self._write(json.dumps(rec, separators=(",", ":")))
+            self.out.write(json_line(rec))
+        self.out.flush()
 
     def summary(self, result: dict) -> None:
         for rec in result["records"]:
-            self._write(json.dumps(rec, separators=(",", ":")))
+            self.out.write(json_line(rec))
+        self.out.flush()
 
 
 class LiveView(ClientView):
@@ -324,19 +327,17 @@ class ServerView:
         self.err = err or sys.stderr
 
     def listening(self, where: str) -> None:
-        self.err.write(f"pysock: perf server listening on {where}\n")
-        self.err.flush()
+        say(f"perf server listening on {where}", self.err)
 
     def log(self, text: str) -> None:
-        self.err.write(f"pysock: {text}\n")
-        self.err.flush()
+        say(text, self.err)
 
     def test(self, report: dict) -> None:
         for row in report["streams"]:
             record = {"type": "summary", "client_addr": report["client_addr"],
                       "client_port": report["client_port"], **row}
             if self.json_lines:
-                self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.out.write(json_line(record))
             else:
                 self.out.write(f"{report['client']} {summary_line(record)}\n")
         self.out.flush()
@@ -346,7 +347,7 @@ def rr_output(record: dict, *, json: bool, stream=None) -> None:
     """--rr: one JSON record, or a netperf-like paragraph."""
     out = stream or sys.stdout
     if json:
-        out.write(_json_mod.dumps(record, separators=(",", ":")) + "\n")
+        out.write(json_line(record))
     else:
         r = record
         out.write(f"request/response over {r['protocol']}: {r['request']}-byte requests, "

@@ -9,7 +9,8 @@ import sys
 import time
 
 from pysock.probes.ping import Failure, Finished, Reply, Sent
-from pysock.render.records import Column, RecordWriter
+from pysock.render.diagnostics import say
+from pysock.render.records import Column, RecordWriter, json_line
 
 SPARKS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 20
@@ -284,7 +285,6 @@ FLOOD_MARKS = {Sent: ".", Reply: "\b \b", Failure: "\bE"}  # ping -f's dots
 
 class JsonView(View):
     def event(self, event) -> None:
-        import json
         if isinstance(event, Reply):
             record = reply_record(event, self.port)
         elif isinstance(event, Failure):
@@ -293,7 +293,7 @@ class JsonView(View):
             record = summary_record(event.target)
         else:
             return
-        self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.out.write(json_line(record))
         self.out.flush()
 
 
@@ -307,13 +307,15 @@ class LinesView(View):
             self.out.flush()
 
     def event(self, event) -> None:
+        kind = type(event)
+        if kind is Sent and not self.flood:
+            return  # the common case, once a probe: nothing to write
         if self.flood and len(self.targets) == 1:
             self._flood(event)
-        elif isinstance(event, Reply) and not self.quiet:
+        elif kind is Reply and not self.quiet:
             self._line(reply_line(event, numeric=self.numeric, port=self.port))
         elif isinstance(event, Failure) and event.addr is None:
-            sys.stderr.write(f"pysock: cannot send to {event.target.addr} "
-                             f"(seq {event.seq}): {event.text}\n")
+            say(f"cannot send to {event.target.addr} (seq {event.seq}): {event.text}")
         elif isinstance(event, Failure) and not self.quiet:
             self._line(failure_line(event, numeric=self.numeric, port=self.port))
 

@@ -3,10 +3,10 @@ records per answer and a summary with the path MTU."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 from pysock.probes.pmtu import PmtuHop, PmtuStart
+from pysock.render.records import json_line
 
 
 def line(event, names, numeric: bool) -> str:
@@ -47,15 +47,15 @@ class PmtuView:
     def event(self, event) -> None:
         if self.json:
             if isinstance(event, PmtuHop):
-                self.out.write(json.dumps(record(event), separators=(",", ":")) + "\n")
+                self.out.write(json_line(record(event)))
         else:
             self.out.write(line(event, self.names, self.numeric) + "\n")
         self.out.flush()
 
     def finish(self, pmtu: int, hops: int, reached: bool) -> None:
         if self.json:
-            self.out.write(json.dumps({"type": "summary", "pmtu": pmtu, "hops": hops,
-                                       "reached": reached}, separators=(",", ":")) + "\n")
+            self.out.write(json_line({"type": "summary", "pmtu": pmtu, "hops": hops,
+                                       "reached": reached}))
         else:
             self.out.write(resume(pmtu, hops, reached) + "\n")
         self.out.flush()

@@ -55,6 +55,11 @@ def _json():
     return _JSON
 
 
+def json_line(record: dict) -> str:
+    """One JSON Lines record, newline included: the one JSON encoding of records."""
+    return _json().encode(record) + "\n"
+
+
 class RecordWriter:
     """Write records as a table (terminal), tab-separated lines (pipe) or JSON Lines.
 
@@ -81,7 +86,7 @@ class RecordWriter:
 
     def write(self, record: dict) -> None:
         if self.mode == "json":
-            self.stream.write(_json().encode(record) + "\n")
+            self.stream.write(json_line(record))
             if self.flush:
                 self.stream.flush()
         elif self.mode == "plain":

@@ -3,9 +3,10 @@ table of hops on a terminal."""
 
 from __future__ import annotations
 
-import json
 import socket
 import sys
+
+from pysock.render.records import json_line
 
 
 def header(name: str, addr: str, family: int, max_hops: int, packet_size: int) -> str:
@@ -73,7 +74,7 @@ class TraceView:
     def hop(self, hop) -> None:
         if self.mode == "json":
             for record in records(hop, self.names, self.numeric):
-                self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                self.out.write(json_line(record))
         elif self.mode == "plain":
             self.out.write(hop_line(hop, self.names, self.numeric) + "\n")
         else:

@@ -12,8 +12,10 @@ from pysock.inventory import sockdiag
 from pysock.inventory.processes import scan
 
 ANY = {4: "0.0.0.0", 6: "::"}
-REFRESH_S = 0.2  # at most this often a new dump when flows are unknown
-WATCH_S = 0.05  # the watcher's dump period: sockets living longer than this get seen
+WATCH_S = 0.05  # the watcher's dump period while new flows come: sockets living longer get seen
+IDLE_S = 0.5  # its period when no new flow has come for HOT_S (each dump walks the
+HOT_S = 2.0  # kernel's whole socket hash tables: about 0.15 ms of CPU, even when empty)
+FLOWS_MAX = 65536  # flows remembered; past it the cache starts again
 FORGET_S = 120.0  # a tuple not seen in a dump for this long is forgotten
 
 
@@ -22,43 +24,65 @@ class Attribution:
         self.by_tuple: dict[tuple, int] = {}  # (proto, laddr, lport, raddr, rport) -> inode
         self.bound: dict[tuple, int] = {}  # (proto, laddr, lport) -> inode
         self.owner_of: dict[int, tuple[int, str]] = {}  # inode -> (pid, process)
-        self.flows: dict[tuple, tuple[tuple | None, tuple | None]] = {}
-        self.loaded = 0.0
+        self.flows: dict[tuple, tuple] = {}  # key -> (owners, generation, both known)
         self.seen: dict[tuple, float] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.watcher: threading.Thread | None = None
+        self.on_owner = None  # called with a pid as its socket is first seen, while it lives
+        self.generation = 0  # bumped by every dump that learnt a new socket owner
+        self.hot_until = 0.0  # dump every WATCH_S until then, every IDLE_S after
+        self.wake = threading.Event()  # a new flow: dump now
 
     def start(self) -> None:
-        """Dump the socket tables every WATCH_S beside the capture: the ring hands
-        packets over in blocks, and a short connection may be gone by then."""
+        """Dump the socket tables beside the capture, every WATCH_S while new flows
+        come (the ring hands packets over in blocks, and a short connection may be
+        gone by then), at once when a new flow shows, every IDLE_S when none has
+        for HOT_S."""
         self.watcher = threading.Thread(target=self._watch, name="owners", daemon=True)
         self.watcher.start()
 
     def _watch(self) -> None:
-        while not self.stopping.wait(WATCH_S):
+        while not self.stopping.is_set():
             self._load(time.monotonic())
+            if self.stopping.wait(WATCH_S):  # at most one dump per WATCH_S, woken or not
+                return
+            if time.monotonic() >= self.hot_until:
+                self.wake.wait(IDLE_S - WATCH_S)
+            self.wake.clear()
+
+    def _notice(self) -> None:
+        self.hot_until = time.monotonic() + HOT_S
+        self.wake.set()
 
     def stop(self) -> None:
         self.stopping.set()
+        self.wake.set()
         if self.watcher is not None:
             self.watcher.join(timeout=2)
 
+    def settle(self) -> None:
+        """Wait for the watcher's dump under way (its owners are wanted now)."""
+        with self.lock:
+            pass
+
     def owners(self, head) -> tuple[tuple | None, tuple | None]:
         """((pid, process) of the sender, of the receiver), each None when unknown.
-        A known flow is never looked up again; an unknown one costs two dict reads
-        until the watcher (or a dump here, at most every REFRESH_S) sees its socket."""
+        A flow with both ends known is never looked up again; one with an end
+        unknown (a remote peer, or a socket no dump has seen yet) only after the
+        watcher has learnt a new owner. A flow never seen before wakes the watcher;
+        the capture never dumps the tables itself (on a machine with thousands of
+        sockets a dump and /proc pass take a quarter of a second)."""
         key = (head.proto, head.src, head.sport, head.dst, head.dport)
         known = self.flows.get(key)
-        if known is not None:
-            return known
+        if known is not None and (known[2] or known[1] == self.generation):
+            return known[0]
+        if known is None:
+            self._notice()
         found = self._both(head)
-        now = time.monotonic()
-        if found == (None, None) and now - self.loaded >= REFRESH_S:
-            self._load(now)
-            found = self._both(head)
-        if found != (None, None):
-            self.flows[key] = found
+        if len(self.flows) > FLOWS_MAX:
+            self.flows.clear()
+        self.flows[key] = (found, self.generation, None not in found)
         return found
 
     def _both(self, head) -> tuple[tuple | None, tuple | None]:
@@ -76,7 +100,6 @@ class Attribution:
             self._load_locked(now)
 
     def _load_locked(self, now: float) -> None:
-        self.loaded = now
         by_tuple, bound = dict(self.by_tuple), dict(self.bound)
         try:
             with sockdiag.DiagSocket() as diag:
@@ -107,3 +130,6 @@ class Attribution:
                 owners = seen.owners(inode)
                 if owners:
                     self.owner_of[inode] = (owners[0].pid, owners[0].process)
+                    if self.on_owner is not None:
+                        self.on_owner(owners[0].pid)
+            self.generation += 1

@@ -26,8 +26,7 @@ FRAME_HDR = struct.Struct("=IIIIIIHH")  # next, sec, nsec, snaplen, len, status,
 SLL = struct.Struct("=HHiHBB")  # family, protocol, ifindex, hatype, pkttype, halen
 SLL_AT = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
 NO_PRIVILEGE = ("capturing needs root or CAP_NET_RAW: run as root (sudo pysock capture ...), "
-                "or 'setcap cap_net_raw,cap_net_admin+eip' on the python binary, "
-                "or read a saved capture with -r FILE")
+                "or 'setcap cap_net_raw,cap_net_admin+eip' on the python binary")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class Ring:
         try:
             self.sock = socket.socket(socket.AF_PACKET, kind, 0)
         except PermissionError:
-            raise PysockError(NO_PRIVILEGE) from None
+            raise PysockError(NO_PRIVILEGE, advice="capture_saved") from None
         try:
             self._setup(ifindex, program, promisc, spec)
         except OSError as exc:
@@ -96,6 +95,23 @@ class Ring:
         while self._ready():
             yield self._take()
 
+    def raw_blocks(self, timeout: float) -> Iterator[tuple[mmap.mmap, int, int]]:
+        """Every block handed over, as (the ring, the block's offset, frames in it),
+        given back to the kernel when the consumer asks for the next."""
+        if not self._ready():
+            try:
+                select.select([self.sock], [], [], max(timeout, 0))
+            except InterruptedError:
+                return
+        while self._ready():
+            base = self.next_block * self.block_size
+            yield self.map, base, BLOCK_HDR.unpack_from(self.map, base)[1]
+            self._release(base)
+
+    def _release(self, base: int) -> None:
+        struct.pack_into("=I", self.map, base + 8, TP_STATUS_KERNEL)
+        self.next_block = (self.next_block + 1) % self.blocks
+
     def _ready(self) -> bool:
         status = BLOCK_HDR.unpack_from(self.map, self.next_block * self.block_size)[0]
         return bool(status & TP_STATUS_USER)
@@ -113,8 +129,7 @@ class Ring:
             frames.append(Frame(sec * 1_000_000_000 + nsec, ifindex, pkttype,
                                 view[at + mac:at + mac + snaplen], wirelen))
             at += nxt
-        struct.pack_into("=I", view, base + 8, TP_STATUS_KERNEL)  # the block back
-        self.next_block = (self.next_block + 1) % self.blocks
+        self._release(base)
         return frames
 
     def statistics(self) -> tuple[int, int]:

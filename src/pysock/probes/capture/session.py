@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -79,8 +80,8 @@ def plan(ifaces: tuple[str, ...]) -> tuple[int, bool, int, list[int], bool]:
         return indexes[0], not ethernet, bpf.DLT_EN10MB if ethernet else bpf.DLT_RAW, [], False
     odd = [name for name, kind in types.items() if kind not in ETHERNET_TYPES]
     if odd:
-        raise PysockError(f"'{odd[0]}' has no Ethernet framing: capture it alone with -i {odd[0]}",
-                          ExitStatus.USAGE)
+        raise PysockError(f"'{odd[0]}' has no Ethernet framing", ExitStatus.USAGE,
+                          advice="capture_alone", iface=odd[0])
     return 0, False, bpf.DLT_EN10MB, indexes, False
 
 
@@ -90,6 +91,7 @@ class LiveCapture:
         ifindex, cooked, self.linktype, guarded, any_device = plan(spec.ifaces)
         program = bpf.compile_filter(spec.expression, self.linktype, spec.snaplen)
         loopback = _loopback_index()
+        self.loopback = socket.if_indextoname(loopback) if loopback is not None else None
         if loopback is not None and ifindex not in (0, loopback) and loopback not in guarded:
             loopback = None
         program = bpf.guards(guarded, loopback, any_device) + program
@@ -111,30 +113,68 @@ class LiveCapture:
             self.names[ifindex] = name
         return name
 
-    def packets(self, wanted=None) -> Iterator[Packet]:
-        """Packets as they come; wanted(packet) -> bool keeps some (--pid, --process),
-        and only those count as captured."""
+    def packets(self, wanted=None, until=None) -> Iterator[Packet]:
+        """Packets as they come; wanted(packet) -> bool keeps some (--pid, --process,
+        -- COMMAND), and only those count as captured. until() -> True ends the
+        capture once the ring has handed over what it still holds (COMMAND ended)."""
         spec = self.spec
         deadline = time.monotonic() + spec.duration if spec.duration else None
-        linktype, attribution = self.linktype, self.attribution
+        held = Held(self.attribution, self.loopback) if wanted is not None else None
+        last_round = False
         while True:
             wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
             if wait < 0:
                 return
-            for block in self.ring.blocks_ready(wait):
-                for frame in block:
-                    head = headers.parse(frame.data, linktype)
-                    packet = Packet(frame.ts_ns, self._name(frame.ifindex),
-                                    frame.pkttype == PACKET_OUTGOING, linktype, frame.data,
-                                    frame.wirelen, head)
-                    if attribution is not None and head is not None and head.sport is not None:
-                        packet.owner, packet.peer_owner = attribution.owners(head)
-                    if wanted is not None and not wanted(packet):
-                        continue
-                    self.captured += 1
-                    yield packet
-                    if spec.count and self.captured >= spec.count:
-                        return
+            if not last_round and until is not None and until():
+                last_round, wait = True, 2 * spec.buffer.retire_ms / 1000
+            arrived = (p for block in self.ring.blocks_ready(wait) for p in self._packets(block))
+            if held is not None:
+                arrived = (p for p in held.release(arrived, final=last_round) if wanted(p))
+            for packet in arrived:
+                self.captured += 1
+                yield packet
+                if spec.count and self.captured >= spec.count:
+                    return
+            if last_round:
+                return
+
+    def write_blocks(self, writer) -> None:
+        """-w without --pid/--process/--: whole ring blocks to writer.write(ring,
+        offset, frames), no Packet made; the count and duration hold as in packets()."""
+        spec = self.spec
+        deadline = time.monotonic() + spec.duration if spec.duration else None
+        while True:
+            wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
+            if wait < 0:
+                return
+            for ring, base, count in self.ring.raw_blocks(wait):
+                if spec.count:
+                    count = min(count, spec.count - self.captured)
+                writer.write(ring, base, count)
+                self.captured += count
+                if spec.count and self.captured >= spec.count:
+                    return
+
+    def write_pcapng(self, stream) -> None:
+        """The fast -w: frames from the ring into a pcapng stream, block by block."""
+        from pysock.probes.capture.blockwrite import BlockWriter, Comments
+        from pysock.probes.capture.pcapng import PcapngWriter
+        writer = PcapngWriter(stream, self.spec.snaplen)
+        comments = None if self.attribution is None else Comments(self.attribution,
+                                                                   self.linktype)
+        self.write_blocks(BlockWriter(
+            writer, lambda ifindex: writer.interface(self._name(ifindex), self.linktype),
+            comments))
+
+    def _packets(self, block) -> Iterator[Packet]:
+        linktype, attribution, name = self.linktype, self.attribution, self._name
+        for frame in block:
+            head = headers.parse(frame.data, linktype)
+            packet = Packet(frame.ts_ns, name(frame.ifindex), frame.pkttype == PACKET_OUTGOING,
+                            linktype, frame.data, frame.wirelen, head)
+            if attribution is not None and head is not None and head.sport is not None:
+                packet.owner, packet.peer_owner = attribution.owners(head)
+            yield packet
 
     def statistics(self) -> tuple[int, int, int]:
         """(captured, received by filter, dropped by kernel)."""
@@ -145,6 +185,52 @@ class LiveCapture:
         if self.attribution is not None:
             self.attribution.stop()
         self.ring.close()
+
+
+class Held:
+    """Packets kept back, in order, while the owner of a local end is unknown: the
+    first packets of a new connection (its SYN) arrive before any dump of the
+    socket tables has seen it. The local ends: the sender of an outgoing packet,
+    the receiver of an incoming one, both on loopback. A packet waits at most
+    HOLD_S, then is judged as it is."""
+
+    HOLD_S = 0.3
+
+    def __init__(self, attribution, loopback: str | None):
+        self.attribution = attribution
+        self.loopback = loopback
+        self.queue: deque[tuple[Packet, float]] = deque()
+
+    def release(self, arrived, final: bool = False) -> Iterator[Packet]:
+        for packet in arrived:
+            self.queue.append((packet, time.monotonic() + self.HOLD_S))
+            yield from self._ready(False)
+        if final:
+            self.attribution.settle()
+        yield from self._ready(final)
+
+    def _ready(self, final: bool) -> Iterator[Packet]:
+        queue, now = self.queue, time.monotonic()
+        while queue:
+            packet, give_up = queue[0]
+            if not self._known(packet) and not final and now < give_up:
+                return
+            queue.popleft()
+            yield packet
+
+    def _known(self, packet) -> bool:
+        head = packet.head
+        if head is None or head.sport is None:
+            return True
+        if self._settled(packet):
+            return True
+        packet.owner, packet.peer_owner = self.attribution.owners(head)
+        return self._settled(packet)
+
+    def _settled(self, packet) -> bool:
+        if packet.iface == self.loopback:
+            return packet.owner is not None and packet.peer_owner is not None
+        return (packet.owner if packet.outbound else packet.peer_owner) is not None
 
 
 def read_file(path: str, expression: str, count: int | None = None) -> Iterator[Packet]:

@@ -38,10 +38,6 @@ def congestion_of(streams: list[Stream]) -> str | None:
     return None
 
 
-def retransmits(stream: Stream, base: int = 0) -> int:
-    return (stream.tcp_info().get("total_retrans") or 0) - base
-
-
 def local_results(streams: list[Stream], cpu: tuple[float, float, float],
                   congestion: str | None) -> dict:
     """The block this end sends its peer after TEST_END."""

@@ -40,10 +40,10 @@ def run_client(ctrl: socket.socket, spec: RrSpec, host: str | None) -> dict:
     P.send_all(ctrl, MARKER, "request/response marker")
     state = P.read_state(ctrl)
     if state == P.PARAM_EXCHANGE:
-        raise NetworkError("the server speaks only iperf3's protocol (iperf3 -s?): --rr needs "
-                           "pysock perf -s at the other end")
+        raise NetworkError("the server speaks only iperf3's protocol (iperf3 -s?)",
+                           advice="perf_rr_server")
     if state != RR_READY:
-        raise NetworkError(f"the server answered --rr with state {state}")
+        raise NetworkError(f"the server answered the request/response test with state {state}")
     P.send_json(ctrl, {"protocol": spec.protocol, "request": spec.request,
                        "response": spec.response}, "request/response parameters")
     if spec.protocol == "udp":

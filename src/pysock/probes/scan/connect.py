@@ -8,12 +8,21 @@ already there: a refused socket is unconnected again and probes the next port, s
 the common case costs two system calls and no socket, epoll or close per port.
 Probes still in flight wait in epoll and their fate is read from SO_ERROR. SO_LINGER
 0 makes close() send RST, so open ports leave no TIME_WAIT behind and services see a
-reset, not a half-finished conversation."""
+reset, not a half-finished conversation.
+
+To this machine's own addresses the answer comes within the connect() itself once
+the socket lock is let go, so there the probe socket is a blocking one whose send
+timeout (which bounds connect) is one clock tick: one system call per port instead
+of two, and at worst a tick lost before a silent port is left to epoll (after which
+that host is probed the ordinary way). That socket is also bound to a port of its
+own, which the kernel keeps across refused connects, so it skips the search for a
+free ephemeral port each time (together about 1 µs of the 11 µs a port costs)."""
 
 from __future__ import annotations
 
 import _socket  # the C socket type: no Python-level __init__ per probe (~1.5 µs each)
 import errno
+import gc
 import select
 import socket
 import struct
@@ -21,10 +30,12 @@ from collections import deque
 from collections.abc import Callable
 
 from pysock.errors import NetworkError
+from pysock.net.route import is_local
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
 from pysock.probes.scan.timing import RateLimit, default_connect_concurrency, estimators, monotonic
 
 LINGER_RESET = struct.pack("ii", 1, 0)
+ONE_TICK = struct.pack("ll", 0, 1)  # a struct timeval of 1 µs: the kernel rounds up to a tick
 MIN_CONCURRENCY = 8
 BURST = 32
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per probe
@@ -73,16 +84,23 @@ class ConnectScan:
         self.inflight: dict[int, _Probe] = {}
         self.by_host: list[deque[_Probe]] = [deque() for _ in targets]
         self.retry: deque[tuple[int, int, int]] = deque()
-        self.fresh = ((h, p, 0) for h in range(len(targets)) for p in ports)
-        self.fresh_left = len(targets) * len(ports)
+        # ports: a list, or (workers.SharedPorts) (hosts, ports) chunks taken as we go
+        chunks = [(range(len(targets)), ports)] if isinstance(ports, list) else ports
+        self.fresh = ((h, p, 0) for hosts, chunk in chunks for h in hosts for p in chunk)
+        self.fresh_left = True
         self.done = 0
         self.answers = 0
-        self.spare: dict[int, _socket.socket] = {}  # family -> an unconnected socket to reuse
+        # (family, quick) -> an unconnected socket to reuse; quick: the blocking kind
+        self.spare: dict[tuple[int, bool], _socket.socket] = {}
+        self.quick: list[bool | None] = [None] * len(targets)  # per host, found on first use
+        self.held: dict[int, int] = {}  # family -> the port the quick socket is bound to
 
     # ---- the loop -----------------------------------------------------------
 
     def run(self) -> list[dict[int, Verdict]]:
         self.epoll = select.epoll()
+        collecting = gc.isenabled()
+        gc.disable()  # a verdict per port and no cycles: collections would only walk them
         try:
             while self.fresh_left or self.retry or self.inflight:
                 self._send()
@@ -102,6 +120,8 @@ class ConnectScan:
             self.inflight.clear()
             self.spare.clear()
             self.epoll.close()
+            if collecting:
+                gc.enable()
         return self.results
 
     def _poll_wait(self) -> float:
@@ -127,8 +147,10 @@ class ConnectScan:
         if self.retry:
             return self.retry.popleft()
         if self.fresh_left:
-            self.fresh_left -= 1
-            return next(self.fresh)
+            job = next(self.fresh, None)
+            if job is None:
+                self.fresh_left = False
+            return job
         return None
 
     def _send(self) -> None:
@@ -154,17 +176,21 @@ class ConnectScan:
     def _start(self, host: int, port: int, attempt: int, now: float) -> bool:
         """Connect one probe; False when out of descriptors or ports."""
         target = self.targets[host]
-        sock = self.spare.pop(target.family, None)
+        quick = self.quick[host]
+        if quick is None:
+            quick = self.quick[host] = not self.timing.source_port and is_local(target.addr)
+        quick = quick and port != self.held.get(target.family)  # the bound port would meet itself
+        sock = self.spare.pop((target.family, quick), None)
         if sock is None:
             try:
-                sock = _socket.socket(target.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+                sock = self._socket(target, quick)
             except OSError as exc:
                 return self._shortage(exc)
-            if self.timing.source_port:
-                self._bind_source(sock, target)
         dest = (target.addr, port)
         code = sock.connect_ex(dest)
         if code == errno.EINPROGRESS:
+            if quick:  # no answer within a tick: this host is not that quick after all
+                self.quick[host] = False
             code = sock.connect_ex(dest)  # over already? (loopback: nearly always)
             if code == errno.EALREADY:
                 probe = _Probe(sock, host, port, attempt, now)
@@ -172,13 +198,13 @@ class ConnectScan:
                 self.by_host[host].append(probe)
                 self.epoll.register(probe.fd, select.EPOLLOUT)
                 return True
+        if code == errno.ECONNREFUSED:  # unconnected again: the next probe can use it
+            self.spare[target.family, quick] = sock
+            self._settle(host, port, code, monotonic() - now)
+            return True
         if code in (0, errno.EISCONN):
             self._settle(host, port, self._connected(sock), monotonic() - now)
             sock.close()
-            return True
-        if code == errno.ECONNREFUSED:  # unconnected again: the next probe can use it
-            self.spare[target.family] = sock
-            self._settle(host, port, code, monotonic() - now)
             return True
         sock.close()
         if code in SHORTAGES:
@@ -187,6 +213,21 @@ class ConnectScan:
             raise NetworkError(f"network is unreachable for {target.label}: no route to it")
         self._settle(host, port, code, None)
         return True
+
+    def _socket(self, target: Target, quick: bool) -> _socket.socket:
+        if not quick:
+            sock = _socket.socket(target.family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+            if self.timing.source_port:
+                self._bind_source(sock, target)
+            return sock
+        sock = _socket.socket(target.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, ONE_TICK)
+            self.held[target.family] = _hold_port(sock, target.family)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     def _bind_source(self, sock: socket.socket, target: Target) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -253,6 +294,23 @@ class ConnectScan:
                 else:
                     self.results[host][probe.port] = Verdict(FILTERED, "no-response")
                     self.done += 1
+
+
+def _hold_port(sock: _socket.socket, family: int) -> int | None:
+    """Bind sock to a free port by number (the kernel keeps a port asked for by
+    number when a connect fails; one it picked itself goes back each time). The
+    number comes from a bind to port 0 of a throwaway socket; if another socket
+    takes it meanwhile, sock stays unbound and connect picks as usual."""
+    wildcard = "::" if family == socket.AF_INET6 else "0.0.0.0"
+    with socket.socket(family, socket.SOCK_STREAM) as finder:
+        finder.bind((wildcard, 0))
+        port = finder.getsockname()[1]
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((wildcard, port))
+    except OSError:
+        return None
+    return port
 
 
 def _self_connected(sock: socket.socket) -> bool:

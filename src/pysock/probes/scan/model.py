@@ -49,7 +49,12 @@ class Timing:
 @dataclass
 class HostResult:
     target: Target
-    verdicts: dict[str, dict[int, Verdict]] = field(default_factory=dict)  # proto -> port ->
+    verdicts: dict[str, dict[int, Verdict]] = field(default_factory=dict)  # proto -> port -> Verdict
+    seconds: float = 0.0
+    up: bool = True
+    note: str = ""  # why a host was not scanned
+    local: bool = False  # the target is this machine
+    labels: dict = field(default_factory=dict)  # (proto, port) -> labels.Label of the owner
 
     def items(self):
         """((proto, port), Verdict) for every port probed."""
@@ -63,8 +68,3 @@ class HostResult:
             for verdict in ports.values():
                 counts[verdict.state] += 1
         return counts
-    seconds: float = 0.0
-    up: bool = True
-    note: str = ""  # why a host was not scanned
-    local: bool = False  # the target is this machine
-    labels: dict = field(default_factory=dict)  # (proto, port) -> labels.Label of the owner

@@ -33,7 +33,7 @@ def ranked(proto: str) -> tuple[int, ...]:
 def top(proto: str, count: int) -> list[int]:
     """The `count` most often open ports for proto, most frequent first."""
     if count < 1:
-        raise UsageError(f"--top needs a positive number of ports, not {count}")
+        raise UsageError(f"the top ports need a positive count, not {count}")
     ports = list(ranked(proto)[:count])
     if count > len(ports):  # past the ranked list: the remaining ports in numeric order
         seen = set(ports)
@@ -46,7 +46,7 @@ def select(protos: list[str], spec: str | None, top_n: int | None) -> dict[str, 
     with a T:/U: prefix adds its protocol to the scan; unprefixed items go to every
     protocol asked for)."""
     if spec is not None and top_n is not None:
-        raise UsageError("-p and --top both choose ports: use one of them")
+        raise UsageError("a port list and a top-N count both choose ports: give one")
     if spec is None:
         return {proto: sorted(top(proto, top_n or DEFAULT_TOP)) for proto in protos}
     if not _has_prefix(spec):

@@ -32,15 +32,14 @@ LOCAL_REFUSALS = (errno.EPERM, errno.EACCES, errno.EHOSTUNREACH, errno.ENETUNREA
 RTT_SAMPLING = 8  # feed the estimator one answer in 8: plenty, and cheaper per packet
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33  # not in the socket module: <asm-generic/socket.h>
 ICMP_PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
-PRIVILEGE = ("--syn needs raw sockets: run as root or with the CAP_NET_RAW capability "
-             "(or drop --syn for a connect scan)")
+PRIVILEGE = "a SYN scan needs raw sockets: run as root or with the CAP_NET_RAW capability"
 
 
 def raw_socket(family: int, proto: int) -> socket.socket:
     try:
         sock = socket.socket(family, socket.SOCK_RAW | socket.SOCK_NONBLOCK, proto)
     except PermissionError:
-        raise PrivilegeError(PRIVILEGE) from None
+        raise PrivilegeError(PRIVILEGE, advice="scan_connect_instead") from None
     for forced, plain in ((SO_RCVBUFFORCE, socket.SO_RCVBUF), (SO_SNDBUFFORCE, socket.SO_SNDBUF)):
         # room for the answers, and for the SYNs the kernel holds while it asks ARP
         try:
@@ -65,7 +64,9 @@ class SynScan:
     Probes go out in batches of up to BATCH ports to one host; a batch is one entry
     in that host's expiry queue, so the per-packet work is a send and a dict store."""
 
-    splittable = False  # in two processes replies get lost and retries cost more than a core saves
+    # workers.run_split may share the ports among processes: each has its own source
+    # port and a filter on its raw socket for it, so each reads only its own answers
+    splittable = True
 
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
@@ -79,8 +80,11 @@ class SynScan:
         self.sent: list[dict[int, float]] = [{} for _ in targets]  # in flight: port -> sent at
         self.tries: list[dict[int, int]] = [{} for _ in targets]  # port -> attempt, once retried
         self.expiry: list[deque[tuple[float, list[int], int]]] = [deque() for _ in targets]
-        # work: [host, ports, next position, attempt]; fresh ports first, retries after
-        self.jobs: deque[list] = deque([h, ports, 0, 0] for h in range(len(targets)))
+        # work: [host, ports, next position, attempt]; fresh ports first, retries after.
+        # ports: a list, or (workers.SharedPorts) (hosts, ports) chunks taken as we go
+        chunks = [(range(len(targets)), ports)] if isinstance(ports, list) else ports
+        self.chunks = iter(chunks)
+        self.jobs: deque[list] = deque()
         self.inflight = 0
         self.done = 0
         self.answers = 0
@@ -143,7 +147,7 @@ class SynScan:
             poller.register(sock.fileno(), select.EPOLLIN)
             handlers[sock.fileno()] = (self._read_icmp, sock, family)
         try:
-            while self.jobs or self.inflight:
+            while self.jobs or self.inflight or self._take():
                 self._send()
                 for fd, _ in poller.poll(self._poll_wait()):
                     read, sock, family = handlers[fd]
@@ -165,9 +169,19 @@ class SynScan:
 
     # ---- sending ------------------------------------------------------------
 
+    def _take(self) -> bool:
+        """Queue the next chunk of fresh ports; False when there are no more."""
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            return False
+        hosts, ports = chunk
+        self.jobs.extend([h, ports, 0, 0] for h in hosts)
+        return True
+
     def _send(self) -> None:
         sent_now = 0
-        while self.jobs and self.inflight < self.limit and sent_now < SEND_BETWEEN_READS:
+        while (self.jobs or self._take()) and self.inflight < self.limit \
+                and sent_now < SEND_BETWEEN_READS:
             room = min(self.limit - self.inflight, BATCH)
             if self.rate.interval:
                 if self.rate.wait(monotonic()) > 0:
