@@ -337,3 +337,26 @@ def test_write_stops_at_count_in_the_middle_of_a_block(lab, tmp_path):
     read = subprocess.run(["tcpdump", "-n", "-r", path], capture_output=True, text=True,
                           timeout=30)
     assert len(read.stdout.splitlines()) == 7, read.stdout
+
+
+def _segment(seq, payload, flags=0x10, ts_ns=0, reply=False):
+    from types import SimpleNamespace
+    ends = [("10.0.0.1", 40000), ("10.0.0.2", 80)]
+    (src, sport), (dst, dport) = ends[::-1] if reply else ends
+    head = SimpleNamespace(proto="tcp", src=src, sport=sport, dst=dst, dport=dport,
+                           flags=flags, seq=seq, win=512, payload=payload)
+    return SimpleNamespace(head=head, ts_ns=ts_ns, owner=None, peer_owner=None)
+
+
+def test_flow_bytes_count_segments_the_capture_missed_once():
+    from pysock.probes.capture.flows import FlowTable
+    table = FlowTable()
+    table.add(_segment(999, 0, flags=0x02))
+    table.add(_segment(4999, 0, flags=0x12, ts_ns=1000, reply=True))
+    for seq in (1000, 1100, 1300):  # 1200..1300 never reached the capture
+        table.add(_segment(seq, 100, ts_ns=2000))
+    table.add(_segment(1100, 100, ts_ns=50_000_000))  # a retransmission
+    flow = table.add(_segment(1500, 0, flags=0x11, ts_ns=60_000_000))  # FIN after 1400..1500 missed
+    assert flow.out.bytes == 500 and flow.retransmits == 1
+    flow = table.add(_segment(5000, 0, flags=0x11, ts_ns=70_000_000, reply=True))
+    assert flow.back.bytes == 0 and flow.closed

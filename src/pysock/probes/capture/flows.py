@@ -16,7 +16,9 @@ OOO_WINDOW_NS = 3_000_000  # without a handshake seen, a hole filled this soon i
 class Side:
     """One direction of a flow, from the sender's point of view."""
     packets: int = 0
-    bytes: int = 0  # payload bytes, each sequence byte once (retransmissions not again)
+    bytes: int = 0  # payload bytes: UDP summed; TCP the sequence span the sender covered,
+    #                 so a segment the capture missed (a hole a later segment proves was
+    #                 sent) still counts and a retransmission does not count twice
     base: int | None = None  # sequence number before the first payload byte
     high: int = 0  # highest payload end so far, relative to base
     high_ns: int = 0  # when high last moved
@@ -123,6 +125,17 @@ def _tcp(flow: Flow, side: Side, head, ts_ns: int) -> None:
     if flags & FIN:
         side.fin = True
         flow.closed = flow.out.fin and flow.back.fin
+        _reach(side, head.seq + head.payload)
+
+
+def _reach(side: Side, seq: int) -> None:
+    """A FIN's sequence number proves every byte before it was sent."""
+    if side.base is None:
+        return
+    end = (seq - side.base) % SEQ_MOD
+    if side.high < end < SEQ_MOD // 2:
+        side.holes.append([side.high, end])
+        side.high = side.bytes = end
 
 
 def _payload(flow: Flow, side: Side, head, ts_ns: int) -> None:
@@ -135,14 +148,13 @@ def _payload(flow: Flow, side: Side, head, ts_ns: int) -> None:
     if start >= side.high:
         if start > side.high:
             side.holes.append([side.high, start])
-        side.bytes += head.payload
-        side.high, side.high_ns = end, ts_ns
+        side.high = side.bytes = end
+        side.high_ns = ts_ns
         return
     filled = _fill(side.holes, start, end)
-    side.bytes += filled
     if end > side.high:
-        side.bytes += end - side.high
-        side.high, side.high_ns = end, ts_ns
+        side.high = side.bytes = end
+        side.high_ns = ts_ns
     window = flow.rtt_ns or OOO_WINDOW_NS  # Wireshark's test: within the handshake RTT
     if filled and ts_ns - side.high_ns < window:
         flow.out_of_order += 1
