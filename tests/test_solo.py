@@ -5,10 +5,10 @@ import socket
 import time
 
 import pytest
+from tests.test_relay import Pipes, read_all, run_relay, tcp_pair
 
 from pysock.net import solo
 from pysock.net.relay import Policy, RelayError
-from tests.test_relay import Pipes, read_all, run_relay, tcp_pair
 
 
 @pytest.fixture
