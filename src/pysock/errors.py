@@ -54,9 +54,18 @@ class PysockError(Exception):
 
 
 class UsageError(PysockError):
-    """The user typed something pysock cannot accept (exit 2)."""
+    """The user typed something pysock cannot accept (exit 2): the one usage-error
+    type (cli/ turns click's own into it). see_help: the command line's shape is
+    wrong, and the line points to the command's help (command: its path, which the
+    click boundary fills in)."""
 
     status = ExitStatus.USAGE
+
+    def __init__(self, message: str, status: ExitStatus | None = None, *,
+                 see_help: bool = False, advice: str | None = None, **facts):
+        super().__init__(message, status, advice=advice, **facts)
+        self.see_help = see_help
+        self.command: str | None = None
 
 
 class OptionError(UsageError):

@@ -9,7 +9,7 @@ from pysock.cli.context import settings
 from pysock.cli.proxyopts import proxy_options
 from pysock.cli.relayopts import relay_options, run_relay
 from pysock.cli.tlsopts import describe, tls_client, tls_options
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -48,7 +48,7 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
     identity = tls_client(tls, diag)
     if probe:
         if identity is not None or proxy is not None:
-            raise click.UsageError("-z only checks that ports accept TCP; drop --tls/--proxy")
+            raise UsageError("-z only checks that ports accept TCP; drop --tls/--proxy", see_help=True)
         return _probe(place, spec, json, relay.verbose)
     from pysock.net.address import host_port
     target = host_port(place)
@@ -89,7 +89,7 @@ def _probe(place, spec, json: bool, verbose: int) -> int:
     from pysock.render.records import Column, RecordWriter
 
     if len(place) != 2:
-        raise click.UsageError("-z takes HOST PORTS, e.g. 127.0.0.1 20-25,80")
+        raise UsageError("-z takes HOST PORTS, e.g. 127.0.0.1 20-25,80", see_help=True)
     host, ports = place[0], parse_port_list(place[1])
     from pysock.net.address import check_host
     check_host(host)

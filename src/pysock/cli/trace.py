@@ -53,14 +53,14 @@ def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, s
     from pysock.render.trace import TraceView, header
 
     if sum(map(bool, (udp, tcp_port, icmp))) > 1:
-        raise click.UsageError("choose one of --icmp, --udp and --tcp")
+        raise UsageError("choose one of --icmp, --udp and --tcp", see_help=True)
     if first_hop > max_hops:
-        raise click.UsageError(f"first hop {first_hop} is beyond max hops {max_hops}")
+        raise UsageError(f"first hop {first_hop} is beyond max hops {max_hops}", see_help=True)
     method = "udp" if udp else "tcp" if tcp_port else "icmp"
     if port and method == "icmp":
-        raise click.UsageError("-p/--port is for --udp and --tcp")
+        raise UsageError("-p/--port is for --udp and --tcp", see_help=True)
     if port and tcp_port and _typed("tcp_port"):
-        raise click.UsageError("give the TCP port once: --tcp PORT, or -T -p PORT")
+        raise UsageError("give the TCP port once: --tcp PORT, or -T -p PORT", see_help=True)
     spec = TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
                      first_hop=first_hop, wait=wait, window=sim_queries, source=source,
                      device=interface)
@@ -94,26 +94,26 @@ def _repeat_mode(repeat, watch, json) -> bool:
     """Whether this is mtr's mode; options that mean nothing there are refused."""
     if not (repeat or watch):
         if _typed("interval"):
-            raise click.UsageError("--interval is for --repeat and --watch")
+            raise UsageError("--interval is for --repeat and --watch", see_help=True)
         return False
     for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
         if _typed(name):
-            raise click.UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
-                                   f"probe to every hop each round")
+            raise UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
+                             f"probe to every hop each round", see_help=True)
     if watch and (json or not settings().stdout_tty):
-        raise click.UsageError("--watch draws on a terminal; use --repeat N for a report")
+        raise UsageError("--watch draws on a terminal; use --repeat N for a report", see_help=True)
     return True
 
 
 def _pmtu_mode(repeating: bool, tcp_port, icmp: bool) -> None:
     """--pmtu walks once with UDP probes; what it cannot honour is refused."""
     if repeating:
-        raise click.UsageError("--pmtu walks the path once: not with --repeat or --watch")
+        raise UsageError("--pmtu walks the path once: not with --repeat or --watch", see_help=True)
     if tcp_port or icmp:
-        raise click.UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp")
+        raise UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp", see_help=True)
     for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
         if _typed(name):
-            raise click.UsageError(f"--pmtu sends one probe at a time: not with {flag}")
+            raise UsageError(f"--pmtu sends one probe at a time: not with {flag}", see_help=True)
 
 
 def _path_mtu(host, addr, fam, spec, numeric, json, cache) -> int:

@@ -10,7 +10,7 @@ from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
 from pysock.cli.relayopts import check_stream_options, datagram_relay_options
 from pysock.cli.serveopts import bind_place
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
 
@@ -94,9 +94,9 @@ def _check(listen, keep_open, echo, wait, join, measure, datagrams) -> None:
     server_only = [name for name, on in (("-k", keep_open), ("--echo", echo), ("-w", wait),
                                           ("--join", join)) if on]
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
+        raise UsageError(f"{', '.join(server_only)} only apply with -l", see_help=True)
     if measure and (echo or datagrams.show):
-        raise click.UsageError("--measure cannot be combined with --echo or --show")
+        raise UsageError("--measure cannot be combined with --echo or --show", see_help=True)
 
 
 def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:

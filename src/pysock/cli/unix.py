@@ -13,6 +13,7 @@ from pysock.cli.datagramopts import DatagramSpec, datagram_options, relay_datagr
 from pysock.cli.relayopts import RelaySpec, check_stream_options, relay_options, run_relay
 from pysock.cli.serveopts import unix_serve_options
 from pysock.cli.tlsopts import describe, tls_client, tls_options, tls_server
+from pysock.errors import UsageError
 from pysock.net.access import Access
 
 QUIT_AFTER_INPUT = 1.0  # dgram clients: wait for replies after input ends, as udp does
@@ -150,14 +151,14 @@ class Side(NamedTuple):
 def _check(listen, socktype, serve, mode, dgram) -> None:
     server_only = serve.server_only() + (["--mode"] if mode is not None else [])
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l")
+        raise UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l", see_help=True)
     messages = dgram.given()
     if messages and socktype == "stream":
-        raise click.UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
-                               "seqpacket")
+        raise UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
+                         "seqpacket", see_help=True)
     if socktype == "dgram" and (serve.mode in ("broker", "chat", "exec") or serve.max_conns):
-        raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
-                               "connections: use --type stream or seqpacket")
+        raise UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
+                         "connections: use --type stream or seqpacket", see_help=True)
 
 
 def _apply(flags: list[str]) -> str:
@@ -169,17 +170,17 @@ def _tls(listen, socktype, passing, tls, diag):
     are particular to Unix sockets."""
     if tls.enabled:
         if socktype != "stream":
-            raise click.UsageError("--tls needs --type stream (TLS runs over a byte stream)")
+            raise UsageError("--tls needs --type stream (TLS runs over a byte stream)", see_help=True)
         names = ("--send-fd", "--send-creds", "--show-fds", "--cat-fds")
         used = [name for name, value in zip(names, passing) if value]
         if used:
-            raise click.UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
-                                   f"bytes, not descriptors or credentials")
+            raise UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
+                             f"bytes, not descriptors or credentials", see_help=True)
     if listen:
         return tls_server(tls, diag)
     if tls.enabled and not tls.sni and not tls.insecure:
-        raise click.UsageError("a Unix socket has no host name to verify: give --sni NAME "
-                               "(a name in the server's certificate) or --insecure")
+        raise UsageError("a Unix socket has no host name to verify: give --sni NAME "
+                         "(a name in the server's certificate) or --insecure", see_help=True)
     return tls_client(tls, diag)
 
 
