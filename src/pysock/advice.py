@@ -14,6 +14,7 @@ ADVICE = {
     "proxy_auth_wrong": " (wrong --proxy-auth user name or password)",
     "socks4_v4_only": " (use --proxy-type socks5)",
     "unix_other_type": " (try --type {other})",
+    "multicast_v6_on_v4": " (drop -4)",
     "multicast_iface": " (no multicast route: name the interface with --iface)",
     "datagram_mtu": "; send smaller ones with --chunk",
     "datagram_udp_limit": "; split it with --chunk N",
