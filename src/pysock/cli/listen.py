@@ -95,7 +95,7 @@ def _many(listener, hub_policy, relay, diag, wrap=None) -> int:
                      **({"wrap": wrap} if wrap else {}))
 
 
-def hub_policy(serve, access, accept_timeout, relay, tls, **more):
+def hub_policy(serve, access, accept_timeout, relay, tls):
     """The HubPolicy for listen and unix -l (serve modes, the relay policy, TLS)."""
     from pysock.net.hub import HubPolicy
     from pysock.net.tls import HANDSHAKE_TIMEOUT
@@ -105,7 +105,7 @@ def hub_policy(serve, access, accept_timeout, relay, tls, **more):
     return HubPolicy(mode=serve.mode, keep_open=serve.keep_open, max_conns=serve.max_conns,
                      access=access, command=serve.command(), shell=serve.sh_exec is not None,
                      accept_timeout=accept_timeout, tls=tls, relay=relay_policy,
-                     bridge_exec=relay.shapes, handshake_timeout=limit, **more)
+                     bridge_exec=relay.shapes, handshake_timeout=limit)
 
 
 def _reporter(diag):
