@@ -336,9 +336,10 @@ class _Run:
         self.mode, self.color, self.names = mode, color, names
         self.said: set[str] = set()
 
-    def collect(self, **kw):
+    def collect(self, *, all_processes: bool = False, while_waiting=None):
         from pysock.inventory.sources import collect
-        inventory = collect(self.flt, source=self.source, extended=self.extended, **kw)
+        inventory = collect(self.flt, source=self.source, extended=self.extended,
+                            all_processes=all_processes, while_waiting=while_waiting)
         for note in inventory.notes:
             if note not in self.said:  # once, not on every --watch refresh
                 self.said.add(note)
