@@ -175,6 +175,8 @@ def test_the_kernel_filters_with_the_compiled_bytecode():
     ("state nosuch", "unknown socket state"),
 ])
 def test_bad_expressions_are_one_usage_line(words, message):
+    from pysock.advice import install
+    install()  # the ways out in flags, as the command line words them
     with pytest.raises(UsageError, match=re.escape(message)):
         Filter.build(Selection(protos=("tcp",), expression=words.split()))
 
