@@ -100,3 +100,47 @@ def test_a_core_error_states_the_fact_and_the_command_line_adds_the_flags():
         errors.ADVICE.update(saved)
     import pysock.cli  # noqa: F401  (installs the wording)
     assert exc.message == "/x is not a stream socket (try --type dgram)"
+
+
+def _spec_of(group, args):
+    """What a command decorated with group receives (or the exception it raised)."""
+    seen = {}
+
+    @click.command()
+    @group
+    def command(**spec):
+        seen.update(spec)
+
+    result = CliRunner().invoke(command, args)
+    return result.exception or next(iter(seen.values()))
+
+
+def test_inspect_receives_its_selection_as_one_spec():
+    from pysock.cli.inspect import selection_options
+    from pysock.inventory.filter import Selection
+    chosen = _spec_of(selection_options, ["-t", "-f", "inet", "--sport", "22,80", "-l"])
+    assert isinstance(chosen, Selection)
+    assert (chosen.protos, chosen.family, chosen.listening) == (("tcp", "udp", "raw"), 4, True)
+    assert list(chosen.sports) == [22, 80]
+    refused = _spec_of(selection_options, ["-f", "inet", "-6"])
+    assert isinstance(refused, UsageError) and "different families" in str(refused)
+
+
+def test_trace_receives_its_probe_options_as_one_trace_spec():
+    from pysock.cli.trace import probe_options
+    from pysock.probes.trace import TraceSpec
+    spec = _spec_of(probe_options, ["--tcp", "443", "-q", "2", "-N", "4"])
+    assert spec == TraceSpec(method="tcp", port=443, queries=2, window=4)
+    refused = _spec_of(probe_options, ["--udp", "--icmp"])
+    assert isinstance(refused, UsageError) and refused.see_help
+
+
+def test_every_usage_error_is_one_line_with_exit_2():
+    """click's own usage errors and pysock's leave by the same path: one line, exit 2."""
+    for args, line in ((["trace", "--udp", "--icmp", "localhost"],
+                        "pysock: choose one of --icmp, --udp and --tcp (see 'pysock trace --help')\n"),
+                       (["trace", "-q", "99", "localhost"], "(see 'pysock trace --help')\n"),
+                       (["inspect", "--yes"], "pysock: --yes goes with --kill\n")):
+        out = run_pysock(*args)
+        assert out.returncode == 2 and out.stderr.decode().endswith(line), out.stderr
+        assert out.stderr.count(b"\n") == 1
