@@ -386,6 +386,31 @@ def test_request_response_percentiles(procs, tmp_path, proto):
     assert 150 <= _json_lines(paced.stdout)[0]["transactions"] <= 201
 
 
+@pytest.mark.parametrize("proto", ["tcp", "unix"])
+def test_request_response_with_messages_that_arrive_in_pieces(procs, tmp_path, proto):
+    """1 MiB each way: neither end gets a whole message from one receive, so both
+    take the path that gathers the rest (and a lost piece would hang, not pass)."""
+    port = free_port()
+    path = str(tmp_path / "rr.sock")
+    where = ["--unix", path] if proto == "unix" else ["-p", str(port)]
+    server = procs.pysock("perf", "-s", *where)
+    if proto == "unix":
+        deadline = time.monotonic() + 10
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    else:
+        wait_listening(port, proc=server)
+    target = [] if proto == "unix" else ["127.0.0.1"]
+    for request, response in ((1 << 20, 1), (1, 1 << 20)):
+        out = subprocess.run([*PYSOCK, "perf", "--rr", "--json", "-t", "1", "--request-size",
+                              str(request), "--response-size", str(response), *where, *target],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        (record,) = _json_lines(out.stdout)
+        assert record["transactions"] > 10 and record["lost"] == 0
+        assert record["request"] == request and record["response"] == response
+
+
 def test_request_response_against_iperf3_says_so(iperf3_server):
     port, server = iperf3_server()
     out = _pysock_client(port, "--rr", "-t", "1")

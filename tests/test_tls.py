@@ -350,12 +350,20 @@ def test_mutual_tls_refused(procs, pki, port, which):
 
 def test_mutual_tls_with_openssl_s_client(procs, pki, port):
     need_tool("openssl")
+    # stdin held open: a server at stdin EOF sends close_notify at once, and s_client may
+    # take it and end before it has read its own stdin
     server = listen_tls(procs, port, "--cert", pki.server[0], "--key", pki.server[1],
-                        "--verify-client", pki.cafile)
-    subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
-                    pki.cafile, "-cert", pki.client[0], "-key", pki.client[1], "-quiet"],
-                   input=b"s_client cert\n", capture_output=True, timeout=15)
-    assert server.communicate(timeout=10)[0] == b"s_client cert\n"
+                        "--verify-client", pki.cafile, stdin=subprocess.PIPE)
+    client = procs.start(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile",
+                          pki.cafile, "-cert", pki.client[0], "-key", pki.client[1], "-quiet"],
+                         stdin=subprocess.PIPE)
+    client.stdin.write(b"s_client cert\n")
+    client.stdin.flush()
+    assert server.stdout.readline() == b"s_client cert\n"
+    close_stdin(server)
+    client.communicate(timeout=15)
+    got, err = server.communicate(timeout=10)
+    assert got == b"" and server.returncode == 0, err
 
 
 # ---- listen -k --tls --------------------------------------------------------
