@@ -116,14 +116,14 @@ def _reporter(diag):
             line = (f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
                     f"bytes, received {event.received}; {event.detail}")
             # a dropped client is said always, and once (-v used to say it twice)
-            (diag.say if event.detail.startswith("dropped") else diag.verbose)(line)
+            (diag.say if event.dropped else diag.verbose)(line)
         elif event.kind == "secured":
             diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
         elif event.kind in ("dropped", "failed"):
-            diag.say(event.detail if event.detail.startswith("TLS handshake with")
-                     else f"{event.peer}: {event.detail}")  # always: a client lost
+            # always: a client lost (a handshake timeout's line names the peer itself)
+            diag.say(event.detail if event.kind == "dropped" else f"{event.peer}: {event.detail}")
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
     return report

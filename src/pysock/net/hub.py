@@ -35,7 +35,7 @@ from pysock.net.datagram import Framing
 from pysock.net.endpoints import Channel, SocketChannel, StdioChannel, fd_kind, os_error, peer_name
 from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked
-from pysock.net.relay import Link, Policy
+from pysock.net.relay import Link, Policy, SlowClient
 from pysock.net.tls import HANDSHAKE_TIMEOUT
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
@@ -78,6 +78,7 @@ class Event:
     channel: Channel | None = None  # secured: the TLS channel, for a renderer to describe
     advice: str | None = None  # a key of errors.ADVICE: the way out, in the user's flags
     facts: tuple = ()  # (name, value) pairs the advice is worded with
+    dropped: bool = False  # leave: the server dropped the client (it stopped reading)
 
     @property
     def detail(self) -> str:
@@ -358,7 +359,8 @@ class Hub:
             # before closing, so the report comes before the client sees the end
             why = str(link.error) if link.error is not None else link.result.why
             self.on_event(Event("leave", client.peer, why, link.result.sent,
-                                link.result.received, time.monotonic() - link.started))
+                                link.result.received, time.monotonic() - link.started,
+                                dropped=isinstance(link.error, SlowClient)))
         self._close_link(link)
         if client is None:
             return

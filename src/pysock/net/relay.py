@@ -91,6 +91,10 @@ class RelayError(NetworkError):
         self.result = result
 
 
+class SlowClient(RelayError):
+    """A client dropped for not reading while its queue grew (the others go on)."""
+
+
 @dataclass(eq=False)
 class Side:
     name: str  # SENT or RECEIVED (FLUSH: output a channel holds in user space)
@@ -352,7 +356,7 @@ class Link:
         if queued > cap or (queued > high and now - self.last_sent > stall):
             self._count()
             self.result.status = ExitStatus.FAILURE
-            raise RelayError(f"dropped: not reading ({queued >> 20} MiB queued)",
+            raise SlowClient(f"dropped: not reading ({queued >> 20} MiB queued)",
                              self._final("slow client"))
 
     # -- the EOF policy ----------------------------------------------------
