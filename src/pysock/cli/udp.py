@@ -3,7 +3,10 @@ multicast and broadcast, and loss/jitter measurement."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import click
+from click.core import ParameterSource
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
@@ -13,6 +16,47 @@ from pysock.cli.serveopts import bind_place
 from pysock.errors import ExitStatus, UsageError
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
+
+
+class MeasureSpec(NamedTuple):
+    """--measure's sending side: datagrams per second, how many or for how long, and
+    their size (the receiver, -l --measure, only counts)."""
+
+    rate: float
+    count: int | None
+    duration: float | None
+    size: int
+
+
+def _measure(*, measure, rate, count, duration, size) -> MeasureSpec | None:
+    """--measure with its options -> MeasureSpec, or None without --measure; the
+    sending options are refused where nothing sends them."""
+    ctx = click.get_current_context()
+    typed = [f"--{name}" for name in ("rate", "count", "duration", "size")
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if typed and (not measure or ctx.params["listen"]):
+        raise UsageError(f"{', '.join(typed)} {'is' if len(typed) == 1 else 'are'} for the "
+                         f"sending side of --measure", see_help=True)
+    if not measure:
+        return None
+    if count is None and duration is None:
+        duration = 10.0
+    return MeasureSpec(rate, count, duration, size)
+
+
+# --measure, --rate, --count, --duration, --size: the command receives measure=MeasureSpec
+measure_options = opt.option_group([
+    click.option("--measure", is_flag=True,
+                 help="Measure loss, duplicates, reordering and jitter: the client sends stamped "
+                      "datagrams, the receiver (-l --measure) counts them."),
+    click.option("--rate", type=click.FloatRange(0.001, 1e6), default=100.0, show_default=True,
+                 help="--measure: datagrams per second."),
+    click.option("--count", type=click.IntRange(1), default=None,
+                 help="--measure: datagrams to send [default: 10 s worth unless --duration]."),
+    click.option("--duration", type=opt.SECONDS, default=None, help="--measure: send for SECS."),
+    click.option("--size", type=click.IntRange(25, 65507), default=64, show_default=True,
+                 help="--measure: bytes per datagram."),
+], _measure, "measure")
 
 
 @click.command(short_help="UDP datagrams to/from a peer (nc -u); -l receives.")
@@ -37,21 +81,12 @@ QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat
               help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast.")
 @click.option("--loop/--no-loop", "loop", default=None,
               help="Whether multicast we send is also delivered on this host [kernel: loop].")
-@click.option("--measure", is_flag=True,
-              help="Measure loss, duplicates, reordering and jitter: the client sends stamped "
-                   "datagrams, the receiver (-l --measure) counts them.")
-@click.option("--rate", type=click.FloatRange(0.001, 1e6), default=100.0, show_default=True,
-              help="--measure: datagrams per second.")
-@click.option("--count", type=click.IntRange(1), default=None,
-              help="--measure: datagrams to send [default: 10 s worth unless --duration].")
-@click.option("--duration", type=opt.SECONDS, default=None, help="--measure: send for SECS.")
-@click.option("--size", type=click.IntRange(25, 65507), default=64, show_default=True,
-              help="--measure: bytes per datagram.")
+@measure_options
 @opt.sockopts
 @datagram_options
 @datagram_relay_options
 def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, broadcast, join,
-        iface, ttl, loop, measure, rate, count, duration, size, sockopts, datagrams, relay):
+        iface, ttl, loop, measure, sockopts, datagrams, relay):
     """Send stdin to HOST PORT as datagrams and write the datagrams that come back
     to stdout; with -l, receive on [ADDRESS] PORT.
 
@@ -86,7 +121,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
                       source_port=port_opt, sockopts=socket_opts)
     if measure:
-        return _measure_send(spec, rate, count, duration, size, datagrams, diag)
+        return _measure_send(spec, measure, datagrams, diag)
     return _client(spec, relay, datagrams, diag)
 
 
@@ -212,12 +247,11 @@ def _measure_receive(sock, wait, relay, datagrams) -> int:
     return ExitStatus.OK if stats.received else ExitStatus.FAILURE
 
 
-def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
+def _measure_send(spec, sending: MeasureSpec, datagrams, diag) -> int:
     from pysock.net import measure
     from pysock.render.progress import progress
     from pysock.render.records import Column, RecordWriter
-    if count is None and duration is None:
-        duration = 10.0
+    rate, count, duration, size = sending
     channel = _open_client(spec, datagrams._replace(show=False))
     s = settings()
     diag.verbose(f"measuring to {channel.peer}: {rate:g} datagrams/s of {size} bytes")
