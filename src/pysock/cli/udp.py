@@ -18,6 +18,46 @@ from pysock.errors import ExitStatus, UsageError
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
 
 
+class CastSpec(NamedTuple):
+    """Broadcast and multicast: the groups -l joins, the interface for them and for
+    sending multicast, and the socket options the flags ask for (SO_BROADCAST, TTL
+    and hop limit, multicast loop and interface)."""
+
+    join: tuple[str, ...] = ()
+    iface: str | None = None
+    sockopts: tuple = ()
+
+
+def _cast(*, broadcast, join, iface, ttl, loop) -> CastSpec:
+    from pysock.net.multicast import interface_index
+    from pysock.net.sockopt import SockOpt
+    out = []
+    if broadcast:
+        out.append(SockOpt("broadcast", None))
+    if ttl is not None:
+        out += [SockOpt("ttl", str(ttl)), SockOpt("multicast_ttl", str(ttl))]
+    if loop is not None:
+        out.append(SockOpt("multicast_loop", "1" if loop else "0"))
+    if iface is not None:
+        interface_index(iface)  # a usage error now, not a socket error later
+        out.append(SockOpt("multicast_if", iface))
+    return CastSpec(tuple(join), iface, tuple(out))
+
+
+# --broadcast, --join, --iface, --ttl, --loop: the command receives cast=CastSpec
+cast_options = opt.option_group([
+    click.option("--broadcast", is_flag=True, help="Allow sending to a broadcast address (SO_BROADCAST)."),
+    click.option("--join", multiple=True, metavar="GROUP",
+                 help="With -l: join multicast GROUP (IPv4 or IPv6; repeatable)."),
+    click.option("--iface", metavar="NAME", default=None,
+                 help="Interface for --join and for sending multicast."),
+    click.option("--ttl", "--hops", "ttl", type=click.IntRange(0, 255), default=None,
+                 help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast."),
+    click.option("--loop/--no-loop", "loop", default=None,
+                 help="Whether multicast we send is also delivered on this host [kernel: loop]."),
+], _cast, "cast")
+
+
 class MeasureSpec(NamedTuple):
     """--measure's sending side: datagrams per second, how many or for how long, and
     their size (the receiver, -l --measure, only counts)."""
@@ -72,21 +112,13 @@ measure_options = opt.option_group([
 @click.option("--echo", is_flag=True, help="With -l: send each datagram back to its sender.")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="With -l: give up if no datagram arrives within SECS.")
-@click.option("--broadcast", is_flag=True, help="Allow sending to a broadcast address (SO_BROADCAST).")
-@click.option("--join", multiple=True, metavar="GROUP",
-              help="With -l: join multicast GROUP (IPv4 or IPv6; repeatable).")
-@click.option("--iface", metavar="NAME", default=None,
-              help="Interface for --join and for sending multicast.")
-@click.option("--ttl", "--hops", "ttl", type=click.IntRange(0, 255), default=None,
-              help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast.")
-@click.option("--loop/--no-loop", "loop", default=None,
-              help="Whether multicast we send is also delivered on this host [kernel: loop].")
+@cast_options
 @measure_options
 @opt.sockopts
 @datagram_options
 @datagram_relay_options
-def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, broadcast, join,
-        iface, ttl, loop, measure, sockopts, datagrams, relay):
+def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, cast, measure,
+        sockopts, datagrams, relay):
     """Send stdin to HOST PORT as datagrams and write the datagrams that come back
     to stdout; with -l, receive on [ADDRESS] PORT.
 
@@ -107,13 +139,13 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
 
     """
     diag = settings().diagnostics(relay.verbose)
-    _check(listen, keep_open, echo, wait, join, measure, datagrams)
+    _check(listen, keep_open, echo, wait, cast.join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
         datagrams = datagrams._replace(show=True)
     check_stream_options("echo" if echo else "relay", keep_open, relay, datagram=True)
-    socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
+    socket_opts = tuple(sockopts) + cast.sockopts
     if listen:
-        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface,
+        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast,
                        measure, socket_opts, relay, datagrams, diag)
     from pysock.net.address import host_port
     from pysock.net.endpoints import ClientSpec
@@ -132,22 +164,6 @@ def _check(listen, keep_open, echo, wait, join, measure, datagrams) -> None:
         raise UsageError(f"{', '.join(server_only)} only apply with -l", see_help=True)
     if measure and (echo or datagrams.show):
         raise UsageError("--measure cannot be combined with --echo or --show", see_help=True)
-
-
-def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:
-    from pysock.net.multicast import interface_index
-    from pysock.net.sockopt import SockOpt
-    out = list(sockopts)
-    if broadcast:
-        out.append(SockOpt("broadcast", None))
-    if ttl is not None:
-        out += [SockOpt("ttl", str(ttl)), SockOpt("multicast_ttl", str(ttl))]
-    if loop is not None:
-        out.append(SockOpt("multicast_loop", "1" if loop else "0"))
-    if iface is not None:
-        interface_index(iface)  # a usage error now, not a socket error later
-        out.append(SockOpt("multicast_if", iface))
-    return tuple(out)
 
 
 # ---- client ------------------------------------------------------------------------
@@ -177,13 +193,14 @@ def _open_client(spec, datagrams):
 # ---- server ------------------------------------------------------------------------
 
 
-def _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface, measure,
+def _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast, measure,
             socket_opts, relay, datagrams, diag) -> int:
     import socket
 
     from pysock.net import ancillary, multicast
     from pysock.net.endpoints import listen as open_listener
     host, port = bind_place(place, port_opt, "pysock udp -l [ADDRESS] PORT", proto="udp")
+    join, iface = cast.join, cast.iface
     groups = [multicast.group_address(g) for g in join]
     if groups and family is None and host is None:
         family = groups[0].version  # a v4 group on a v4 socket, a v6 group on a v6 one
