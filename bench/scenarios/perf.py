@@ -68,6 +68,10 @@ def _test(tool: str, seconds: float, extra: list[str], measure: str):
     return go
 
 
+BLOCKS = ("both send 128 KiB blocks (iperf3's default --length, and pysock's) and receive "
+          "into a 128 KiB buffer; neither sets SO_SNDBUF/SO_RCVBUF")
+
+
 def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
               measure: str = "rate") -> Scenario:
     flags = " ".join(extra)
@@ -76,22 +80,22 @@ def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
                   Contender(f"iperf3 {flags}".strip(), _test("iperf3", seconds, extra, measure))]
     unit, better = ("s/GB", "lower") if measure == "cpu" else ("GB/s", "higher")
     return Scenario(f"perf: {title}, {seconds:g} s on loopback", unit, better, contenders,
-                    rounds=rounds)
+                    rounds=rounds, note=BLOCKS, both_orders=True)
 
 
 # ---- request/response latency vs sockperf ping-pong ------------------------------------------
 
-SOCKPERF_MSG = 14  # sockperf's smallest message; pysock sends the same size
+SOCKPERF_MSG = 14  # sockperf's smallest message (its header); pysock sends the same size
 
 
-def _rr_pysock(seconds: float, percentile: str):
+def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG):
     def go(_env) -> float:
         port = free_port()
         server = start([PYSOCK, "perf", "-s", "-p", str(port), "127.0.0.1"])
         try:
             wait_listening(port, proc=server)
             out = run([PYSOCK, "perf", "--rr", "--json", "-t", str(seconds), "--request-size",
-                       str(SOCKPERF_MSG), "--response-size", str(SOCKPERF_MSG), "-p", str(port),
+                       str(size), "--response-size", str(size), "-p", str(port),
                        "127.0.0.1"], timeout=seconds + 60, stdout=subprocess.PIPE)
             if out.returncode != 0:
                 raise BenchFailure(f"pysock --rr exited {out.returncode}: {out.stderr[-200:]!r}")
@@ -124,10 +128,16 @@ def _rr_sockperf(seconds: float, percentile: str):
 
 def _rr_scenario(seconds: float, percentile: str, rounds: int) -> Scenario:
     contenders = [Contender("pysock perf --rr", _rr_pysock(seconds, percentile), peer=False),
-                  Contender("sockperf ping-pong", _rr_sockperf(seconds, percentile))]
+                  Contender("sockperf ping-pong --tcp", _rr_sockperf(seconds, percentile)),
+                  Contender("pysock perf --rr, 1-byte messages",
+                            _rr_pysock(seconds, percentile, 1), peer=False)]
     return Scenario(f"perf --rr: TCP round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte messages, "
                     f"{seconds:g} s on loopback", "µs", "lower", contenders, rounds=rounds,
-                    note="sockperf --full-rtt: its round trip, not its default half")
+                    both_orders=True,
+                    note="both closed loop (one request outstanding) over TCP with TCP_NODELAY, "
+                         "each its own client and server; sockperf --full-rtt reports the round "
+                         "trip, not its default half, and leaves out its first 400 ms (warm-up); "
+                         "its smallest message is 14 bytes, the 1-byte row is pysock alone")
 
 
 def scenarios(quick: bool):
@@ -138,10 +148,10 @@ def scenarios(quick: bool):
         if have("sockperf"):
             yield _rr_scenario(1, "p50_us", 1)
         return
-    yield _scenario("one TCP stream", 5, [], 3)
-    yield _scenario("one TCP stream, zero copy", 5, ["-Z"], 3)
+    yield _scenario("one TCP stream", 10, [], 4)
+    yield _scenario("one TCP stream, zero copy", 10, ["-Z"], 4)
     yield _scenario("four TCP streams, aggregate", 5, ["-P", "4"], 3)
     yield _scenario("server CPU per GB received, one stream", 5, [], 3, measure="cpu")
     if have("sockperf"):
-        yield _rr_scenario(3, "p50_us", 3)
-        yield _rr_scenario(3, "p99_us", 3)
+        yield _rr_scenario(3, "p50_us", 4)
+        yield _rr_scenario(3, "p99_us", 4)
