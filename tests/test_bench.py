@@ -44,3 +44,19 @@ def test_a_broken_scenario_loses_no_earlier_figures(tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert "## good" in text and "| pysock | 1 |" in text
     assert "## bad" in text and "no namespace today" in text
+
+
+def test_compare_puts_two_runs_ratios_side_by_side(tmp_path):
+    machine = {"cpu": "AMD EPYC", "cores": 2, "kernel": "6.18", "date": "today", "load": 0.5}
+    paths = []
+    for name, ratio in (("a", 0.8), ("b", 1.0)):
+        rows = [{"tool": "pysock scan", "ratio_to_best_peer": ratio},
+                {"tool": "nmap -sT", "ratio_to_best_peer": 1.0}]
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"machine": machine, "scenarios": [{"name": "scan", "rows": rows}]}))
+        paths.append(str(path))
+    proc = subprocess.run([sys.executable, "-m", "bench.compare", *paths], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "| scan | pysock scan | 0.80x | 1.00x | 25% |" in proc.stdout
+    assert "nmap" not in proc.stdout

@@ -2,7 +2,8 @@
 always removed): small UDP datagrams at fixed rates (bench/udpblast.py, sendmmsg
 in batches every millisecond) into a port the receiver drops with nftables.
 
-- -w FILE: CPU per packet (the capture process's run time from schedstat, all
+- -w FILE (pcap: written by libpcap's loop; pcapng: pysock's ring walk): CPU per
+  packet (the capture process's run time from schedstat, all
   threads, over the load only: start-up excluded) and kernel drops, with the same
   4 MiB ring / -B 4096 buffer;
 - lines to a file (-n > FILE): packets written per second of load;
@@ -125,6 +126,8 @@ class Capture:
 def _write_argv(tool: str, pair: Pair) -> list[str]:
     if tool == "tcpdump":
         return ["tcpdump", "-i", pair.iface, "-B", "4096", "-w", f"{pair.files}/t.pcap", "udp"]
+    if tool == "pysock-pcap":  # libpcap's own loop writes it (probes/capture/libpcap.py)
+        return [PYSOCK, "capture", "-i", pair.iface, "-w", f"{pair.files}/p.pcap", "udp"]
     return [PYSOCK, "capture", "-i", pair.iface, "-w", f"{pair.files}/p.pcapng", "udp"]
 
 
@@ -195,9 +198,13 @@ def scenarios(quick: bool):
     for rate in (50_000,) if quick else (50_000, 150_000, 300_000):
         yield Scenario(
             f"capture -w: CPU per packet at {rate // 1000}k pkt/s", "µs", "lower",
-            [Contender("pysock capture -w", _cpu_per_packet("pysock", rate, seconds),
-                       peer=False),
-             Contender("pysock: % dropped by kernel", _drops("pysock"), peer=False,
+            [Contender("pysock capture -w FILE.pcap", _cpu_per_packet("pysock-pcap", rate,
+                                                                        seconds), peer=False),
+             Contender("pysock pcap: % dropped by kernel", _drops("pysock-pcap"), peer=False,
+                       ceiling=True),
+             Contender("pysock capture -w FILE.pcapng", _cpu_per_packet("pysock", rate,
+                                                                        seconds), peer=False),
+             Contender("pysock pcapng: % dropped by kernel", _drops("pysock"), peer=False,
                        ceiling=True),
              Contender("tcpdump -B 4096 -w", _cpu_per_packet("tcpdump", rate, seconds)),
              Contender("tcpdump: % dropped by kernel", _drops("tcpdump"), ceiling=True)],

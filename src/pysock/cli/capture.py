@@ -17,6 +17,7 @@ KEYWORDS = ("host", "net", "port", "portrange", "src", "dst", "tcp", "udp", "icm
             "broadcast", "multicast", "proto", "tcp[tcpflags]", "tcp-syn", "tcp-ack",
             "tcp-fin", "tcp-rst", "tcp-push")
 TIME_FORMATS = ("time", "epoch", "date", "delta", "relative", "none")
+FILE_FORMATS = ("pcap", "pcapng")
 
 
 class FilterWord(click.ParamType):
@@ -78,13 +79,17 @@ class CaptureCommand(TeachingCommand):
 @click.option("--flows", is_flag=True, help="One row per connection instead of packets: "
               "packets and bytes each way, RTT, retransmissions, resets, process.")
 @click.option("-w", "--write", "write", metavar="FILE",
-              help="Write packets to FILE as pcapng ('-' for stdout) instead of printing them.")
+              help="Write packets to FILE ('-' for stdout) instead of printing them.")
+@click.option("--format", "file_format", type=click.Choice(FILE_FORMATS),
+              help="The file format of -w: pcap (classic, what tcpdump writes; the fastest) "
+              "or pcapng (interface names, direction, the process as a comment) "
+              "[default: pcap when FILE ends in .pcap, else pcapng].")
 @click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
               help="Read packets from a pcap or pcapng FILE instead of the network.")
 @options.json_output
 def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports, hosts, pids,
-            process_names, ascii, hexdump, verbose, time_format, flows, write, read,
-            json) -> int:
+            process_names, ascii, hexdump, verbose, time_format, flows, write, file_format,
+            read, json) -> int:
     """Capture packets, as tcpdump does, and name the process behind each one.
     FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
     libpcap and run in the kernel."""
@@ -103,16 +108,26 @@ def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports,
         raise click.UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture")
     if read and (pids or process_names):
         raise click.UsageError("--pid and --process need a live capture (files hold no sockets)")
+    if file_format and not write:
+        raise click.UsageError("--format is the format of the file -w writes: give -w FILE")
+    file_format = file_format or _format_of(write)
     spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
-                       promisc=not no_promisc, count=count, duration=duration)
+                       promisc=not no_promisc, count=count, duration=duration,
+                       attribute=not (write and file_format == "pcap" and not pids
+                                      and not process_names and command is None))
     if flows:
         view = _flows_view(json, numeric)
     else:
         view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
     wanted = _owner_test(pids, process_names)
     if read:
-        return _read(read, spec, view, write, wanted)
-    return _live(spec, view, write, wanted, command)
+        return _read(read, spec, view, (write, file_format), wanted)
+    return _live(spec, view, (write, file_format), wanted, command)
+
+
+def _format_of(write: str | None) -> str:
+    """pcap for a FILE named *.pcap (tcpdump's habit), pcapng otherwise."""
+    return "pcap" if write and write.lower().endswith(".pcap") else "pcapng"
 
 
 def _expression(words, ports, hosts) -> str:
@@ -193,13 +208,19 @@ def _open_output(path: str):
         raise PysockError(f"cannot write '{path}': {exc.strerror}", ExitStatus.FAILURE) from None
 
 
-def _sink(view, write, snaplen):
-    """A function taking one packet: print it, or write it to the pcapng file."""
+def _sink(view, output, snaplen, linktype=None):
+    """A function taking one packet: print it, or write it to the file output
+    (path, format) names."""
     if view is not None:
         return view.packet, view.flush, None
+    from pysock.probes.capture.pcapfile import PcapWriter
     from pysock.probes.capture.pcapng import PcapngWriter
+    write, file_format = output
     stream = _open_output(write)
-    writer = PcapngWriter(stream, snaplen)
+    if file_format == "pcap":
+        writer = PcapWriter(stream, snaplen, linktype)
+    else:
+        writer = PcapngWriter(stream, snaplen)
 
     def put(packet) -> None:
         iface = writer.interface(packet.iface, packet.linktype)
@@ -208,17 +229,23 @@ def _sink(view, write, snaplen):
     return put, writer.flush, stream
 
 
-def _live(spec, view, write, wanted, command=None) -> int:
+def _live(spec, view, output, wanted, command=None) -> int:
     from pysock.probes.capture.session import LiveCapture
     from pysock.render.capture import closing_lines, listening_line
+    alone = view is None and wanted is None and command is None
+    if alone and output[1] == "pcap":
+        stats = _write_libpcap(spec, output[0])
+        if stats is not None:
+            closing_lines(stats)
+            return ExitStatus.OK
     session = LiveCapture(spec)
     listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
                    spec.snaplen)
     status = 0
-    if view is None and wanted is None and command is None:
-        stats = _write_fast(session, write)
+    if alone and output[1] == "pcapng":
+        stats = _write_fast(session, output[0])
     else:
-        stats, status = _live_packets(session, view, write, wanted, command)
+        stats, status = _live_packets(session, view, output, wanted, command)
     if view is not None:
         view.summary(stats)
     closing_lines(stats)
@@ -243,8 +270,31 @@ def _write_fast(session, write):
     return stats
 
 
-def _live_packets(session, view, write, wanted, command):
-    put, flush, stream = _sink(view, write, session.spec.snaplen)
+def _write_libpcap(spec, write):
+    """-w FILE as pcap on one interface: libpcap's own loop writes it; None when
+    it cannot (several interfaces, no libpcap), and pysock's ring does."""
+    from pysock.probes.capture import libpcap
+    from pysock.render.capture import listening_line
+    if not libpcap.eligible(spec.ifaces):
+        return None
+    dump = libpcap.open_dump(spec.ifaces[0], spec.expression, spec.snaplen, spec.promisc, write,
+                             spec.buffer)
+    if dump is None:
+        return None
+    listening_line(spec.ifaces, "EN10MB (Ethernet)", spec.snaplen)
+    try:
+        dump.run(spec.count, spec.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stats = dump.statistics()
+        dump.close()
+    return stats
+
+
+def _live_packets(session, view, output, wanted, command):
+    write = output[0]
+    put, flush, stream = _sink(view, output, session.spec.snaplen, session.linktype)
     tree = until = None
     try:
         if command is not None:
@@ -292,9 +342,9 @@ def _pump(packets, put, flush) -> None:
             last = now
 
 
-def _read(path, spec, view, write, wanted) -> int:
+def _read(path, spec, view, output, wanted) -> int:
     from pysock.probes.capture.session import read_file
-    put, flush, stream = _sink(view, write, spec.snaplen)
+    put, flush, stream = _sink(view, output, spec.snaplen)
     try:
         _pump(read_file(path, spec.expression, spec.count), put, flush)
     except KeyboardInterrupt:

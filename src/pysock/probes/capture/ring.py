@@ -3,6 +3,7 @@ blocks of frames, we walk a whole block and hand it back, no recv per packet."""
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import os
@@ -45,6 +46,15 @@ class Frame:
     wirelen: int
 
 
+def _bind_every_interface(sock: socket.socket) -> None:
+    """bind to ifindex 0 (every interface), which Python's AF_PACKET address (a
+    name) cannot spell: there is no device called 'any'."""
+    address = struct.pack("=HHi12x", socket.AF_PACKET, socket.htons(ETH_P_ALL), 0)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.bind(sock.fileno(), ctypes.c_char_p(address), len(address)) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
 class Ring:
     """One packet socket with its ring; attach the filter before bind (libpcap's
     order), so nothing unfiltered is ever queued."""
@@ -74,8 +84,10 @@ class Ring:
         self.block_size, self.blocks = spec.block_size, spec.blocks
         self.map = mmap.mmap(sock.fileno(), spec.block_size * spec.blocks,
                              mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        sock.bind(("any", ETH_P_ALL) if ifindex == 0 else (socket.if_indextoname(ifindex),
-                                                             ETH_P_ALL))
+        if ifindex == 0:
+            _bind_every_interface(sock)
+        else:
+            sock.bind((socket.if_indextoname(ifindex), ETH_P_ALL))
         if promisc and ifindex:
             mreq = struct.pack("=iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
             sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
