@@ -88,7 +88,7 @@ def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
 SOCKPERF_MSG = 14  # sockperf's smallest message (its header); pysock sends the same size
 
 
-def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG):
+def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG, udp: bool = False):
     def go(_env) -> float:
         port = free_port()
         server = start([PYSOCK, "perf", "-s", "-p", str(port), "127.0.0.1"])
@@ -96,6 +96,7 @@ def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG):
             wait_listening(port, proc=server)
             out = run([PYSOCK, "perf", "--rr", "--json", "-t", str(seconds), "--request-size",
                        str(size), "--response-size", str(size), "-p", str(port),
+                       *(["-u"] if udp else []),
                        "127.0.0.1"], timeout=seconds + 60, stdout=subprocess.PIPE)
             if out.returncode != 0:
                 raise BenchFailure(f"pysock --rr exited {out.returncode}: {out.stderr[-200:]!r}")
@@ -105,16 +106,17 @@ def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG):
     return go
 
 
-def _rr_sockperf(seconds: float, percentile: str):
+def _rr_sockperf(seconds: float, percentile: str, udp: bool = False):
     wanted = {"p50_us": "50.000", "p99_us": "99.000"}[percentile]
+    tcp = [] if udp else ["--tcp"]
 
     def go(_env) -> float:
         port = free_port()
-        server = start(["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
+        server = start(["sockperf", "sr", *tcp, "-i", "127.0.0.1", "-p", str(port)],
                        stdout=subprocess.DEVNULL)
         try:
-            wait_listening(port, proc=server)
-            out = run(["sockperf", "pp", "--tcp", "-i", "127.0.0.1", "-p", str(port), "-t",
+            _wait_bound(port, udp, server)
+            out = run(["sockperf", "pp", *tcp, "-i", "127.0.0.1", "-p", str(port), "-t",
                        str(int(max(seconds, 1))), "-m", str(SOCKPERF_MSG), "--full-rtt"],
                       timeout=seconds + 60, stdout=subprocess.PIPE)
             for line in out.stdout.decode(errors="replace").splitlines():
@@ -126,18 +128,36 @@ def _rr_sockperf(seconds: float, percentile: str):
     return go
 
 
-def _rr_scenario(seconds: float, percentile: str, rounds: int) -> Scenario:
-    contenders = [Contender("pysock perf --rr", _rr_pysock(seconds, percentile), peer=False),
-                  Contender("sockperf ping-pong --tcp", _rr_sockperf(seconds, percentile)),
-                  Contender("pysock perf --rr, 1-byte messages",
-                            _rr_pysock(seconds, percentile, 1), peer=False)]
-    return Scenario(f"perf --rr: TCP round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte messages, "
-                    f"{seconds:g} s on loopback", "µs", "lower", contenders, rounds=rounds,
-                    both_orders=True,
-                    note="both closed loop (one request outstanding) over TCP with TCP_NODELAY, "
-                         "each its own client and server; sockperf --full-rtt reports the round "
-                         "trip, not its default half, and leaves out its first 400 ms (warm-up); "
-                         "its smallest message is 14 bytes, the 1-byte row is pysock alone")
+def _wait_bound(port: int, udp: bool, server: subprocess.Popen, timeout: float = 10) -> None:
+    if not udp:
+        return wait_listening(port, proc=server)
+    suffix = f":{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/udp") as table:
+            if any(line.split()[1].endswith(suffix) for line in list(table)[1:]):
+                return
+        time.sleep(0.02)
+    raise BenchFailure(f"sockperf did not bind UDP port {port}")
+
+
+def _rr_scenario(seconds: float, percentile: str, rounds: int, udp: bool = False) -> Scenario:
+    proto = "UDP" if udp else "TCP"
+    contenders = [Contender("pysock perf --rr" + (" -u" if udp else ""),
+                            _rr_pysock(seconds, percentile, udp=udp), peer=False),
+                  Contender("sockperf ping-pong" + ("" if udp else " --tcp"),
+                            _rr_sockperf(seconds, percentile, udp))]
+    if not udp:
+        contenders.append(Contender("pysock perf --rr, 1-byte messages",
+                                    _rr_pysock(seconds, percentile, 1), peer=False))
+    return Scenario(f"perf --rr: {proto} round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte "
+                    f"messages, {seconds:g} s on loopback", "µs", "lower", contenders,
+                    rounds=rounds, both_orders=True,
+                    note=f"both closed loop (one request outstanding) over {proto}"
+                         f"{' with TCP_NODELAY' if not udp else ''}, each its own client and "
+                         "server; sockperf --full-rtt reports the round trip, not its default "
+                         "half, and leaves out its first 400 ms (warm-up); its smallest message "
+                         "is 14 bytes" + ("" if udp else ", the 1-byte row is pysock alone"))
 
 
 def scenarios(quick: bool):
@@ -155,3 +175,4 @@ def scenarios(quick: bool):
     if have("sockperf"):
         yield _rr_scenario(3, "p50_us", 4)
         yield _rr_scenario(3, "p99_us", 4)
+        yield _rr_scenario(3, "p50_us", 4, udp=True)

@@ -251,13 +251,31 @@ def _serve_udp(ctrl: socket.socket, response: int) -> None:
         buffer = bytearray(MAX_MESSAGE)
         ctrl.setblocking(False)
         _kernel_timeout(data, 0.5)
-        receive, answer = data.recvfrom_into, data.sendto
+        client = _first_request(data, ctrl, buffer)
+        if client is None:
+            return
+        # connected to the client: recv/send without turning an address into a tuple
+        # and back for every datagram
+        data.connect(client)
+        receive, answer = data.recv_into, data.send
+        answer(reply)
         while True:
             try:
-                answer(reply, receive(buffer)[1])
-            except BlockingIOError:  # half a second without a request
+                receive(buffer)
+                answer(reply)
+            except (BlockingIOError, ConnectionRefusedError):  # quiet, or a reply too late
                 if _closed(ctrl):
                     return
+
+
+def _first_request(data: socket.socket, ctrl: socket.socket, buffer: bytearray):
+    """The client's address, from its first datagram (None: it left first)."""
+    while True:
+        try:
+            return data.recvfrom_into(buffer)[1]
+        except BlockingIOError:
+            if _closed(ctrl):
+                return None
 
 
 def _closed(ctrl: socket.socket) -> bool:
