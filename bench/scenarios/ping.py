@@ -9,6 +9,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from bench.core import BenchFailure, Contender, Scenario
 from bench.tools import PYSOCK, have, pysock_has
 
 TIME = re.compile(r" time=([\d.]+) ms")
+FLOOR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pingfloor.py")
 SENT = re.compile(r"(\d+) packets transmitted, (\d+) received")
 
 
@@ -130,6 +132,17 @@ def _cpu_marginal(argv: list[str], count: int):
     return go
 
 
+def _cpu_floor(count: int):
+    """bench/pingfloor.py: pysock's system calls per packet in a bare Python loop."""
+    def go(pair: Pair) -> float:
+        argv = [sys.executable, FLOOR, pair.addr, str(count), "0.01"]
+        out, cpu = _run(pair, argv)
+        _received(out, int(count * 0.95), "the bare loop")
+        _, once = _run(pair, [sys.executable, FLOOR, pair.addr, "1", "0.01"])
+        return max(0.0, cpu - once) / (count - 1) * 1e6
+    return go
+
+
 # ---- flood ------------------------------------------------------------------------------
 
 
@@ -183,10 +196,13 @@ def scenarios(quick: bool):
         f"ping: CPU per packet, -i 0.01 x {packets}", "µs", "lower",
         [Contender("pysock", _cpu("pysock", pysock, packets), peer=False),
          Contender("pysock, start-up excluded", _cpu_marginal(pysock, packets), peer=False),
-         Contender("iputils", _cpu("iputils", ["ping"], packets))],
+         Contender("iputils", _cpu("iputils", ["ping"], packets)),
+         Contender("bare Python loop, same system calls, start-up excluded",
+                   _cpu_floor(packets), ceiling=True)],
         setup=veth_pair, rounds=rounds,
         note="user+sys of the child (wait4 rusage) / packets; start-up included except in "
-             "the second row, which subtracts a one-probe run")
+             "the rows that subtract a one-probe run. The bare loop (bench/pingfloor.py) "
+             "makes pysock's system calls per packet and nothing else: Python's floor here")
     seconds = 1 if quick else 5
     yield Scenario(
         f"ping: flood rate, -f for {seconds} s", "pkt/s", "higher",

@@ -173,6 +173,75 @@ def _pingpong(argv_for_port, count: int):
     return go
 
 
+BLOCK = 100  # round trips through one tool before the next tool's turn
+
+
+class _Turns:
+    """The tools' relays all running at once against one echo server. A session sends
+    `count` round trips through each, in blocks of BLOCK with the tools taking turns
+    (in reverse order every other block), so a change in the machine's load falls on
+    all of them alike instead of on whichever ran in that second. A contender takes
+    its median from the latest session and starts a new one when its figure of the
+    latest was already taken: one session per round, whatever the order."""
+
+    def __init__(self, port: int, argvs: dict, count: int):
+        self.port, self.argvs, self.count = port, argvs, count
+        self.fresh: dict = {}
+
+    def median(self, tool: str) -> float:
+        if tool not in self.fresh:
+            self.fresh = self._session()
+        value = self.fresh.pop(tool)
+        if isinstance(value, Exception):
+            del self.argvs[tool]  # out of the later sessions, as the runner drops it
+            raise value
+        return value
+
+    def _session(self) -> dict:
+        procs = {tool: subprocess.Popen(argv(self.port), stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        bufsize=0, start_new_session=True)
+                 for tool, argv in self.argvs.items()}
+        times: dict = {tool: [] for tool in procs}
+        failed: dict = {}
+        try:
+            for block in range(-1, self.count // BLOCK):  # block -1: a warm-up, not kept
+                order = list(procs) if block % 2 else list(reversed(procs))
+                for tool in order:
+                    if tool in failed:
+                        continue
+                    try:
+                        got = _round_trips(procs[tool], 20 if block < 0 else BLOCK)
+                    except (BenchFailure, OSError) as exc:
+                        failed[tool] = BenchFailure(f"{tool}: {exc}")
+                        continue
+                    if block >= 0:
+                        times[tool] += got
+        finally:
+            for proc in procs.values():
+                stop(proc)
+        return {tool: failed.get(tool) or sorted(t)[len(t) // 2] * 1e6
+                for tool, t in times.items()}
+
+
+def _round_trips(proc: subprocess.Popen, n: int) -> list[float]:
+    w, r = proc.stdin.fileno(), proc.stdout.fileno()
+    clock, out = time.perf_counter, []
+    for _ in range(n):
+        t0 = clock()
+        os.write(w, b"x")
+        if os.read(r, 1) != b"x":
+            raise BenchFailure("echo did not come back")
+        out.append(clock() - t0)
+    return out
+
+
+@contextlib.contextmanager
+def _turns(argvs: dict, count: int):
+    with _echo_server() as port:
+        yield _Turns(port, dict(argvs), count)
+
+
 def _latency(quick: bool):
     count = 200 if quick else 5000
     argvs = {
@@ -180,10 +249,13 @@ def _latency(quick: bool):
         "socat": lambda p: ["socat", "-", f"TCP:127.0.0.1:{p},nodelay"],
         "nc": lambda p: ["nc", "127.0.0.1", str(p)],
     }
-    contenders = [Contender(t, _pingpong(a, count), peer=t != "pysock")
-                  for t, a in argvs.items() if t == "pysock" or have(t)]
+    argvs = {t: a for t, a in argvs.items() if t == "pysock" or have(t)}
+    contenders = [Contender(t, lambda turns, t=t: turns.median(t), peer=t != "pysock")
+                  for t in argvs]
     return Scenario(f"1-byte round trip through the relay (median of {count})", "µs", "lower",
-                    contenders, setup=_echo_server, rounds=2 if quick else 5)
+                    contenders, setup=lambda: _turns(argvs, count), rounds=2 if quick else 7,
+                    note=f"all tools running at once against one echo server, taking turns "
+                         f"in blocks of {BLOCK} round trips; each round is one such session")
 
 
 def scenarios(quick: bool):

@@ -22,6 +22,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from pysock.net import solo
+
 TROUBLE = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
@@ -124,6 +126,9 @@ class Engine:
         for feed in link.feeds():
             feed.engine = self
         self.runnable[link] = None
+        for side in link.sides:  # a Link that ran elsewhere first (solo) may arrive parked
+            if side.waiting is not None:
+                self.park(side)
         self.schedule(link)
 
     def remove(self, link) -> None:
@@ -225,9 +230,32 @@ class Engine:
                         runnable.pop(link, None)
                 if until():
                     return
+            if not runnable and len(links) == 1 and self._solo():
+                continue
             self._wait(0 if runnable else self._timeout())
             if self.heap or self.timers:
                 self._fire(time.monotonic())
+
+    def _solo(self) -> bool:
+        """The one Link left, parked on its sources with nothing else to watch or time
+        (connect; listen once its client came): solo runs it (see solo.py) until
+        something else happens, then it is back here. Once per Link: a bulk transfer
+        that keeps filling its destination stays here. True if solo ran."""
+        link = next(iter(self.links))
+        if link.solo_tried or self.watches or self.heap or self.unpollable:
+            return False
+        link.solo_tried = True
+        if any(t.deadline is not None for t in self.timers) or not solo.fits(link) \
+                or not solo.parked(link.sides):
+            return False
+        waiting = [(side, side.waiting) for side in link.sides]
+        self.remove(link)
+        for side, blocked in waiting:
+            side.waiting = blocked
+        solo.Solo(link).run()
+        if not link.closed:
+            self.add(link)
+        return True
 
     def _fire(self, now: float) -> None:
         heap, due = self.heap, []

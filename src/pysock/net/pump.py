@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import select
 
@@ -173,11 +174,15 @@ class CopyPump(Pump):
         super().__init__(src, dst)
         self._chunk = chunk or COPY_CHUNK
         self._recv = recv or (lambda n: os.read(src, n))
-        if recv is None and recv_into is None:
-            recv_into = lambda buf: os.readv(src, [buf])  # noqa: E731
-        self._recv_into = recv_into
-        self._buffer = bytearray(self._chunk) if recv_into is not None and transform is None else None
-        self._send = send or (lambda data: os.write(dst, data))
+        self._buffer = None
+        if transform is None and (recv_into is not None or recv is None):
+            self._buffer = bytearray(self._chunk)
+            self._view = memoryview(self._buffer)
+            # what the read is given: the buffer, or readv's list of it (partial, so
+            # each read is one C call)
+            self._into = self._buffer if recv_into is not None else [self._buffer]
+            self._recv_into = recv_into or functools.partial(os.readv, src)
+        self._send = send or functools.partial(os.write, dst)
         self._transform = transform
         self._taps = taps
         self._direction = direction
@@ -189,9 +194,14 @@ class CopyPump(Pump):
         if not self._pending:
             if self._eof:
                 return 0
-            self._may_read()
+            if self.poll_before_read and not self._ready:
+                raise Blocked(self.src, select.POLLIN)
+            self._ready = False
             try:
-                data = self._read()
+                if self._buffer is not None:
+                    data = self._view[:self._recv_into(self._into)]
+                else:
+                    data = self._recv(self._chunk if self._transform is None else 65536)
             except BlockingIOError:
                 raise Blocked(self.src, select.POLLIN) from None
             except OSError as exc:
@@ -200,13 +210,15 @@ class CopyPump(Pump):
                 self._eof = True
                 return 0
             self._short = len(data) < SMALL
-            if self._transform is not None:
-                data = self._transform(data)
+            if self._buffer is None:
+                if self._transform is not None:
+                    data = self._transform(data)
+                data = memoryview(data)
             if self._taps:
                 seen = bytes(data)
                 for tap in self._taps:
                     tap(self._direction, seen)
-            self._pending = memoryview(data)
+            self._pending = data
         try:
             n = self._send(self._pending)
         except BlockingIOError:
@@ -218,12 +230,6 @@ class CopyPump(Pump):
         if not self._pending and self._short:
             self.hint = self.drained
         return n
-
-
-    def _read(self):
-        if self._buffer is not None:
-            return memoryview(self._buffer)[:self._recv_into(self._buffer)]
-        return self._recv(self._chunk if self._transform is None else 65536)
 
 
 def _readable(fd: int) -> bool:

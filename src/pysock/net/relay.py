@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from pysock.errors import ExitStatus, NetworkError, PysockError
 from pysock.net.datagram import DatagramRecvPump, DatagramSendPump, Framer, Framing
-from pysock.net.endpoints import Channel, fd_kind
+from pysock.net.endpoints import Channel, SocketChannel, fd_kind
 from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked, CopyPump, EndpointError, LineEndings, Pump, choose, grow_pipe
 
@@ -124,6 +124,7 @@ class Link:
     is then the PysockError that ended it, if any."""
 
     engine = None
+    solo_tried = False  # the Engine offers a Link to solo once (engine._solo)
 
     def __init__(self, local: Channel, remote: Channel, policy: Policy = Policy(), taps=(), *,
                  on_close=None, slow_client: tuple[int, int, float] | None = None):
@@ -190,9 +191,9 @@ class Link:
         for fd, kind in ((src.rfd, src_kind), (dst.wfd, dst_kind)):
             if kind == "pipe":
                 grow_pipe(fd)
-        recv = src.recv if src_kind in ("socket", "memory") else None
-        recv_into = getattr(src, "recv_into", None) if src_kind == "socket" else None
-        send = dst.send if dst_kind in ("socket", "memory") else None
+        recv = _plain(src, "recv") if src_kind in ("socket", "memory") else None
+        recv_into = _plain(src, "recv_into") if src_kind == "socket" else None
+        send = _plain(dst, "send") if dst_kind in ("socket", "memory") else None
         chunk = self.remote.copy_chunk
         if dst_kind == "memory":  # what is read is kept (queued): no shared buffer
             recv_into, chunk = None, MEMORY_CHUNK
@@ -254,32 +255,46 @@ class Link:
         for side in self._active():
             if side.done or side.waiting is not None or self.finished and side.name != FLUSH:
                 continue
-            try:
-                n = side.pump.step()
-            except Blocked as blocked:
-                side.waiting = blocked
-                self.engine.park(side)
-                continue
-            except EndpointError as exc:
-                self._count()
-                if side.name == FLUSH:
-                    raise self._flush_error(exc.exc) from None
-                raise self._error(side, exc) from None
-            if side.name == FLUSH:
-                continue
-            if n == 0:
-                self._eof(side)
-            else:
-                progressed = True
-                for tap in self.counting_taps:
-                    tap(side.name, n)
-                if side.name == SENT and self.slow_client is not None:
-                    self.last_sent = time.monotonic()
-                if side.pump.hint is not None:
-                    side.waiting, side.pump.hint = side.pump.hint, None
-                    self.engine.park(side)
+            progressed = self._step_side(side) or progressed
         if progressed and self.policy.idle_timeout is not None:
             self.last_activity = time.monotonic()
+
+    def step_one(self, side: Side) -> None:
+        """Step one side that was woken (solo's loop, which knows which); an error ends
+        the Link as step() would. The checks step() makes after its pass (both sides
+        done, draining) are the Engine's to make: solo hands over before they matter."""
+        try:
+            if self._step_side(side) and self.policy.idle_timeout is not None:
+                self.last_activity = time.monotonic()
+        except (PysockError, BrokenPipeError) as exc:
+            self._fail(exc)
+
+    def _step_side(self, side: Side) -> bool:
+        """One step of one side and what follows from it; True if bytes moved."""
+        try:
+            n = side.pump.step()
+        except Blocked as blocked:
+            side.waiting = blocked
+            self.engine.park(side)
+            return False
+        except EndpointError as exc:
+            self._count()
+            if side.name == FLUSH:
+                raise self._flush_error(exc.exc) from None
+            raise self._error(side, exc) from None
+        if side.name == FLUSH:
+            return False
+        if n == 0:
+            self._eof(side)
+            return False
+        for tap in self.counting_taps:
+            tap(side.name, n)
+        if side.name == SENT and self.slow_client is not None:
+            self.last_sent = time.monotonic()
+        if side.pump.hint is not None:
+            side.waiting, side.pump.hint = side.pump.hint, None
+            self.engine.park(side)
+        return True
 
     # -- timers --------------------------------------------------------------
 
@@ -499,6 +514,15 @@ class _Flush(Pump):
         except OSError as exc:
             raise EndpointError("write", exc) from None
         return 1
+
+
+def _plain(channel: Channel, name: str):
+    """channel.<name>, or its socket's own method where the channel's is SocketChannel's
+    plain pass-through: a C call with no Python frame around it, once per chunk."""
+    method = getattr(channel, name, None)
+    if method is not None and getattr(type(channel), name) is getattr(SocketChannel, name):
+        return getattr(channel.sock, name)
+    return method
 
 
 def _holds_output(channel: Channel) -> bool:
