@@ -13,7 +13,7 @@ import pytest
 
 from pysock.errors import UsageError
 from pysock.inventory import sockdiag, ssfilter
-from pysock.inventory.filter import Filter
+from pysock.inventory.filter import Filter, Selection
 
 import netns as _netns
 from conftest import PYSOCK, need_root, need_tool
@@ -175,8 +175,10 @@ def test_the_kernel_filters_with_the_compiled_bytecode():
     ("state nosuch", "unknown socket state"),
 ])
 def test_bad_expressions_are_one_usage_line(words, message):
+    from pysock.advice import install
+    install()  # the ways out in flags, as the command line words them
     with pytest.raises(UsageError, match=re.escape(message)):
-        Filter.build(protos=("tcp",), expression=words.split())
+        Filter.build(Selection(protos=("tcp",), expression=words.split()))
 
 
 def test_and_or_bind_left_to_right_as_in_ss():

@@ -12,7 +12,7 @@ import pytest
 
 from pysock.errors import UsageError
 from pysock.inventory import procnet, sockdiag, tcpinfo
-from pysock.inventory.filter import ALL, DEFAULT, LISTENING, Filter, parse_state
+from pysock.inventory.filter import ALL, DEFAULT, LISTENING, Filter, Selection, parse_state
 from pysock.inventory.model import ESTABLISHED, LISTEN, TIME_WAIT, SocketRecord
 from pysock.inventory.processes import fd_limit, scan
 from pysock.render.inspect import FastJson, Names, socket_json, write_sockets
@@ -121,21 +121,21 @@ def test_state_words():
     assert parse_state("all") == ALL and parse_state("listening") == 1 << LISTEN
     with pytest.raises(UsageError, match="bogus"):
         parse_state("bogus")
-    assert Filter.build().states == DEFAULT
-    assert Filter.build(listening=True).states == LISTENING
-    assert Filter.build(all_states=True).states == ALL
-    assert Filter.build(states=["listen"], listening=True).states == LISTENING
+    assert Filter.build(Selection()).states == DEFAULT
+    assert Filter.build(Selection(listening=True)).states == LISTENING
+    assert Filter.build(Selection(all_states=True)).states == ALL
+    assert Filter.build(Selection(states=["listen"], listening=True)).states == LISTENING
 
 
 def test_family_alone_leaves_unix_out():
-    assert "unix" not in Filter.build(family=4).protos
-    assert Filter.build(protos=["unix"], family=4).protos == {"unix"}
+    assert "unix" not in Filter.build(Selection(family=4)).protos
+    assert Filter.build(Selection(protos=["unix"], family=4)).protos == {"unix"}
 
 
 def test_mapped_v4_matches_a_v4_block():
     rec = SocketRecord("tcp", 6, ESTABLISHED, 0, 0, "::ffff:10.1.2.3", 80, "::", 0, 1)
-    assert Filter.build(addrs=["10.0.0.0/8"], all_states=True).match_socket(rec)
-    assert not Filter.build(addrs=["11.0.0.0/8"], all_states=True).match_socket(rec)
+    assert Filter.build(Selection(addrs=["10.0.0.0/8"], all_states=True)).match_socket(rec)
+    assert not Filter.build(Selection(addrs=["11.0.0.0/8"], all_states=True)).match_socket(rec)
 
 
 def test_process_pass_finds_us(pair):
@@ -350,7 +350,7 @@ def test_fast_extended_is_the_same_as_the_record_writer(pair):
     from pysock.render.inspect import FastPlain, row, socket_columns
     from pysock.render.records import RecordWriter
     rng = random.Random(7)
-    records, _ = read_sockets(Filter.build(all_states=True), extended=True)
+    records, _ = read_sockets(Filter.build(Selection(all_states=True)), extended=True)
     assert any(r.tcp_raw for r in records) and any(r.proto == "unix" for r in records)
     records += _extended_records() + _records()
     for n in range(200):
@@ -412,7 +412,7 @@ def test_collect_works_while_the_owner_pass_runs(pair):
     with ScanBeside(False, None).start() as beside:
         child = beside.pid
         assert child and beside.start().pid == child  # started once
-        inventory = collect(Filter.build(protos=["tcp"], all_states=True), beside=beside,
+        inventory = collect(Filter.build(Selection(protos=["tcp"], all_states=True)), beside=beside,
                             while_waiting=early)
     mine = [ino(s) for s in pair]
     assert all(seen_before[i] == [] for i in mine)

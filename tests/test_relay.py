@@ -146,7 +146,8 @@ def test_exit_on_peer_close():
     t, box = run_relay(pipes.channel, mine, Policy(exit_on_peer_close=True))
     t.join(5)
     assert not t.is_alive()
-    assert "exit-on-peer-close" in box["result"].reason
+    # the core states the fact; the advice key is how the command line names the flag
+    assert (box["result"].reason, box["result"].advice) == ("peer closed", "relay_peer_closed")
 
 
 def test_reset_is_an_error_with_the_reason():

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pysock.cli.datagramopts import DatagramSpec, datagram_options
 from pysock.cli.relayopts import RelaySpec, relay_options
 from pysock.cli.serveopts import ServeSpec, serve_options
-from pysock.errors import OptionError
+from pysock.errors import OptionError, UsageError
 
 from conftest import run_pysock
 
@@ -43,7 +43,9 @@ def test_a_group_is_checked_once_before_the_command_runs():
         ran.append(relay)
 
     result = CliRunner().invoke(command, ["-d", "--send-only"])
-    assert result.exit_code == 2 and "exclude each other" in result.output and not ran
+    # pysock's one usage error; pysock.cli.run makes it the exit-2 line
+    assert isinstance(result.exception, UsageError) and not ran
+    assert "exclude each other" in str(result.exception)
 
 
 def test_recv_and_send_only_are_refused_before_listening():
@@ -98,3 +100,47 @@ def test_a_core_error_states_the_fact_and_the_command_line_adds_the_flags():
         errors.ADVICE.update(saved)
     import pysock.cli  # noqa: F401  (installs the wording)
     assert exc.message == "/x is not a stream socket (try --type dgram)"
+
+
+def _spec_of(group, args):
+    """What a command decorated with group receives (or the exception it raised)."""
+    seen = {}
+
+    @click.command()
+    @group
+    def command(**spec):
+        seen.update(spec)
+
+    result = CliRunner().invoke(command, args)
+    return result.exception or next(iter(seen.values()))
+
+
+def test_inspect_receives_its_selection_as_one_spec():
+    from pysock.cli.inspect import selection_options
+    from pysock.inventory.filter import Selection
+    chosen = _spec_of(selection_options, ["-t", "-f", "inet", "--sport", "22,80", "-l"])
+    assert isinstance(chosen, Selection)
+    assert (chosen.protos, chosen.family, chosen.listening) == (("tcp", "udp", "raw"), 4, True)
+    assert list(chosen.sports) == [22, 80]
+    refused = _spec_of(selection_options, ["-f", "inet", "-6"])
+    assert isinstance(refused, UsageError) and "different families" in str(refused)
+
+
+def test_trace_receives_its_probe_options_as_one_trace_spec():
+    from pysock.cli.trace import probe_options
+    from pysock.probes.trace import TraceSpec
+    spec = _spec_of(probe_options, ["--tcp", "443", "-q", "2", "-N", "4"])
+    assert spec == TraceSpec(method="tcp", port=443, queries=2, window=4)
+    refused = _spec_of(probe_options, ["--udp", "--icmp"])
+    assert isinstance(refused, UsageError) and refused.see_help
+
+
+def test_every_usage_error_is_one_line_with_exit_2():
+    """click's own usage errors and pysock's leave by the same path: one line, exit 2."""
+    for args, line in ((["trace", "--udp", "--icmp", "localhost"],
+                        "pysock: choose one of --icmp, --udp and --tcp (see 'pysock trace --help')\n"),
+                       (["trace", "-q", "99", "localhost"], "(see 'pysock trace --help')\n"),
+                       (["inspect", "--yes"], "pysock: --yes goes with --kill\n")):
+        out = run_pysock(*args)
+        assert out.returncode == 2 and out.stderr.decode().endswith(line), out.stderr
+        assert out.stderr.count(b"\n") == 1

@@ -540,6 +540,17 @@ def test_measure_needs_a_receiver():
     assert "no one is listening" in out.stderr.decode()
 
 
+@pytest.mark.parametrize("args, flags", [
+    (["--rate", "5", "127.0.0.1", "9"], "--rate is"),  # no --measure: nothing sends at a rate
+    (["--count", "3", "--size", "30", "127.0.0.1", "9"], "--count, --size are"),
+    (["-l", "--measure", "--duration", "2", "9"], "--duration is"),  # the receiver only counts
+])
+def test_measure_options_are_refused_where_nothing_sends(args, flags):
+    out = run_pysock("udp", *args, input=b"")
+    assert out.returncode == 2 and out.stdout == b""
+    assert f"{flags} for the sending side of --measure" in out.stderr.decode()
+
+
 @pytest.mark.parametrize("args", [["udp", "--help"], ["unix", "--help"],
                                   ["udp", "-q", "0", "127.0.0.1", "9"],
                                   ["unix", "/nonexistent/pysock.sock"]])

@@ -18,6 +18,15 @@ class ExitStatus(enum.IntEnum):
 ADVICE: dict[str, str] = {}
 
 
+def worded(fact: str, advice: str | None = None, **facts) -> str:
+    """fact with the way out its advice key names, in the user's flags (ADVICE); a
+    text that starts with '=' is the whole line instead (where the flag leads it)."""
+    text = ADVICE.get(advice, "") if advice is not None else ""
+    if text.startswith("="):
+        return text[1:].format(**facts)
+    return fact + text.format(**facts)
+
+
 class PysockError(Exception):
     """A failure the user should read about: one line, one exit status. fact is what
     went wrong; advice (a key of ADVICE) and facts add the way out in the user's flags."""
@@ -34,9 +43,7 @@ class PysockError(Exception):
 
     @property
     def message(self) -> str:
-        if self.advice is None:
-            return self.fact
-        return self.fact + ADVICE.get(self.advice, "").format(**self.facts)
+        return worded(self.fact, self.advice, **self.facts)
 
     @message.setter
     def message(self, text: str) -> None:  # the whole line, advice included
@@ -47,9 +54,18 @@ class PysockError(Exception):
 
 
 class UsageError(PysockError):
-    """The user typed something pysock cannot accept (exit 2)."""
+    """The user typed something pysock cannot accept (exit 2): the one usage-error
+    type (cli/ turns click's own into it). see_help: the command line's shape is
+    wrong, and the line points to the command's help (command: its path, which the
+    click boundary fills in)."""
 
     status = ExitStatus.USAGE
+
+    def __init__(self, message: str, status: ExitStatus | None = None, *,
+                 see_help: bool = False, advice: str | None = None, **facts):
+        super().__init__(message, status, advice=advice, **facts)
+        self.see_help = see_help
+        self.command: str | None = None
 
 
 class OptionError(UsageError):

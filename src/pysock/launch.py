@@ -62,12 +62,12 @@ def list_sockets(got: dict) -> int:
     # the /proc owner pass is the longest part of a big listing: it starts first, in a
     # child, and runs while this process imports the rest and reads the sockets
     with ScanBeside(False, sockets_in_use()).start() as beside:
-        from pysock.inventory.filter import Filter
+        from pysock.inventory.filter import Filter, Selection
         from pysock.inventory.sources import choose_source, collect
         from pysock.render.diagnostics import say
         from pysock.render.inspect import FastPlain, Names, write_sockets
-        flt = Filter.build(protos=got["protos"], family=got["family"],
-                           listening=got["listening"], all_states=got["all_states"])
+        flt = Filter.build(Selection(protos=got["protos"], family=got["family"],
+                                     listening=got["listening"], all_states=got["all_states"]))
         names = Names(services=not got["numeric"])
         plain = None if got["json"] else FastPlain(names, got["extended"])
         inventory = collect(flt, source=choose_source(None), extended=got["extended"],

@@ -14,7 +14,7 @@ import click
 from pysock import __version__
 from pysock.advice import install as install_advice
 from pysock.cli.context import Settings
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 install_advice()  # core errors' ways out, in this command line's flags
 
@@ -62,6 +62,10 @@ class LazyGroup(click.Group):
         EPIPE into a silent exit 1 before run() could see it."""
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            if exc.see_help and exc.command is None:  # the command whose --help to point to
+                exc.command = " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
+            raise
         except (OSError, PysockError) as exc:
             if _is_epipe(exc) and stdout_closed():
                 raise StdoutClosed() from None
@@ -159,25 +163,27 @@ def run(argv: list[str] | None = None) -> int:
         return _quiet(128 + exc.signum)
     except StdoutClosed:
         return _quiet(ExitStatus.OK)
-    except click.ClickException as exc:
-        if debug:
-            raise
-        from pysock.render.diagnostics import say
-        say(_click_message(exc))
-        return ExitStatus.USAGE
     except BaseException as exc:  # the rest as the fast path maps them: pysock.status
+        if isinstance(exc, click.ClickException) and debug:
+            raise
         from pysock.status import exit_status
         return exit_status(_worded(exc), debug=debug, stdout_closed=stdout_closed)
 
 
 def _worded(exc: BaseException) -> BaseException:
-    """A core error about an option's value, with the option's flag in front (the
-    core names facts, the command line names flags)."""
+    """The error as the command line words it: click's own usage errors become the
+    one UsageError; a core error about an option's value gets the option's flag in
+    front (the core names facts, the command line names flags); a usage error about
+    the command line's shape points to the command's --help."""
     from pysock.errors import OptionError
-    if not isinstance(exc, OptionError):
-        return exc
-    gap = "" if exc.message.startswith(":") else " "
-    return PysockError(f"{OPTION_FLAGS[exc.option]}{gap}{exc.message}", exc.status)
+    if isinstance(exc, click.ClickException):
+        return UsageError(_click_message(exc))
+    if isinstance(exc, OptionError):
+        gap = "" if exc.message.startswith(":") else " "
+        return PysockError(f"{OPTION_FLAGS[exc.option]}{gap}{exc.message}", exc.status)
+    if isinstance(exc, UsageError) and exc.see_help and exc.command:
+        return UsageError(f"{exc.message} (see '{exc.command} --help')", exc.status)
+    return exc
 
 
 # OptionError.option (a parameter name) -> the flag the user typed it with

@@ -8,6 +8,8 @@ import functools
 import click
 from click.core import ParameterSource
 
+from pysock.errors import UsageError
+
 # (param, param): never both, in any command that has the two.
 EXCLUSIVE = (
     ("insecure", "cafile"),
@@ -43,12 +45,12 @@ def check(ctx: click.Context) -> None:
             given.setdefault(param.name, param)
     for first, second in EXCLUSIVE:
         if first in given and second in given:
-            raise click.UsageError(f"{_flag(given[first])} and {_flag(given[second])} "
-                                   "exclude each other", ctx)
+            raise UsageError(f"{_flag(given[first])} and {_flag(given[second])} "
+                             "exclude each other", see_help=True)
     by_name = {p.name: p for p in reversed(ctx.command.params)}
     for needy, needed in REQUIRES.get(ctx.command.name, ()):
         if needy in given and needed not in given:
-            raise click.UsageError(f"{_flag(given[needy])} needs {_flag(by_name[needed])}", ctx)
+            raise UsageError(f"{_flag(given[needy])} needs {_flag(by_name[needed])}", see_help=True)
 
 
 def _typed(ctx: click.Context, param: click.Parameter) -> bool:

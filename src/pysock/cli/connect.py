@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from pysock.cli import options as opt
@@ -9,7 +11,7 @@ from pysock.cli.context import settings
 from pysock.cli.proxyopts import proxy_options
 from pysock.cli.relayopts import relay_options, run_relay
 from pysock.cli.tlsopts import describe, tls_client, tls_options
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 
 @click.command(short_help="TCP client (nc HOST PORT).")
@@ -42,18 +44,19 @@ def connect(place, family, numeric, timeout, source, source_port, sockopts, prob
     """
     from pysock.net.endpoints import ClientSpec
 
-    spec = dict(family=family, numeric=numeric, timeout=timeout, source=source,
-                source_port=source_port, sockopts=tuple(sockopts))
+    # where is filled in below (-z: once per port)
+    spec = ClientSpec("", 0, family=family, numeric=numeric, timeout=timeout, source=source,
+                      source_port=source_port, sockopts=tuple(sockopts))
     diag = settings().diagnostics(relay.verbose)
     identity = tls_client(tls, diag)
     if probe:
         if identity is not None or proxy is not None:
-            raise click.UsageError("-z only checks that ports accept TCP; drop --tls/--proxy")
+            raise UsageError("-z only checks that ports accept TCP; drop --tls/--proxy", see_help=True)
         return _probe(place, spec, json, relay.verbose)
     from pysock.net.address import host_port
     target = host_port(place)
-    return run_relay(_open(ClientSpec(target.host, target.port, **spec), identity, proxy, diag),
-                     relay, diag)
+    return run_relay(_open(replace(spec, host=target.host, port=target.port), identity, proxy,
+                           diag), relay, diag)
 
 
 def _open(spec, tls, proxy_spec, diag):
@@ -85,22 +88,22 @@ def _open(spec, tls, proxy_spec, diag):
 
 def _probe(place, spec, json: bool, verbose: int) -> int:
     from pysock.net.address import parse_port_list
-    from pysock.net.endpoints import ClientSpec, probe
+    from pysock.net.endpoints import probe
     from pysock.render.records import Column, RecordWriter
 
     if len(place) != 2:
-        raise click.UsageError("-z takes HOST PORTS, e.g. 127.0.0.1 20-25,80")
+        raise UsageError("-z takes HOST PORTS, e.g. 127.0.0.1 20-25,80", see_help=True)
     host, ports = place[0], parse_port_list(place[1])
     from pysock.net.address import check_host
     check_host(host)
-    if spec["timeout"] is None:
-        spec["timeout"] = 3.0
+    if spec.timeout is None:
+        spec = replace(spec, timeout=3.0)
     columns = [Column("host", "HOST"), Column("port", "PORT", "right"), Column("state", "STATE"),
                Column("service", "SERVICE"), Column("rtt_ms", "RTT_MS", "right")]
     s = settings()
     results = []
     for port in ports:
-        state, took = probe(ClientSpec(host, port, **spec))
+        state, took = probe(replace(spec, host=host, port=port))
         results.append({"host": host, "port": port, "proto": "tcp", "state": state,
                         "service": _service(port), "rtt_ms": round(took * 1000, 3)})
     if verbose or json:  # like nc -z: only the exit status unless asked

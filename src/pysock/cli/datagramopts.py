@@ -13,6 +13,7 @@ import click
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.relayopts import RelaySpec, taps
+from pysock.errors import UsageError
 
 DATAGRAM_OPTIONS = [
     click.option("--chunk", type=click.IntRange(1), default=None, metavar="N",
@@ -42,7 +43,7 @@ class DatagramSpec(NamedTuple):
     def framing(self):
         from pysock.net.datagram import Framing
         if self.chunk is not None and self.raw:
-            raise click.UsageError("--chunk and --raw exclude each other")
+            raise UsageError("--chunk and --raw exclude each other", see_help=True)
         if self.chunk is not None:
             return Framing("chunk", self.chunk)
         return Framing("raw") if self.raw else Framing("line")

@@ -14,7 +14,7 @@ from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.proxyopts import proxy_options
 from pysock.cli.serveopts import access_options
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 WATCH_TICK = 1.0
 BACKLOG = 4096  # clients that connect all at once wait in the queue, not in SYN retries
@@ -55,10 +55,10 @@ class ServerTLS(NamedTuple):
                                 ("--verify-client", verify_client)) if v]
         if not tls_listen:
             if given:
-                raise click.UsageError(f"{given[0]} needs --tls-listen (TLS from clients)")
+                raise UsageError(f"{given[0]} needs --tls-listen (TLS from clients)", see_help=True)
             return cls()
         if key and not cert:
-            raise click.UsageError("--key needs --cert")
+            raise UsageError("--key needs --cert", see_help=True)
         return cls(True, cert, key, verify_client)
 
 
@@ -77,7 +77,7 @@ class ClientTLS(NamedTuple):
                                 ("--insecure", insecure)) if v]
         if not tls:
             if given:
-                raise click.UsageError(f"{given[0]} needs --tls (TLS towards TO)")
+                raise UsageError(f"{given[0]} needs --tls (TLS towards TO)", see_help=True)
             return cls()
         return cls(True, sni, cafile, capath, insecure)
 
@@ -143,8 +143,8 @@ def forward(source, destination, udp, family, numeric, server_tls, client_tls, p
     to = stream_place(destination, bind=False, proto=proto)
     _check(udp, where, to, server_tls.enabled, client_tls.enabled, proxy, proxy_protocol, output)
     if udp and (wait is not None or backlog is not None):
-        raise click.UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
-                               f"connections; -u has none")
+        raise UsageError(f"{'-w' if wait is not None else '--backlog'} is about "
+                         f"connections; -u has none", see_help=True)
     diag = settings().diagnostics(output.verbose)
     from pysock.net.outbound import Target
     target = Target(to, family=family, numeric=numeric, timeout=wait,
@@ -167,14 +167,14 @@ def _check(udp, where, to, tls_listen, tls, proxy, proxy_protocol, output: Outpu
                                              ("--tls", tls), ("--proxy", proxy),
                                              ("--proxy-protocol", proxy_protocol)) if on]
         if stream_only:
-            raise click.UsageError(f"-u forwards UDP between IP addresses: {stream_only[0]} "
-                                   f"does not apply")
+            raise UsageError(f"-u forwards UDP between IP addresses: {stream_only[0]} "
+                             f"does not apply", see_help=True)
     if proxy and isinstance(to, UnixAddress):
-        raise click.UsageError("--proxy reaches HOST:PORT targets, not a Unix socket")
+        raise UsageError("--proxy reaches HOST:PORT targets, not a Unix socket", see_help=True)
     if output.watch and output.json:
-        raise click.UsageError("--watch draws a table; --json writes records: choose one")
+        raise UsageError("--watch draws a table; --json writes records: choose one", see_help=True)
     if output.watch and not settings().stdout_tty:
-        raise click.UsageError("--watch needs a terminal on stdout (use -v or --json when piped)")
+        raise UsageError("--watch needs a terminal on stdout (use -v or --json when piped)", see_help=True)
 
 
 def _client_tls(spec: ClientTLS, to, diag):
@@ -182,7 +182,7 @@ def _client_tls(spec: ClientTLS, to, diag):
     if not spec.enabled:
         return None
     if not getattr(to, "host", None) and not (spec.sni or spec.insecure):
-        raise click.UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)")
+        raise UsageError("--tls to a Unix socket needs --sni NAME to verify (or --insecure)", see_help=True)
     from pysock.cli.tlsopts import worded_identity
     from pysock.net.tls import TLSOptions, client_identity
     identity = worded_identity(client_identity, TLSOptions(
@@ -262,7 +262,7 @@ def _taps(stack, hexdump):
         try:
             stream = stack.enter_context(open(hexdump, "w"))
         except OSError as exc:
-            raise click.UsageError(f"cannot write {hexdump}: {exc.strerror}") from None
+            raise UsageError(f"cannot write {hexdump}: {exc.strerror}", see_help=True) from None
     return lambda label: [LabelledHexdump(stream, label)]
 
 

@@ -53,47 +53,65 @@ ADDR = options.Parsed("addr", _net)
 USER = options.Parsed("user", _uid)
 
 
+def _select(*, protos, queries, ss_family, family, listening, all_states, states, ports,
+            sports, dports, addrs, paths, pids, process_names, uids):
+    """The selection options -> inventory.filter.Selection, checked here once."""
+    from pysock.inventory.filter import Selection
+    kinds, family = _kinds(protos, queries, ss_family, family)
+    return Selection(protos=kinds, family=family, listening=listening, all_states=all_states,
+                     states=states, ports=[p for group in ports for p in group],
+                     sports=[p for group in sports for p in group],
+                     dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
+                     process_names=process_names, uids=uids, paths=paths)
+
+
+# -t ... --user: the command receives them as selection=Selection
+selection_options = options.option_group([
+    click.option("-t", "--tcp", "protos", flag_value="tcp", multiple=True, help="TCP sockets."),
+    click.option("-u", "--udp", "protos", flag_value="udp", multiple=True, help="UDP sockets."),
+    click.option("-w", "--raw", "protos", flag_value="raw", multiple=True, help="Raw IP sockets."),
+    click.option("-x", "--unix", "protos", flag_value="unix", multiple=True, help="Unix sockets."),
+    click.option("--netlink", "protos", flag_value="netlink", multiple=True,
+                 help="Netlink sockets (ss -A netlink), with their owners."),
+    click.option("-0", "--packet", "protos", flag_value="packet", multiple=True,
+                 help="Packet sockets (ss -0): raw frames on an interface, with their owners."),
+    click.option("-A", "--query", "queries", type=QUERY, multiple=True, metavar="KINDS",
+                 help="ss's socket tables, comma-separated: all, inet, tcp, udp, raw, unix, "
+                      "packet, netlink."),
+    click.option("-f", "--family", "ss_family", type=click.Choice(list(SS_FAMILIES)),
+                 default=None, help="ss's families: inet (-4), inet6 (-6), unix (-x), "
+                                    "link (-0), netlink."),
+    options.family,
+    click.option("-l", "--listening", is_flag=True,
+                 help="Listening and unconnected (bound) sockets only."),
+    click.option("-a", "--all", "all_states", is_flag=True,
+                 help="Sockets in every state (default: connected ones, as ss); with "
+                      "--counters, every counter."),
+    click.option("--state", "states", type=STATE, multiple=True, metavar="STATE",
+                 help="Only this state (repeatable): established, syn-sent, syn-recv, fin-wait-1, "
+                      "fin-wait-2, time-wait, close-wait, last-ack, closing, listen, unconn; or a "
+                      "group: all, connected, synchronized, bucket, big."),
+    click.option("--port", "ports", type=options.PortListType(), multiple=True, metavar="PORTS",
+                 help="Local or peer port in this list (22,80,8000-8100; repeatable)."),
+    click.option("--sport", "sports", type=options.PortListType(), multiple=True, metavar="PORTS",
+                 help="Local port in this list."),
+    click.option("--dport", "dports", type=options.PortListType(), multiple=True, metavar="PORTS",
+                 help="Peer port in this list."),
+    click.option("--addr", "addrs", type=ADDR, multiple=True, metavar="ADDR|CIDR",
+                 help="Local or peer address in this block (repeatable)."),
+    click.option("--path", "paths", multiple=True, metavar="TEXT",
+                 help="Unix sockets whose own or peer name contains TEXT (repeatable)."),
+    click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True, metavar="PID",
+                 help="Sockets held by this process (repeatable)."),
+    click.option("--process", "process_names", multiple=True, metavar="NAME",
+                 help="Sockets held by a process whose name contains NAME (repeatable)."),
+    click.option("--user", "uids", type=USER, multiple=True, metavar="NAME",
+                 help="Sockets of this user, by name or uid (repeatable)."),
+], _select, "selection")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-t", "--tcp", "protos", flag_value="tcp", multiple=True, help="TCP sockets.")
-@click.option("-u", "--udp", "protos", flag_value="udp", multiple=True, help="UDP sockets.")
-@click.option("-w", "--raw", "protos", flag_value="raw", multiple=True, help="Raw IP sockets.")
-@click.option("-x", "--unix", "protos", flag_value="unix", multiple=True, help="Unix sockets.")
-@click.option("--netlink", "protos", flag_value="netlink", multiple=True,
-              help="Netlink sockets (ss -A netlink), with their owners.")
-@click.option("-0", "--packet", "protos", flag_value="packet", multiple=True,
-              help="Packet sockets (ss -0): raw frames on an interface, with their owners.")
-@click.option("-A", "--query", "queries", type=QUERY, multiple=True, metavar="KINDS",
-              help="ss's socket tables, comma-separated: all, inet, tcp, udp, raw, unix, "
-                   "packet, netlink.")
-@click.option("-f", "--family", "ss_family", type=click.Choice(list(SS_FAMILIES)),
-              default=None, help="ss's families: inet (-4), inet6 (-6), unix (-x), "
-                                 "link (-0), netlink.")
-@options.family
-@click.option("-l", "--listening", is_flag=True,
-              help="Listening and unconnected (bound) sockets only.")
-@click.option("-a", "--all", "all_states", is_flag=True,
-              help="Sockets in every state (default: connected ones, as ss); with "
-                   "--counters, every counter.")
-@click.option("--state", "states", type=STATE, multiple=True, metavar="STATE",
-              help="Only this state (repeatable): established, syn-sent, syn-recv, fin-wait-1, "
-                   "fin-wait-2, time-wait, close-wait, last-ack, closing, listen, unconn; or a "
-                   "group: all, connected, synchronized, bucket, big.")
-@click.option("--port", "ports", type=options.PortListType(), multiple=True, metavar="PORTS",
-              help="Local or peer port in this list (22,80,8000-8100; repeatable).")
-@click.option("--sport", "sports", type=options.PortListType(), multiple=True, metavar="PORTS",
-              help="Local port in this list.")
-@click.option("--dport", "dports", type=options.PortListType(), multiple=True, metavar="PORTS",
-              help="Peer port in this list.")
-@click.option("--addr", "addrs", type=ADDR, multiple=True, metavar="ADDR|CIDR",
-              help="Local or peer address in this block (repeatable).")
-@click.option("--path", "paths", multiple=True, metavar="TEXT",
-              help="Unix sockets whose own or peer name contains TEXT (repeatable).")
-@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True, metavar="PID",
-              help="Sockets held by this process (repeatable).")
-@click.option("--process", "process_names", multiple=True, metavar="NAME",
-              help="Sockets held by a process whose name contains NAME (repeatable).")
-@click.option("--user", "uids", type=USER, multiple=True, metavar="NAME",
-              help="Sockets of this user, by name or uid (repeatable).")
+@selection_options
 @click.option("-r", "--resolve", is_flag=True, help="Show host names (reverse DNS) for addresses.")
 @click.option("-n", "--numeric", is_flag=True, help="Port numbers, not service names.")
 @click.option("-e", "--extended", is_flag=True,
@@ -130,9 +148,8 @@ USER = options.Parsed("user", _uid)
                    "/proc/net where netlink cannot); env PYSOCK_INSPECT_SOURCE.")
 @options.json_output
 @click.argument("expression", nargs=-1, metavar="[SS-FILTER...]")
-def inspect(expression, protos, queries, ss_family, family, listening, all_states, states, ports,
-            sports, dports, addrs, paths, pids, process_names, uids, resolve, numeric, extended,
-            view, interval, watch, count, no_header, kill, yes, source, json) -> int:
+def inspect(expression, selection, resolve, numeric, extended, view, interval, watch, count,
+            no_header, kill, yes, source, json) -> int:
     """Every socket on the machine with its process, state, queues and TCP internals.
 
     By default the connected TCP, UDP, raw and Unix sockets, as ss shows them;
@@ -147,24 +164,20 @@ def inspect(expression, protos, queries, ss_family, family, listening, all_state
     if view in PERIODIC:
         _only_with_counters(click.get_current_context(), view)
         _no_expression(click.get_current_context(), view)
-        return _periodic(view, all_states, interval, watch, count, json, not no_header)
+        return _periodic(view, selection.all_states, interval, watch, count, json,
+                         not no_header)
     _refuse_combinations(view, interval, watch, count, kill, yes)
-    protos, family = _kinds(protos, queries, ss_family, family)
-    local = [k for k in ("Unix", "netlink", "packet") if k.lower() in protos]
+    local = [k for k in ("Unix", "netlink", "packet") if k.lower() in selection.protos]
     if kill and local:
         raise UsageError(f"the kernel cannot destroy {local[0]} sockets; --kill takes TCP, "
                          "UDP and raw sockets")
-    flt = Filter.build(
-        protos=protos, family=family, listening=listening,
+    flt = Filter.build(selection._replace(
         # the aggregate views count every state unless told otherwise
-        all_states=all_states or view is not None, states=states,
-        ports=[p for group in ports for p in group], sports=[p for group in sports for p in group],
-        dports=[p for group in dports for p in group], addrs=addrs, pids=pids,
-        process_names=process_names, uids=uids, paths=paths, expression=expression,
-        internet_only=kill)
-    if pids:
+        all_states=selection.all_states or view is not None, expression=expression,
+        internet_only=kill))
+    if selection.pids:
         from pysock.inventory.processes import missing
-        gone = missing(pids)
+        gone = missing(selection.pids)
         if gone:
             raise PysockError(f"no such process: {', '.join(map(str, gone))}")
     run = _Run(flt, choose_source(source), extended, settings().output_mode(json),
@@ -323,9 +336,10 @@ class _Run:
         self.mode, self.color, self.names = mode, color, names
         self.said: set[str] = set()
 
-    def collect(self, **kw):
+    def collect(self, *, all_processes: bool = False, while_waiting=None):
         from pysock.inventory.sources import collect
-        inventory = collect(self.flt, source=self.source, extended=self.extended, **kw)
+        inventory = collect(self.flt, source=self.source, extended=self.extended,
+                            all_processes=all_processes, while_waiting=while_waiting)
         for note in inventory.notes:
             if note not in self.said:  # once, not on every --watch refresh
                 self.said.add(note)

@@ -95,7 +95,7 @@ def _many(listener, hub_policy, relay, diag, wrap=None) -> int:
                      **({"wrap": wrap} if wrap else {}))
 
 
-def hub_policy(serve, access, accept_timeout, relay, tls, **more):
+def hub_policy(serve, access, accept_timeout, relay, tls):
     """The HubPolicy for listen and unix -l (serve modes, the relay policy, TLS)."""
     from pysock.net.hub import HubPolicy
     from pysock.net.tls import HANDSHAKE_TIMEOUT
@@ -105,7 +105,7 @@ def hub_policy(serve, access, accept_timeout, relay, tls, **more):
     return HubPolicy(mode=serve.mode, keep_open=serve.keep_open, max_conns=serve.max_conns,
                      access=access, command=serve.command(), shell=serve.sh_exec is not None,
                      accept_timeout=accept_timeout, tls=tls, relay=relay_policy,
-                     bridge_exec=relay.shapes, handshake_timeout=limit, **more)
+                     bridge_exec=relay.shapes, handshake_timeout=limit)
 
 
 def _reporter(diag):
@@ -116,14 +116,14 @@ def _reporter(diag):
             line = (f"{event.peer} left after {event.seconds:.3f} s: sent {event.sent} "
                     f"bytes, received {event.received}; {event.detail}")
             # a dropped client is said always, and once (-v used to say it twice)
-            (diag.say if event.detail.startswith("dropped") else diag.verbose)(line)
+            (diag.say if event.dropped else diag.verbose)(line)
         elif event.kind == "secured":
             diag.verbose(f"{event.peer}: TLS {event.detail}")
         elif event.kind in ("busy", "warning"):
             diag.say(event.detail)  # always: clients are being turned away
         elif event.kind in ("dropped", "failed"):
-            diag.say(event.detail if event.detail.startswith("TLS handshake with")
-                     else f"{event.peer}: {event.detail}")  # always: a client lost
+            # always: a client lost (a handshake timeout's line names the peer itself)
+            diag.say(event.detail if event.kind == "dropped" else f"{event.peer}: {event.detail}")
         elif event.kind in ("refused", "exited"):
             diag.verbose(f"{event.peer + ': ' if event.peer else ''}{event.detail}")
     return report

@@ -138,7 +138,7 @@ class TcpStateType(_ParsedType):
         word = text.strip().lower().replace("_", "-")
         if word not in TCP_STATES + STATE_GROUPS:
             raise UsageError(f"unknown socket state '{text}' (states: {', '.join(TCP_STATES)}; "
-                              f"groups: {', '.join(STATE_GROUPS)})")
+                        f"groups: {', '.join(STATE_GROUPS)})")
         return word
 
     def shell_complete(self, ctx, param, incomplete):
@@ -213,7 +213,7 @@ class Switch(click.Option):
     def process_value(self, ctx: click.Context, value):
         typed = list(dict.fromkeys(ctx.meta.get(f"pysock.switch.{self.name}", ())))
         if len(typed) > 1:
-            raise click.UsageError(f"{_listing(typed)} exclude each other", ctx)
+            raise UsageError(f"{_listing(typed)} exclude each other", see_help=True)
         return super().process_value(ctx, value)
 
 

@@ -9,7 +9,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 MAX_PAYLOAD = 65507  # 65535 minus the IPv4 and ICMP headers
 USER_MIN_INTERVAL = 0.002  # iputils: below this only root may go
@@ -76,7 +76,7 @@ def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, int
     from pysock.probes.ping import PingSpec, Session, make_targets
 
     if tcp_port and udp_port:
-        raise click.UsageError("--tcp and --udp cannot be used together")
+        raise UsageError("--tcp and --udp cannot be used together", see_help=True)
     port = ("tcp", tcp_port) if tcp_port else ("udp", udp_port) if udp_port else None
     source, device = _interface(interface)
     if interval is None:

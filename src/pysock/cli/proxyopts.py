@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from pysock.cli import options as opt
+from pysock.errors import UsageError
 
 PROXY_TYPES = ("socks5", "socks4", "http")
 
@@ -13,7 +14,7 @@ PROXY_TYPES = ("socks5", "socks4", "http")
 def build_proxy(*, proxy, proxy_type, proxy_auth):
     if proxy is None:
         if proxy_auth is not None:
-            raise click.UsageError("--proxy-auth needs --proxy")
+            raise UsageError("--proxy-auth needs --proxy", see_help=True)
         return None
     from pysock.net.proxy import ProxySpec, parse_auth, parse_proxy
     host, port = parse_proxy(proxy, proxy_type)

@@ -10,6 +10,7 @@ from typing import NamedTuple
 import click
 
 from pysock.cli import options as opt
+from pysock.errors import UsageError
 
 RELAY_OPTIONS = [
     click.option("-q", "--quit-after", "quit_after", type=opt.Seconds(allow_zero=True), default=None,
@@ -50,7 +51,7 @@ class RelaySpec(NamedTuple):
     @classmethod
     def build(cls, **values) -> RelaySpec:
         if values.get("recv_only") and values.get("send_only"):
-            raise click.UsageError("--recv-only and --send-only exclude each other")
+            raise UsageError("--recv-only and --send-only exclude each other", see_help=True)
         return cls(**values)
 
     @property
@@ -90,7 +91,7 @@ def taps(spec: RelaySpec, color: bool):
                 try:
                     stream = stack.enter_context(open(spec.hexdump, "w"))
                 except OSError as exc:
-                    raise click.UsageError(f"cannot write {spec.hexdump}: {exc.strerror}") from None
+                    raise UsageError(f"cannot write {spec.hexdump}: {exc.strerror}", see_help=True) from None
             found.append(HexdumpTap(stream))
         if spec.progress and sys.stderr.isatty():
             from pysock.render.progress import TransferProgress
@@ -140,15 +141,15 @@ def check_stream_options(mode: str, keep_open: bool, spec: RelaySpec, *, datagra
         refused = _STDIO_ONLY + (_REPLIES if datagram else ())
         used = [name for key, name in refused if getattr(spec, key) not in (None, False)]
         if used:
-            raise click.UsageError(f"{used[0]} is about stdin/stdout, which --{mode} does not "
-                                   f"use")
+            raise UsageError(f"{used[0]} is about stdin/stdout, which --{mode} does not "
+                             f"use", see_help=True)
     if keep_open and spec.exit_on_peer_close:
-        raise click.UsageError("--exit-on-peer-close ends at the first client's close: "
-                               "it cannot go with -k")
+        raise UsageError("--exit-on-peer-close ends at the first client's close: "
+                         "it cannot go with -k", see_help=True)
     if datagram and not seqpacket:
         used = [name for key, name in (("no_shutdown", "--no-shutdown"),
                                        ("exit_on_peer_close", "--exit-on-peer-close"))
                 if getattr(spec, key)]
         if used:
-            raise click.UsageError(f"{used[0]} is about the end of a stream; datagrams have "
-                                   f"none (use --type seqpacket)")
+            raise UsageError(f"{used[0]} is about the end of a stream; datagrams have "
+                             f"none (use --type seqpacket)", see_help=True)

@@ -10,6 +10,27 @@ from pysock.errors import ExitStatus, UsageError
 from pysock.render.scan import HIDE_OVER
 
 
+def _timing(*, concurrency, timeout, retries, rate, source_port):
+    from pysock.probes.scan.model import Timing
+    return Timing(concurrency=concurrency, timeout=timeout, retries=retries, rate=rate,
+                  source_port=source_port)
+
+
+# -c, -w, --retries, --rate, -g: the command receives them as timing=Timing
+timing_options = options.option_group([
+    click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",
+                 help="Probes in flight (default: from the open-file limit for connect scans)."),
+    click.option("-w", "--timeout", type=options.SECONDS,
+                 help="Most to wait for one probe's answer (default: adapted to the measured "
+                      "round trip, at most 2 s)."),
+    click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+                 help="Probes resent to a silent port before calling it filtered."),
+    click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PPS",
+                 help="At most this many probes per second."),
+    click.option("-g", "--source-port", type=options.PORT, help="Send probes from this port."),
+], _timing, "timing")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("targets", nargs=-1, required=True, metavar="TARGET...")
 @click.option("-p", "--ports", "port_spec", metavar="PORTS",
@@ -30,28 +51,18 @@ from pysock.render.scan import HIDE_OVER
 @click.option("--reason", is_flag=True, help="Show why each state was chosen (syn-ack, reset, ...).")
 @click.option("-Pn", "--skip-up-check", "skip_up", is_flag=True,
               help="Scan hosts of CIDR blocks without checking first that they are up.")
-@click.option("-c", "--concurrency", type=click.IntRange(min=1), metavar="N",
-              help="Probes in flight (default: from the open-file limit for connect scans).")
-@click.option("-w", "--timeout", type=options.SECONDS,
-              help="Most to wait for one probe's answer (default: adapted to the measured "
-                   "round trip, at most 2 s).")
-@click.option("--retries", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
-              help="Probes resent to a silent port before calling it filtered.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), metavar="PPS",
-              help="At most this many probes per second.")
-@click.option("-g", "--source-port", type=options.PORT, help="Send probes from this port.")
+@timing_options
 @options.family
 @options.numeric
 @click.option("-v", "--verbose", count=True, help="List the hosts found down, each with why.")
 @options.json_output
 def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, reason, skip_up,
-         concurrency, timeout, retries, rate, source_port, family, numeric, verbose, json) -> int:
+         timing, family, numeric, verbose, json) -> int:
     """Scan TCP (connect, or --syn) and UDP ports of TARGETs: names, addresses,
     CIDR blocks. open = answered, closed = refused, filtered = no answer or an
     ICMP prohibition; on this machine, open ports show their owning process."""
     from pysock.probes.scan import ports as portlists
     from pysock.probes.scan import scanner
-    from pysock.probes.scan.model import Timing
 
     if port_spec is not None and top is not None:
         raise UsageError("-p and --top both choose ports: use one of them")
@@ -59,8 +70,7 @@ def scan(targets, port_spec, top, syn, udp, tcp, only_open, show_all, banner, re
     spec = scanner.ScanSpec(
         ports=portlists.select(protos, port_spec, top),
         tcp_method=scanner.SYN if syn else scanner.CONNECT,
-        timing=Timing(concurrency=concurrency, timeout=timeout, retries=retries, rate=rate,
-                      source_port=source_port),
+        timing=timing,
         banner=banner, up_check=not skip_up)
     if syn and "tcp" not in spec.ports:
         raise UsageError("--syn scans TCP, but the port list names only UDP ports")

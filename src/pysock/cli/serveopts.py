@@ -11,6 +11,7 @@ from typing import NamedTuple
 import click
 
 from pysock.cli import options as opt
+from pysock.errors import UsageError
 
 
 def _serve_options(with_l: bool):
@@ -57,8 +58,8 @@ class ServeSpec(NamedTuple):
                                         ("exec", exec_cmd is not None),
                                         ("exec", sh_exec is not None)) if on]
         if len(chosen) > 1:
-            raise click.UsageError("--broker, --chat, --echo, --exec and --sh-exec exclude "
-                                   "each other")
+            raise UsageError("--broker, --chat, --echo, --exec and --sh-exec exclude "
+                             "each other", see_help=True)
         return cls(keep_open, max_conns, chosen[0] if chosen else "relay", exec_cmd, sh_exec,
                    backlog)
 
@@ -87,7 +88,7 @@ class ServeSpec(NamedTuple):
         if self.exec_cmd is not None:
             command = tuple(shlex.split(self.exec_cmd))
             if not command:
-                raise click.UsageError("--exec needs a program")
+                raise UsageError("--exec needs a program", see_help=True)
             check_program(command[0])
             return command
         return (self.sh_exec,) if self.sh_exec is not None else ()
@@ -100,11 +101,11 @@ def check_program(name: str) -> None:
     import shutil
     if "/" in name:
         if not os.path.exists(name):
-            raise click.UsageError(f"cannot run {name}: no such file")
+            raise UsageError(f"cannot run {name}: no such file", see_help=True)
         if os.path.isdir(name) or not os.access(name, os.X_OK):
-            raise click.UsageError(f"cannot run {name}: not an executable program")
+            raise UsageError(f"cannot run {name}: not an executable program", see_help=True)
     elif shutil.which(name) is None:
-        raise click.UsageError(f"cannot run {name}: not found in PATH")
+        raise UsageError(f"cannot run {name}: not found in PATH", see_help=True)
 
 
 # the command receives the group as serve=ServeSpec
@@ -148,8 +149,8 @@ def bind_place(place: tuple[str, ...], port_opt: int | None, usage: str,
     from pysock.net import address
     if port_opt is not None:
         if len(place) > 1:
-            raise click.UsageError("give the port either as -p PORT or as an argument, not both")
+            raise UsageError("give the port either as -p PORT or as an argument, not both", see_help=True)
         return (address.check_host(address.unbracket(place[0])) if place else None), port_opt
     if not place:
-        raise click.UsageError(f"missing PORT ({usage})")
+        raise UsageError(f"missing PORT ({usage})", see_help=True)
     return address.bind_place(place, proto=proto)

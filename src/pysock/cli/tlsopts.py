@@ -14,6 +14,7 @@ import click
 
 from pysock.cli import options as opt
 from pysock.cli.options import Seconds
+from pysock.errors import UsageError
 
 _CLIENT_ONLY = ("sni", "cafile", "capath", "insecure")
 _SERVER_ONLY = ("verify_client",)
@@ -89,13 +90,13 @@ class TLSSpec(NamedTuple):
             given = dict(values, alpn=alpn)
             used = [n for n in _ORDER if given.get(n)]
             if used:
-                raise click.UsageError(f"{_flag(used[0])} needs --tls")
+                raise UsageError(f"{_flag(used[0])} needs --tls", see_help=True)
             return cls()
         protocols = tuple(p.strip() for p in (alpn or "").split(",") if p.strip())
         if alpn is not None and not protocols:
-            raise click.UsageError("--alpn needs at least one protocol name")
+            raise UsageError("--alpn needs at least one protocol name", see_help=True)
         if values.get("key") and not values.get("cert"):
-            raise click.UsageError("--key needs --cert")
+            raise UsageError("--key needs --cert", see_help=True)
         return cls(enabled=True, alpn=protocols, **values)
 
     def options(self, role: str):
@@ -114,8 +115,8 @@ def _refuse_other_side(values: dict, role: str) -> None:
     other = _SERVER_ONLY if role == "client" else _CLIENT_ONLY
     wrong = [n for n in other if values.get(n)]
     if wrong:
-        raise click.UsageError(f"{_flag(wrong[0])} is for the "
-                               f"{'server' if role == 'client' else 'client'} side")
+        raise UsageError(f"{_flag(wrong[0])} is for the "
+                         f"{'server' if role == 'client' else 'client'} side", see_help=True)
 
 
 def _flag(name: str) -> str:

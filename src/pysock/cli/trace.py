@@ -9,26 +9,50 @@ from pysock.cli.context import settings
 from pysock.errors import ExitStatus, PysockError, UsageError
 
 
+def _trace_spec(*, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait,
+                sim_queries, source, interface):
+    """The probe options -> probes.trace.TraceSpec, checked here once."""
+    from pysock.probes.trace import TraceSpec
+    if sum(map(bool, (udp, tcp_port, icmp))) > 1:
+        raise UsageError("choose one of --icmp, --udp and --tcp", see_help=True)
+    if first_hop > max_hops:
+        raise UsageError(f"first hop {first_hop} is beyond max hops {max_hops}", see_help=True)
+    method = "udp" if udp else "tcp" if tcp_port else "icmp"
+    if port and method == "icmp":
+        raise UsageError("-p/--port is for --udp and --tcp", see_help=True)
+    if port and tcp_port and _typed("tcp_port"):
+        raise UsageError("give the TCP port once: --tcp PORT, or -T -p PORT", see_help=True)
+    return TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
+                     first_hop=first_hop, wait=wait, window=sim_queries, source=source,
+                     device=interface)
+
+
+# --udp ... -i: the command receives them as spec=TraceSpec
+probe_options = options.option_group([
+    click.option("--udp", "udp", is_flag=True, help="Probe with UDP datagrams to high ports."),
+    click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
+                 help="Probe with TCP SYNs (connects) to PORT."),
+    click.option("--icmp", "icmp", is_flag=True, help="Probe with ICMP echo requests (the default)."),
+    click.option("-p", "--port", type=options.PORT,
+                 help="The destination port: UDP (default: 33434 and up, one per probe), or TCP."),
+    click.option("-q", "--queries", type=click.IntRange(1, 10), default=3, show_default=True,
+                 help="Probes per hop."),
+    click.option("-m", "--max-hops", type=click.IntRange(1, 255), default=30, show_default=True,
+                 help="The largest TTL tried."),
+    click.option("-f", "--first-hop", type=click.IntRange(1, 255), default=1, show_default=True,
+                 help="The TTL to start at."),
+    click.option("-w", "--wait", type=options.SECONDS, default=5.0, show_default=True,
+                 help="Seconds to wait for each probe's answer."),
+    click.option("-N", "--sim-queries", type=click.IntRange(1, 64), default=16, show_default=True,
+                 help="Probes in flight at once."),
+    click.option("-s", "--source", help="Send from this address."),
+    click.option("-i", "--interface", type=options.IFACE, help="Send through this interface."),
+], _trace_spec, "spec")
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("host", type=options.HOST)
-@click.option("--udp", "udp", is_flag=True, help="Probe with UDP datagrams to high ports.")
-@click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
-              help="Probe with TCP SYNs (connects) to PORT.")
-@click.option("--icmp", "icmp", is_flag=True, help="Probe with ICMP echo requests (the default).")
-@click.option("-p", "--port", type=options.PORT,
-              help="The destination port: UDP (default: 33434 and up, one per probe), or TCP.")
-@click.option("-q", "--queries", type=click.IntRange(1, 10), default=3, show_default=True,
-              help="Probes per hop.")
-@click.option("-m", "--max-hops", type=click.IntRange(1, 255), default=30, show_default=True,
-              help="The largest TTL tried.")
-@click.option("-f", "--first-hop", type=click.IntRange(1, 255), default=1, show_default=True,
-              help="The TTL to start at.")
-@click.option("-w", "--wait", type=options.SECONDS, default=5.0, show_default=True,
-              help="Seconds to wait for each probe's answer.")
-@click.option("-N", "--sim-queries", type=click.IntRange(1, 64), default=16, show_default=True,
-              help="Probes in flight at once.")
-@click.option("-s", "--source", help="Send from this address.")
-@click.option("-i", "--interface", type=options.IFACE, help="Send through this interface.")
+@probe_options
 @click.option("-c", "--repeat", type=click.IntRange(1, 100000), metavar="N",
               help="mtr's mode: probe every hop at once, N rounds, then per hop loss %, sent, "
                    "last, avg, best, worst and stdev.")
@@ -43,43 +67,31 @@ from pysock.errors import ExitStatus, PysockError, UsageError
 @options.family
 @options.numeric
 @options.json_output
-def trace(host, udp, tcp_port, icmp, port, queries, max_hops, first_hop, wait, sim_queries,
-          source, interface, repeat, watch, interval, pmtu, family, numeric, json) -> int:
+def trace(host, spec, repeat, watch, interval, pmtu, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
     from pysock.probes.ping import route_source
-    from pysock.probes.trace import Tracer, TraceSpec, name_of
+    from pysock.probes.trace import Tracer, name_of
     from pysock.render.trace import TraceView, header
 
-    if sum(map(bool, (udp, tcp_port, icmp))) > 1:
-        raise click.UsageError("choose one of --icmp, --udp and --tcp")
-    if first_hop > max_hops:
-        raise click.UsageError(f"first hop {first_hop} is beyond max hops {max_hops}")
-    method = "udp" if udp else "tcp" if tcp_port else "icmp"
-    if port and method == "icmp":
-        raise click.UsageError("-p/--port is for --udp and --tcp")
-    if port and tcp_port and _typed("tcp_port"):
-        raise click.UsageError("give the TCP port once: --tcp PORT, or -T -p PORT")
-    spec = TraceSpec(method=method, port=port or tcp_port, queries=queries, max_hops=max_hops,
-                     first_hop=first_hop, wait=wait, window=sim_queries, source=source,
-                     device=interface)
     repeating = _repeat_mode(repeat, watch, json)
     addr, fam = _resolve(host, family, numeric)
     cache: dict = {}
     if pmtu:
-        _pmtu_mode(repeating, tcp_port, icmp)
+        _pmtu_mode(repeating, spec)
         return _path_mtu(host, addr, fam, spec, numeric, json, cache)
     if repeating:
         return _repeat(host, addr, fam, spec, repeat, interval, watch, numeric, json, cache)
     view = TraceView(settings().output_mode(json), numeric=numeric,
-                     names=lambda a: name_of(a, cache), color=settings().color, queries=queries)
+                     names=lambda a: name_of(a, cache), color=settings().color,
+                     queries=spec.queries)
     reached = False
     tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, interface, action="trace")  # no route: say so now
+    route_source(host, tracer.sockaddr, spec.device, action="trace")  # no route: say so now
     try:
         with tracer:
-            view.start(header(host, addr, fam, max_hops, spec.packet_size))
+            view.start(header(host, addr, fam, spec.max_hops, spec.packet_size))
             for hop in tracer.hops():
                 view.hop(hop)
                 reached = reached or any(r.reached for r in hop.results)
@@ -94,26 +106,26 @@ def _repeat_mode(repeat, watch, json) -> bool:
     """Whether this is mtr's mode; options that mean nothing there are refused."""
     if not (repeat or watch):
         if _typed("interval"):
-            raise click.UsageError("--interval is for --repeat and --watch")
+            raise UsageError("--interval is for --repeat and --watch", see_help=True)
         return False
     for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
         if _typed(name):
-            raise click.UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
-                                   f"probe to every hop each round")
+            raise UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
+                             f"probe to every hop each round", see_help=True)
     if watch and (json or not settings().stdout_tty):
-        raise click.UsageError("--watch draws on a terminal; use --repeat N for a report")
+        raise UsageError("--watch draws on a terminal; use --repeat N for a report", see_help=True)
     return True
 
 
-def _pmtu_mode(repeating: bool, tcp_port, icmp: bool) -> None:
+def _pmtu_mode(repeating: bool, spec) -> None:
     """--pmtu walks once with UDP probes; what it cannot honour is refused."""
     if repeating:
-        raise click.UsageError("--pmtu walks the path once: not with --repeat or --watch")
-    if tcp_port or icmp:
-        raise click.UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp")
+        raise UsageError("--pmtu walks the path once: not with --repeat or --watch", see_help=True)
+    if spec.method == "tcp" or click.get_current_context().params["icmp"]:
+        raise UsageError("--pmtu probes with UDP, as tracepath: not with --tcp or --icmp", see_help=True)
     for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
         if _typed(name):
-            raise click.UsageError(f"--pmtu sends one probe at a time: not with {flag}")
+            raise UsageError(f"--pmtu sends one probe at a time: not with {flag}", see_help=True)
 
 
 def _path_mtu(host, addr, fam, spec, numeric, json, cache) -> int:

@@ -3,16 +3,100 @@ multicast and broadcast, and loss/jitter measurement."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import click
+from click.core import ParameterSource
 
 from pysock.cli import options as opt
 from pysock.cli.context import settings
 from pysock.cli.datagramopts import datagram_options, relay_datagrams, serve_datagrams
 from pysock.cli.relayopts import check_stream_options, datagram_relay_options
 from pysock.cli.serveopts import bind_place
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat -t
+
+
+class CastSpec(NamedTuple):
+    """Broadcast and multicast: the groups -l joins, the interface for them and for
+    sending multicast, and the socket options the flags ask for (SO_BROADCAST, TTL
+    and hop limit, multicast loop and interface)."""
+
+    join: tuple[str, ...] = ()
+    iface: str | None = None
+    sockopts: tuple = ()
+
+
+def _cast(*, broadcast, join, iface, ttl, loop) -> CastSpec:
+    from pysock.net.multicast import interface_index
+    from pysock.net.sockopt import SockOpt
+    out = []
+    if broadcast:
+        out.append(SockOpt("broadcast", None))
+    if ttl is not None:
+        out += [SockOpt("ttl", str(ttl)), SockOpt("multicast_ttl", str(ttl))]
+    if loop is not None:
+        out.append(SockOpt("multicast_loop", "1" if loop else "0"))
+    if iface is not None:
+        interface_index(iface)  # a usage error now, not a socket error later
+        out.append(SockOpt("multicast_if", iface))
+    return CastSpec(tuple(join), iface, tuple(out))
+
+
+# --broadcast, --join, --iface, --ttl, --loop: the command receives cast=CastSpec
+cast_options = opt.option_group([
+    click.option("--broadcast", is_flag=True, help="Allow sending to a broadcast address (SO_BROADCAST)."),
+    click.option("--join", multiple=True, metavar="GROUP",
+                 help="With -l: join multicast GROUP (IPv4 or IPv6; repeatable)."),
+    click.option("--iface", metavar="NAME", default=None,
+                 help="Interface for --join and for sending multicast."),
+    click.option("--ttl", "--hops", "ttl", type=click.IntRange(0, 255), default=None,
+                 help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast."),
+    click.option("--loop/--no-loop", "loop", default=None,
+                 help="Whether multicast we send is also delivered on this host [kernel: loop]."),
+], _cast, "cast")
+
+
+class MeasureSpec(NamedTuple):
+    """--measure's sending side: datagrams per second, how many or for how long, and
+    their size (the receiver, -l --measure, only counts)."""
+
+    rate: float
+    count: int | None
+    duration: float | None
+    size: int
+
+
+def _measure(*, measure, rate, count, duration, size) -> MeasureSpec | None:
+    """--measure with its options -> MeasureSpec, or None without --measure; the
+    sending options are refused where nothing sends them."""
+    ctx = click.get_current_context()
+    typed = [f"--{name}" for name in ("rate", "count", "duration", "size")
+             if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if typed and (not measure or ctx.params["listen"]):
+        raise UsageError(f"{', '.join(typed)} {'is' if len(typed) == 1 else 'are'} for the "
+                         f"sending side of --measure", see_help=True)
+    if not measure:
+        return None
+    if count is None and duration is None:
+        duration = 10.0
+    return MeasureSpec(rate, count, duration, size)
+
+
+# --measure, --rate, --count, --duration, --size: the command receives measure=MeasureSpec
+measure_options = opt.option_group([
+    click.option("--measure", is_flag=True,
+                 help="Measure loss, duplicates, reordering and jitter: the client sends stamped "
+                      "datagrams, the receiver (-l --measure) counts them."),
+    click.option("--rate", type=click.FloatRange(0.001, 1e6), default=100.0, show_default=True,
+                 help="--measure: datagrams per second."),
+    click.option("--count", type=click.IntRange(1), default=None,
+                 help="--measure: datagrams to send [default: 10 s worth unless --duration]."),
+    click.option("--duration", type=opt.SECONDS, default=None, help="--measure: send for SECS."),
+    click.option("--size", type=click.IntRange(25, 65507), default=64, show_default=True,
+                 help="--measure: bytes per datagram."),
+], _measure, "measure")
 
 
 @click.command(short_help="UDP datagrams to/from a peer (nc -u); -l receives.")
@@ -28,30 +112,13 @@ QUIT_AFTER_INPUT = 1.0  # a client's wait for replies once input ended, as socat
 @click.option("--echo", is_flag=True, help="With -l: send each datagram back to its sender.")
 @click.option("-w", "--wait", type=opt.SECONDS, default=None,
               help="With -l: give up if no datagram arrives within SECS.")
-@click.option("--broadcast", is_flag=True, help="Allow sending to a broadcast address (SO_BROADCAST).")
-@click.option("--join", multiple=True, metavar="GROUP",
-              help="With -l: join multicast GROUP (IPv4 or IPv6; repeatable).")
-@click.option("--iface", metavar="NAME", default=None,
-              help="Interface for --join and for sending multicast.")
-@click.option("--ttl", "--hops", "ttl", type=click.IntRange(0, 255), default=None,
-              help="TTL (IPv4) / hop limit (IPv6) of sent datagrams, unicast and multicast.")
-@click.option("--loop/--no-loop", "loop", default=None,
-              help="Whether multicast we send is also delivered on this host [kernel: loop].")
-@click.option("--measure", is_flag=True,
-              help="Measure loss, duplicates, reordering and jitter: the client sends stamped "
-                   "datagrams, the receiver (-l --measure) counts them.")
-@click.option("--rate", type=click.FloatRange(0.001, 1e6), default=100.0, show_default=True,
-              help="--measure: datagrams per second.")
-@click.option("--count", type=click.IntRange(1), default=None,
-              help="--measure: datagrams to send [default: 10 s worth unless --duration].")
-@click.option("--duration", type=opt.SECONDS, default=None, help="--measure: send for SECS.")
-@click.option("--size", type=click.IntRange(25, 65507), default=64, show_default=True,
-              help="--measure: bytes per datagram.")
+@cast_options
+@measure_options
 @opt.sockopts
 @datagram_options
 @datagram_relay_options
-def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, broadcast, join,
-        iface, ttl, loop, measure, rate, count, duration, size, sockopts, datagrams, relay):
+def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, cast, measure,
+        sockopts, datagrams, relay):
     """Send stdin to HOST PORT as datagrams and write the datagrams that come back
     to stdout; with -l, receive on [ADDRESS] PORT.
 
@@ -72,13 +139,13 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
 
     """
     diag = settings().diagnostics(relay.verbose)
-    _check(listen, keep_open, echo, wait, join, measure, datagrams)
+    _check(listen, keep_open, echo, wait, cast.join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
         datagrams = datagrams._replace(show=True)
     check_stream_options("echo" if echo else "relay", keep_open, relay, datagram=True)
-    socket_opts = _sockopts(sockopts, broadcast, ttl, loop, iface)
+    socket_opts = tuple(sockopts) + cast.sockopts
     if listen:
-        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface,
+        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast,
                        measure, socket_opts, relay, datagrams, diag)
     from pysock.net.address import host_port
     from pysock.net.endpoints import ClientSpec
@@ -86,7 +153,7 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
     spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
                       source_port=port_opt, sockopts=socket_opts)
     if measure:
-        return _measure_send(spec, rate, count, duration, size, datagrams, diag)
+        return _measure_send(spec, measure, datagrams, diag)
     return _client(spec, relay, datagrams, diag)
 
 
@@ -94,25 +161,9 @@ def _check(listen, keep_open, echo, wait, join, measure, datagrams) -> None:
     server_only = [name for name, on in (("-k", keep_open), ("--echo", echo), ("-w", wait),
                                           ("--join", join)) if on]
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only apply with -l")
+        raise UsageError(f"{', '.join(server_only)} only apply with -l", see_help=True)
     if measure and (echo or datagrams.show):
-        raise click.UsageError("--measure cannot be combined with --echo or --show")
-
-
-def _sockopts(sockopts, broadcast, ttl, loop, iface) -> tuple:
-    from pysock.net.multicast import interface_index
-    from pysock.net.sockopt import SockOpt
-    out = list(sockopts)
-    if broadcast:
-        out.append(SockOpt("broadcast", None))
-    if ttl is not None:
-        out += [SockOpt("ttl", str(ttl)), SockOpt("multicast_ttl", str(ttl))]
-    if loop is not None:
-        out.append(SockOpt("multicast_loop", "1" if loop else "0"))
-    if iface is not None:
-        interface_index(iface)  # a usage error now, not a socket error later
-        out.append(SockOpt("multicast_if", iface))
-    return tuple(out)
+        raise UsageError("--measure cannot be combined with --echo or --show", see_help=True)
 
 
 # ---- client ------------------------------------------------------------------------
@@ -142,13 +193,14 @@ def _open_client(spec, datagrams):
 # ---- server ------------------------------------------------------------------------
 
 
-def _listen(place, port_opt, family, numeric, keep_open, echo, wait, join, iface, measure,
+def _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast, measure,
             socket_opts, relay, datagrams, diag) -> int:
     import socket
 
     from pysock.net import ancillary, multicast
     from pysock.net.endpoints import listen as open_listener
     host, port = bind_place(place, port_opt, "pysock udp -l [ADDRESS] PORT", proto="udp")
+    join, iface = cast.join, cast.iface
     groups = [multicast.group_address(g) for g in join]
     if groups and family is None and host is None:
         family = groups[0].version  # a v4 group on a v4 socket, a v6 group on a v6 one
@@ -212,12 +264,11 @@ def _measure_receive(sock, wait, relay, datagrams) -> int:
     return ExitStatus.OK if stats.received else ExitStatus.FAILURE
 
 
-def _measure_send(spec, rate, count, duration, size, datagrams, diag) -> int:
+def _measure_send(spec, sending: MeasureSpec, datagrams, diag) -> int:
     from pysock.net import measure
     from pysock.render.progress import progress
     from pysock.render.records import Column, RecordWriter
-    if count is None and duration is None:
-        duration = 10.0
+    rate, count, duration, size = sending
     channel = _open_client(spec, datagrams._replace(show=False))
     s = settings()
     diag.verbose(f"measuring to {channel.peer}: {rate:g} datagrams/s of {size} bytes")

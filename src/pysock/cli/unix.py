@@ -13,6 +13,7 @@ from pysock.cli.datagramopts import DatagramSpec, datagram_options, relay_datagr
 from pysock.cli.relayopts import RelaySpec, check_stream_options, relay_options, run_relay
 from pysock.cli.serveopts import unix_serve_options
 from pysock.cli.tlsopts import describe, tls_client, tls_options, tls_server
+from pysock.errors import UsageError
 from pysock.net.access import Access
 
 QUIT_AFTER_INPUT = 1.0  # dgram clients: wait for replies after input ends, as udp does
@@ -45,6 +46,40 @@ class CredsType(click.ParamType):
         return Credentials(pid, uid, gid)
 
 
+class PassingSpec(NamedTuple):
+    """What rides along with the data: files to pass (SCM_RIGHTS), credentials to
+    send (SCM_CREDENTIALS), and what to do with the descriptors the peer passes."""
+
+    send_fds: tuple[str, ...] = ()
+    send_creds: object = None  # CredsType's value: 'self' or (pid, uid, gid)
+    show_fds: bool = False
+    cat_fds: bool = False
+
+    def given(self) -> list[str]:
+        """The flags given (none of them can go over TLS)."""
+        return [name for name, on in (("--send-fd", self.send_fds),
+                                      ("--send-creds", self.send_creds is not None),
+                                      ("--show-fds", self.show_fds), ("--cat-fds", self.cat_fds))
+                if on]
+
+
+def _passing(*, send_fds, send_creds, show_fds, cat_fds) -> PassingSpec:
+    return PassingSpec(tuple(send_fds), send_creds, show_fds, cat_fds)
+
+
+# --send-fd, --send-creds, --show-fds, --cat-fds: the command receives passing=PassingSpec
+passing_options = opt.option_group([
+    click.option("--send-fd", "send_fds", multiple=True, metavar="FILE",
+                 help="Pass FILE, opened read-only, to the peer with the first data (SCM_RIGHTS; "
+                      "repeatable)."),
+    click.option("--send-creds", type=CredsType(), is_flag=False, flag_value="self", default=None,
+                 help="Send SCM_CREDENTIALS with every message: ours, or (root) PID:UID:GID."),
+    click.option("--show-fds", is_flag=True,
+                 help="Report each descriptor the peer passes (what it points to) on stderr."),
+    click.option("--cat-fds", is_flag=True, help="Write the content of each passed descriptor to stdout."),
+], _passing, "passing")
+
+
 @click.command(short_help="Unix domain sockets (nc -U): stream, dgram, seqpacket.")
 @click.argument("path", type=opt.UnixPathType(), metavar="PATH|@NAME")
 @click.option("-l", "--listen", is_flag=True, help="Be the server: bind PATH and wait.")
@@ -56,20 +91,13 @@ class CredsType(click.ParamType):
 @unix_serve_options
 @click.option("--mode", type=OctalMode(), default=None,
               help="With -l: permissions of the socket file, e.g. 0660 (set at creation).")
-@click.option("--send-fd", "send_fds", multiple=True, metavar="FILE",
-              help="Pass FILE, opened read-only, to the peer with the first data (SCM_RIGHTS; "
-                   "repeatable).")
-@click.option("--send-creds", type=CredsType(), is_flag=False, flag_value="self", default=None,
-              help="Send SCM_CREDENTIALS with every message: ours, or (root) PID:UID:GID.")
-@click.option("--show-fds", is_flag=True,
-              help="Report each descriptor the peer passes (what it points to) on stderr.")
-@click.option("--cat-fds", is_flag=True, help="Write the content of each passed descriptor to stdout.")
+@passing_options
 @opt.sockopts
 @datagram_options
 @tls_options("both")
 @relay_options
-def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds, show_fds,
-         cat_fds, sockopts, datagrams, tls, relay):
+def unix(path, listen, socktype, dgram, wait, serve, mode, passing, sockopts, datagrams, tls,
+         relay):
     """Connect to the Unix socket PATH (or @NAME in the abstract namespace) and relay
     stdin/stdout; with -l, create it and serve. The relay, half-close, -k, -i,
     --echo and --exec work as for TCP (see pysock listen and connect).
@@ -122,9 +150,9 @@ def unix(path, listen, socktype, dgram, wait, serve, mode, send_fds, send_creds,
         datagrams = datagrams._replace(show=True)
     check_stream_options(serve.mode_flag, serve.keep_open, relay, datagram=socktype != "stream",
                          seqpacket=socktype == "seqpacket")
-    identity = _tls(listen, socktype, (send_fds, send_creds, show_fds, cat_fds), tls, diag)
-    outgoing = _outgoing(send_fds, send_creds)
-    report = AncillaryReport(diag, show_fds, cat_fds)
+    identity = _tls(listen, socktype, passing, tls, diag)
+    outgoing = _outgoing(passing.send_fds, passing.send_creds)
+    report = AncillaryReport(diag, passing.show_fds, passing.cat_fds)
     side = Side(addr, kind, wait, outgoing, report, tuple(sockopts), identity, relay, datagrams,
                 diag)
     if not listen:
@@ -150,14 +178,14 @@ class Side(NamedTuple):
 def _check(listen, socktype, serve, mode, dgram) -> None:
     server_only = serve.server_only() + (["--mode"] if mode is not None else [])
     if server_only and not listen:
-        raise click.UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l")
+        raise UsageError(f"{', '.join(server_only)} only {_apply(server_only)} with -l", see_help=True)
     messages = dgram.given()
     if messages and socktype == "stream":
-        raise click.UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
-                               "seqpacket")
+        raise UsageError(f"{', '.join(messages)} {_apply(messages)} to --type dgram or "
+                         "seqpacket", see_help=True)
     if socktype == "dgram" and (serve.mode in ("broker", "chat", "exec") or serve.max_conns):
-        raise click.UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
-                               "connections: use --type stream or seqpacket")
+        raise UsageError("--broker, --chat, --exec, --sh-exec and --max-conns need "
+                         "connections: use --type stream or seqpacket", see_help=True)
 
 
 def _apply(flags: list[str]) -> str:
@@ -169,17 +197,16 @@ def _tls(listen, socktype, passing, tls, diag):
     are particular to Unix sockets."""
     if tls.enabled:
         if socktype != "stream":
-            raise click.UsageError("--tls needs --type stream (TLS runs over a byte stream)")
-        names = ("--send-fd", "--send-creds", "--show-fds", "--cat-fds")
-        used = [name for name, value in zip(names, passing) if value]
+            raise UsageError("--tls needs --type stream (TLS runs over a byte stream)", see_help=True)
+        used = passing.given()
         if used:
-            raise click.UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
-                                   f"bytes, not descriptors or credentials")
+            raise UsageError(f"{', '.join(used)} cannot go over --tls: TLS carries "
+                             f"bytes, not descriptors or credentials", see_help=True)
     if listen:
         return tls_server(tls, diag)
     if tls.enabled and not tls.sni and not tls.insecure:
-        raise click.UsageError("a Unix socket has no host name to verify: give --sni NAME "
-                               "(a name in the server's certificate) or --insecure")
+        raise UsageError("a Unix socket has no host name to verify: give --sni NAME "
+                         "(a name in the server's certificate) or --insecure", see_help=True)
     return tls_client(tls, diag)
 
 

@@ -6,6 +6,8 @@ minisockets (TIME_WAIT, SYN_RECV); -l listening and unconnected; -a everything;
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from pysock.errors import UsageError
 from pysock.inventory.model import (
     CLOSE,
@@ -79,6 +81,19 @@ def parse_net(text: str):
         raise UsageError(f"'{text}' is not an IP address or CIDR block") from None
 
 
+class Selection(namedtuple("Selection", (
+        "protos", "family", "listening", "all_states", "states", "ports", "sports", "dports",
+        "addrs", "pids", "process_names", "uids", "paths", "expression", "internet_only"),
+        defaults=((), None, False, False, (), (), (), (), (), (), (), (), (), (), False))):
+    """What `inspect` selects, as typed: kinds (tcp, udp, raw, unix, netlink, packet),
+    family (4, 6 or None), -l/-a, --state masks or words, port numbers, addresses or
+    networks, pids, process-name substrings, uids, Unix path substrings, ss's
+    expression words, and whether only internet sockets can do (--kill). Frozen; a
+    namedtuple, since typing is not imported on the way to `inspect -tln`'s output."""
+
+    __slots__ = ()
+
+
 class Filter:
     """(A plain class: no dataclasses import on the way to `inspect -tln`'s output.)"""
 
@@ -101,33 +116,34 @@ class Filter:
         self.bytecode = bytecode  # the same expression for the kernel's inet_diag dump
 
     @classmethod
-    def build(cls, *, protos=(), family: int | None = None, listening=False, all_states=False,
-              states=(), ports=(), sports=(), dports=(), addrs=(), pids=(), process_names=(),
-              uids=(), paths=(), expression=(), internet_only=False) -> Filter:
+    def build(cls, chosen: Selection = Selection()) -> Filter:
+        """The Filter for a Selection: ss's expression parsed, states as one mask."""
         expr = None
-        if expression:
+        if chosen.expression:
             from pysock.inventory import ssfilter
-            expr = ssfilter.parse(expression, parse_state, ALL)
-        chosen = set(protos) or set(PROTOS)
-        if (family is not None or (expr and expr.tree) or internet_only) and not protos:
-            chosen.discard("unix")  # -4/-6 alone means internet sockets, as in ss
-        local = sorted(chosen.intersection(LOCAL_KINDS))
+            expr = ssfilter.parse(chosen.expression, parse_state, ALL)
+        kinds = set(chosen.protos) or set(PROTOS)
+        if (chosen.family is not None or (expr and expr.tree) or chosen.internet_only) \
+                and not chosen.protos:
+            kinds.discard("unix")  # -4/-6 alone means internet sockets, as in ss
+        local = sorted(kinds.intersection(LOCAL_KINDS))
         if expr and expr.tree and local:
             raise UsageError(f"ss expressions select internet sockets, not {local[0]} sockets",
                              advice="inspect_path_paren")
-        mask = _state_mask(listening, all_states, states)
+        mask = _state_mask(chosen.listening, chosen.all_states, chosen.states)
         if expr and expr.states is not None:  # ss: leading state words replace -l/-a
-            mask = expr.states | (_state_mask(False, False, states) if states else 0)
+            mask = expr.states | (_state_mask(False, False, chosen.states) if chosen.states
+                                  else 0)
         return cls(
-            protos=frozenset(chosen),
-            families=frozenset((family,)) if family else frozenset((4, 6)),
+            protos=frozenset(kinds),
+            families=frozenset((chosen.family,)) if chosen.family else frozenset((4, 6)),
             states=mask,
             expr=expr.tree if expr else None,
             bytecode=expr.bytecode() if expr else None,
-            ports=_set(ports), sports=_set(sports), dports=_set(dports),
-            nets=tuple(parse_net(a) if isinstance(a, str) else a for a in addrs),
-            pids=_set(pids), process_names=tuple(p.lower() for p in process_names),
-            uids=_set(uids), paths=tuple(paths))
+            ports=_set(chosen.ports), sports=_set(chosen.sports), dports=_set(chosen.dports),
+            nets=tuple(parse_net(a) if isinstance(a, str) else a for a in chosen.addrs),
+            pids=_set(chosen.pids), process_names=tuple(p.lower() for p in chosen.process_names),
+            uids=_set(chosen.uids), paths=tuple(chosen.paths))
 
     @property
     def needs_owners(self) -> bool:

@@ -25,12 +25,13 @@ _EQ = ("=", "==", "eq")
 _OPS = {"!=": "ne", "ne": "ne", "neq": "ne", ">=": "ge", "ge": "ge", "geq": "ge",
         "<=": "le", "le": "le", "leq": "le", ">": "gt", "gt": "gt", "<": "lt", "lt": "lt",
         **{w: "eq" for w in _EQ}}
+# word -> (what is missing, the advice key that words the way out in flags)
 _UNSUPPORTED = {
-    "dev": "pysock has no ss 'dev' condition; select by address with src/dst or --addr",
-    "fwmark": "pysock has no ss 'fwmark' condition (firewall marks are not shown)",
-    "cgroup": "pysock has no ss 'cgroup' condition; select by owner with --pid, --process "
-              "or --user",
-    "autobound": "pysock has no ss 'autobound' condition; select ports with sport ranges",
+    "dev": ("pysock has no ss 'dev' condition", "ss_dev"),
+    "fwmark": ("pysock has no ss 'fwmark' condition (firewall marks are not shown)", None),
+    "cgroup": ("pysock has no ss 'cgroup' condition", "ss_cgroup"),
+    "autobound": ("pysock has no ss 'autobound' condition; select ports with sport ranges",
+                  None),
 }
 
 # inet_diag bytecode (linux/inet_diag.h)
@@ -255,7 +256,8 @@ class _Parser:
             raise UsageError(f"'{word}' goes before the other conditions, as in ss "
                              "(ss ... state established '( dport = :443 )')")
         if word in _UNSUPPORTED:
-            raise UsageError(_UNSUPPORTED[word])
+            fact, advice = _UNSUPPORTED[word]
+            raise UsageError(fact, advice=advice)
         raise UsageError(f"'{word}' is not a filter condition (src, dst, sport, dport, "
                          "state; and, or, not, parentheses)")
 

@@ -248,12 +248,10 @@ class DatagramSendPump(Pump):
 
     def _fill(self) -> None:
         self._may_read()
-        try:
-            data = self.read(self.read_size) if self.read else os.read(self.src, self.read_size)
-        except BlockingIOError:
-            raise Blocked(self.src, select.POLLIN) from None
-        except OSError as exc:
-            raise EndpointError("read", exc) from None
+        if self.read:
+            data = self._read_src(self.read, self.read_size)
+        else:
+            data = self._read_src(os.read, self.src, self.read_size)
         if not data:
             self._eof = True
             self.queue.extend(self.framer.end())
@@ -282,23 +280,13 @@ class DatagramRecvPump(Pump):
             self.pending = memoryview(datagram.data)
             if not self.pending:
                 return 1  # an empty datagram: nothing to write, but not the end
-        try:
-            n = self.write(self.pending)
-        except BlockingIOError:
-            raise Blocked(self.dst, select.POLLOUT) from None
-        except OSError as exc:
-            raise EndpointError("write", exc) from None
+        n = self._write_dst(self.write, self.pending)
         self.pending = self.pending[n:]
         self.moved += n
         return n
 
     def _next(self) -> Datagram | None:
-        try:
-            datagram = self.channel.recv_datagram()
-        except BlockingIOError:
-            raise Blocked(self.src, select.POLLIN) from None
-        except OSError as exc:
-            raise EndpointError("read", exc) from None
+        datagram = self._read_src(self.channel.recv_datagram)
         if datagram is None:
             return None
         try:

@@ -340,16 +340,8 @@ def os_error(exc: OSError, action: str, target: str = "", *, port: int | None = 
         if proto == "udp":
             return NetworkError(f"no one is listening on {target}/udp")
         return NetworkError(f"connection refused by {target}")
-    if code == errno.ECONNRESET:
-        return NetworkError(f"connection reset by {target}")
-    if code == errno.EPIPE:
-        return NetworkError(f"connection closed by {target} while sending")
-    if code == errno.ETIMEDOUT:
-        return NetworkError(f"connection to {target} timed out")
-    if code == errno.EHOSTUNREACH:
-        return NetworkError(f"no route to host{where}")
-    if code == errno.ENETUNREACH:
-        return NetworkError(f"network is unreachable for{where}")
+    if code in _PLAIN:
+        return NetworkError(_PLAIN[code].format(target=target, where=where))
     if code == errno.EADDRINUSE:
         return NetworkError(_in_use(target, port, proto))
     if code == errno.EACCES and port is not None and 0 < port < 1024 and action != "connect to":
@@ -362,6 +354,16 @@ def os_error(exc: OSError, action: str, target: str = "", *, port: int | None = 
         return NetworkError(_too_many_files(code))
     reason = exc.strerror or str(exc)
     return NetworkError(f"cannot {action}{where}: {reason[0].lower() + reason[1:]}")
+
+
+# errno -> its line, the same whatever was being done
+_PLAIN = {
+    errno.ECONNRESET: "connection reset by {target}",
+    errno.EPIPE: "connection closed by {target} while sending",
+    errno.ETIMEDOUT: "connection to {target} timed out",
+    errno.EHOSTUNREACH: "no route to host{where}",
+    errno.ENETUNREACH: "network is unreachable for{where}",
+}
 
 
 def _in_use(target: str, port: int | None, proto: str) -> str:

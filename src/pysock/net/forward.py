@@ -247,7 +247,7 @@ def _why(link: Link) -> tuple[str, str]:
             return broken[0], str(link.error)
         return "error", str(link.error)
     first = {"input": "client", "peer": "target"}.get(link.result.first_eof or "", "server")
-    return first, link.result.reason or "both sides closed"
+    return first, link.result.why or "both sides closed"
 
 
 def _split(addr) -> tuple[str | None, int | None]:

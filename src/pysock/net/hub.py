@@ -28,14 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from pysock.errors import NetworkError, PysockError
+from pysock.errors import NetworkError, PysockError, worded
 from pysock.net.access import Access
 from pysock.net.address import format_sockaddr
 from pysock.net.datagram import Framing
 from pysock.net.endpoints import Channel, SocketChannel, StdioChannel, fd_kind, os_error, peer_name
 from pysock.net.engine import Engine, Feed
 from pysock.net.pump import Blocked
-from pysock.net.relay import Link, Policy
+from pysock.net.relay import Link, Policy, SlowClient
 from pysock.net.tls import HANDSHAKE_TIMEOUT
 
 HIGH_WATER = 8 << 20  # past this, a client that takes nothing for STALL seconds is dropped
@@ -71,11 +71,19 @@ class Event:
 
     kind: str
     peer: str = ""
-    detail: str = ""
+    fact: str = ""
     sent: int = 0
     received: int = 0
     seconds: float = 0.0
     channel: Channel | None = None  # secured: the TLS channel, for a renderer to describe
+    advice: str | None = None  # a key of errors.ADVICE: the way out, in the user's flags
+    facts: tuple = ()  # (name, value) pairs the advice is worded with
+    dropped: bool = False  # leave: the server dropped the client (it stopped reading)
+
+    @property
+    def detail(self) -> str:
+        """The fact in words, with its advice."""
+        return worded(self.fact, self.advice, **dict(self.facts))
 
 
 @dataclass(eq=False)
@@ -203,7 +211,7 @@ class Hub:
                 self.children.remove(child)
                 if code != 0:
                     self.status = 1
-                self.on_event(Event("exited", detail=f"pid {child.pid} exited with {code}"))
+                self.on_event(Event("exited", fact=f"pid {child.pid} exited with {code}"))
 
     # -- stdio with many clients (listen -k) --------------------------------
 
@@ -220,8 +228,8 @@ class Hub:
             return
         kind = fd_kind(self.stdin)
         if kind == "file":  # kept for the clients that come: pipe it in instead
-            self.on_event(Event("warning", detail="stdin is a regular file; with -k it "
-                                "is not sent to clients (pipe it in instead)"))
+            self.on_event(Event("warning", fact="stdin is a regular file",
+                                advice="hub_stdin_file"))
             self._stdin_done(None)
             return
         self.stdin_link = Link(StdioChannel(self.stdin, -1), _Broadcast(self),
@@ -264,12 +272,14 @@ class Hub:
         peer = peer_name(sock, addr)
         if not _permitted(self.policy.access, addr):
             sock.close()
-            self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
+            self.on_event(Event("refused", peer, "not allowed", advice="access_refused"))
             return False
         if self.policy.max_conns is not None and \
                 len(self._people()) + len(self.handshakes) >= self.policy.max_conns:
             sock.close()
-            self.on_event(Event("refused", peer, f"--max-conns {self.policy.max_conns} reached"))
+            self.on_event(Event("refused", peer, "client limit reached",
+                                advice="max_conns_reached",
+                                facts=(("limit", self.policy.max_conns),)))
             return False
         self.served += 1
         if not self.policy.keep_open:
@@ -347,9 +357,10 @@ class Hub:
         client = self.clients.pop(link, None)
         if client is not None and link is not self.single and not client.quiet:
             # before closing, so the report comes before the client sees the end
-            why = str(link.error) if link.error is not None else link.result.reason
+            why = str(link.error) if link.error is not None else link.result.why
             self.on_event(Event("leave", client.peer, why, link.result.sent,
-                                link.result.received, time.monotonic() - link.started))
+                                link.result.received, time.monotonic() - link.started,
+                                dropped=isinstance(link.error, SlowClient)))
         self._close_link(link)
         if client is None:
             return
@@ -500,7 +511,7 @@ class Hub:
         if self.accepting:
             self.engine.unwatch(self.listener.fileno())
             self.accepting = False
-            self.on_event(Event("busy", detail=f"{why}; not accepting new clients until one leaves"))
+            self.on_event(Event("busy", fact=f"{why}; not accepting new clients until one leaves"))
         self.resume_accept_at = time.monotonic() + EMFILE_RETRY
 
     def _resume_accept(self) -> None:
@@ -639,4 +650,5 @@ def accept_one(listener: socket.socket, access: Access, timeout: float | None = 
             sock.settimeout(None)
             return sock
         sock.close()
-        on_event(Event("refused", format_sockaddr(addr), "not allowed by --allow/--deny"))
+        on_event(Event("refused", format_sockaddr(addr), "not allowed",
+                       advice="access_refused"))

@@ -43,7 +43,8 @@ def join(sock: socket.socket, group: str, iface: str | None = None) -> None:
     try:
         if addr.version == 6:
             if sock.family != socket.AF_INET6:
-                raise UsageError(f"cannot join IPv6 group {group} on an IPv4 socket (drop -4)")
+                raise UsageError(f"cannot join IPv6 group {group} on an IPv4 socket",
+                                 advice="multicast_v6_on_v4")
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
                             addr.packed + struct.pack("@I", index))
         else:

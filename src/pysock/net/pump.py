@@ -76,6 +76,26 @@ class Pump:
             raise Blocked(self.src, select.POLLIN)
         self._ready = False
 
+    def _read_src(self, read, *args):
+        """read(*args) from the source: Blocked while it has nothing, EndpointError
+        when it failed."""
+        try:
+            return read(*args)
+        except BlockingIOError:
+            raise Blocked(self.src, select.POLLIN) from None
+        except OSError as exc:
+            raise EndpointError("read", exc) from None
+
+    def _write_dst(self, write, *args):
+        """write(*args) to the destination: Blocked while it is full, EndpointError
+        when it failed."""
+        try:
+            return write(*args)
+        except BlockingIOError:
+            raise Blocked(self.dst, select.POLLOUT) from None
+        except OSError as exc:
+            raise EndpointError("write", exc) from None
+
     def close(self) -> None:
         pass
 
@@ -119,24 +139,14 @@ class PipedSplicePump(Pump):
 
     def step(self) -> int:
         if self._buffered == 0 and not self._eof:
-            try:
-                n = os.splice(self.src, self._w, CHUNK, flags=_SPLICE)
-            except BlockingIOError:
-                raise Blocked(self.src, select.POLLIN) from None
-            except OSError as exc:
-                raise EndpointError("read", exc) from None
+            n = self._read_src(os.splice, self.src, self._w, CHUNK, None, None, _SPLICE)
             if n == 0:
                 self._eof = True
             self._buffered = n
             self._short = n < SMALL
         if self._buffered == 0:
             return 0
-        try:
-            n = os.splice(self._r, self.dst, self._buffered, flags=_SPLICE)
-        except BlockingIOError:
-            raise Blocked(self.dst, select.POLLOUT) from None
-        except OSError as exc:
-            raise EndpointError("write", exc) from None
+        n = self._write_dst(os.splice, self._r, self.dst, self._buffered, None, None, _SPLICE)
         self._buffered -= n
         self.moved += n
         if self._buffered == 0 and self._short:

@@ -30,7 +30,7 @@ import errno
 import time
 from dataclasses import dataclass, field
 
-from pysock.errors import ExitStatus, NetworkError, PysockError
+from pysock.errors import ExitStatus, NetworkError, PysockError, worded
 from pysock.net.datagram import DatagramRecvPump, DatagramSendPump, Framer, Framing
 from pysock.net.endpoints import Channel, SocketChannel, fd_kind
 from pysock.net.engine import Engine, Feed
@@ -60,6 +60,7 @@ class Result:
     seconds: float = 0.0
     first_eof: str | None = None  # 'input' or 'peer'
     reason: str = ""
+    advice: str | None = None  # a key of errors.ADVICE: the flag behind the reason
     status: ExitStatus = ExitStatus.OK
     datagrams_sent: int | None = None  # None: not a datagram relay
     datagrams_received: int = 0
@@ -74,7 +75,12 @@ class Result:
             counts = (f" ({self.datagrams_sent} and {self.datagrams_received} datagrams"
                       + (f", {self.truncated} truncated" if self.truncated else "") + ")")
         return (f"sent {self.sent} bytes, received {self.received} bytes{counts} in "
-                f"{self.seconds:.3f} s ({_human_rate(rate)}); {first}; {self.reason}")
+                f"{self.seconds:.3f} s ({_human_rate(rate)}); {first}; {self.why}")
+
+    @property
+    def why(self) -> str:
+        """The reason the relay ended, in words."""
+        return worded(self.reason, self.advice)
 
 
 class RelayError(NetworkError):
@@ -83,6 +89,10 @@ class RelayError(NetworkError):
     def __init__(self, message: str, result: Result):
         super().__init__(message)
         self.result = result
+
+
+class SlowClient(RelayError):
+    """A client dropped for not reading while its queue grew (the others go on)."""
 
 
 @dataclass(eq=False)
@@ -341,7 +351,8 @@ class Link:
                                  self._final("peer stopped reading"))
             return
         if self.quit_at is not None and now >= self.quit_at:
-            self._finish(f"quit {self.policy.quit_after_eof:g} s after end of input (-q)")
+            self._finish(f"quit {self.policy.quit_after_eof:g} s after end of input",
+                         "relay_quit")
         elif (deadline := self._idle_deadline()) is not None and now >= deadline:
             self._count()
             self.result.status = ExitStatus.FAILURE
@@ -360,7 +371,7 @@ class Link:
         if queued > cap or (queued > high and now - self.last_sent > stall):
             self._count()
             self.result.status = ExitStatus.FAILURE
-            raise RelayError(f"dropped: not reading ({queued >> 20} MiB queued)",
+            raise SlowClient(f"dropped: not reading ({queued >> 20} MiB queued)",
                              self._final("slow client"))
 
     # -- the EOF policy ----------------------------------------------------
@@ -371,7 +382,7 @@ class Link:
             self.result.first_eof = self.result.first_eof or "input"
             if self.policy.send_only:
                 self._shutdown_remote()
-                self._finish("input sent (--send-only)")
+                self._finish("input sent", "relay_send_only")
                 return
             if self.policy.shutdown_on_eof:
                 self._shutdown_remote()
@@ -387,7 +398,7 @@ class Link:
         if not sending:
             return
         if self.policy.exit_on_peer_close:
-            self._finish("peer closed (--exit-on-peer-close)")
+            self._finish("peer closed", "relay_peer_closed")
         elif self.local_is_tty:
             self._finish("peer closed")
 
@@ -447,12 +458,12 @@ class Link:
             raise self.error
         return self.result
 
-    def _finish(self, reason: str) -> None:
+    def _finish(self, reason: str, advice: str | None = None) -> None:
         self.finished = True
-        self.result.reason = reason
+        self.result.reason, self.result.advice = reason, advice
 
     def _final(self, reason: str) -> Result:
-        self.result.reason = reason
+        self.result.reason, self.result.advice = reason, None
         self.result.seconds = time.monotonic() - self.started
         return self.result
 

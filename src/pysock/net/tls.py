@@ -18,7 +18,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from pysock.errors import NetworkError, UsageError
+from pysock.errors import NetworkError, UsageError, worded
 from pysock.net.endpoints import SocketChannel
 from pysock.net.pump import Blocked
 
@@ -138,7 +138,7 @@ class CertificateError(UsageError):
 
 def _why(exc: Exception) -> str:
     if isinstance(exc, ssl.SSLError):
-        return _reason_words(exc)
+        return tls_failure(exc)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc)
@@ -426,9 +426,8 @@ def handshake_error(exc: ssl.SSLError, peer: str) -> NetworkError:
         detail = exc.verify_message or ""
         if detail and detail.lower() not in reason.lower():
             reason += f": {detail.rstrip('.')}"
-        hint = " (--cafile FILE to trust its issuer, --insecure to skip checks)" \
-            if exc.verify_code in (2, 18, 19, 20, 21) else ""
-        return NetworkError(f"TLS verification of {peer} failed: {reason}{hint}")
+        advice = "tls_trust_issuer" if exc.verify_code in (2, 18, 19, 20, 21) else None
+        return NetworkError(f"TLS verification of {peer} failed: {reason}", advice=advice)
     return NetworkError(f"TLS handshake with {peer} failed: {tls_failure(exc)}")
 
 
@@ -442,16 +441,17 @@ _REASONS = {
     "WRONG_VERSION_NUMBER": "the peer does not speak TLS",
     "UNEXPECTED_EOF_WHILE_READING": "the peer closed the connection",
     "HTTP_REQUEST": "the peer sent plain HTTP, not TLS",
-    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the client sent no certificate (--verify-client)",
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the server requires a client certificate (--cert/--key)",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": ("the client sent no certificate", "tls_no_client_cert"),
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED": ("the server requires a client certificate",
+                                          "tls_client_cert_required"),
     "SSLV3_ALERT_BAD_CERTIFICATE": "the peer rejected our certificate",
     "TLSV1_ALERT_UNKNOWN_CA": "the peer does not trust our certificate's issuer",
     "SSLV3_ALERT_CERTIFICATE_EXPIRED": "the peer says our certificate expired",
-    "TLSV1_ALERT_PROTOCOL_VERSION": "no TLS version both sides accept (--tls-min?)",
-    "UNSUPPORTED_PROTOCOL": "no TLS version both sides accept (--tls-min?)",
-    "NO_PROTOCOLS_AVAILABLE": "no TLS version both sides accept (--tls-min?)",
-    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": "no ALPN protocol both sides accept (--alpn)",
-    "NO_APPLICATION_PROTOCOL": "no ALPN protocol both sides accept (--alpn)",
+    "TLSV1_ALERT_PROTOCOL_VERSION": ("no TLS version both sides accept", "tls_version"),
+    "UNSUPPORTED_PROTOCOL": ("no TLS version both sides accept", "tls_version"),
+    "NO_PROTOCOLS_AVAILABLE": ("no TLS version both sides accept", "tls_version"),
+    "TLSV1_ALERT_NO_APPLICATION_PROTOCOL": ("no ALPN protocol both sides accept", "tls_alpn"),
+    "NO_APPLICATION_PROTOCOL": ("no ALPN protocol both sides accept", "tls_alpn"),
     "SSLV3_ALERT_HANDSHAKE_FAILURE": "the peer refused the handshake (no common cipher or "
                                      "a certificate it requires)",
     "NO_SHARED_CIPHER": "no cipher both sides accept",
@@ -462,12 +462,11 @@ _REASONS = {
 
 def tls_failure(exc: ssl.SSLError) -> str:
     """An SSLError as words a user can act on."""
-    return _REASONS.get(getattr(exc, "reason", None) or "", None) or _reason_words(exc)
-
-
-def _reason_words(exc: ssl.SSLError) -> str:
     reason = getattr(exc, "reason", None)
     if reason:
-        return _REASONS.get(reason, reason.lower().replace("_", " "))
+        known = _REASONS.get(reason)
+        if known is None:
+            return reason.lower().replace("_", " ")
+        return known if isinstance(known, str) else worded(*known)
     text = str(exc.args[1] if len(exc.args) > 1 else exc)
     return text.split("] ", 1)[-1].split(" (_ssl.c")[0]

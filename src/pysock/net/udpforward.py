@@ -87,12 +87,14 @@ class UdpForwarder:
     def _open(self, client) -> _Session | None:
         peer = format_sockaddr(client)
         if not self.policy.access.permits(client[0]):
-            self.on_event(Event("refused", peer, "not allowed by --allow/--deny"))
+            self.on_event(Event("refused", peer, "not allowed", advice="access_refused"))
             return None
         limit = self.policy.max_conns
         if (limit is not None and len(self.sessions) >= limit) or (self.policy.once and self.count):
-            why = f"--max-conns {limit} reached" if not self.policy.once else "--once: one client"
-            self.on_event(Event("refused", peer, why))
+            self.on_event(Event("refused", peer, "one client only", advice="once_reached")
+                          if self.policy.once else
+                          Event("refused", peer, "client limit reached",
+                                advice="max_conns_reached", facts=(("limit", limit),)))
             return None
         sock = socket.socket(self.address.family, socket.SOCK_DGRAM)
         try:

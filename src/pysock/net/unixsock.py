@@ -201,16 +201,21 @@ def _bind_error(exc: OSError, addr: UnixAddress) -> NetworkError:
         kind = _fs_type(directory)
         return NetworkError(f"cannot create {addr}: {directory} is on a {kind} file system, "
                             f"which cannot hold socket files")
-    if exc.errno == errno.ENOENT:
-        return NetworkError(f"cannot create {addr}: directory {directory} does not exist")
     if exc.errno == errno.EACCES:
         return NetworkError(f"cannot create {addr}: permission denied "
                             f"({denied_where(addr.name, write_dir=True)})")
-    if exc.errno == errno.EROFS:
-        return NetworkError(f"cannot create {addr}: {directory} is on a read-only file system")
-    if exc.errno == errno.ENOTDIR:
-        return NetworkError(f"cannot create {addr}: a part of {directory} is not a directory")
+    if exc.errno in _CANNOT_CREATE:
+        why = _CANNOT_CREATE[exc.errno].format(directory=directory)
+        return NetworkError(f"cannot create {addr}: {why}")
     return os_error(exc, "listen on", str(addr))
+
+
+# errno -> why a socket file cannot be made in directory
+_CANNOT_CREATE = {
+    errno.ENOENT: "directory {directory} does not exist",
+    errno.EROFS: "{directory} is on a read-only file system",
+    errno.ENOTDIR: "a part of {directory} is not a directory",
+}
 
 
 def _fs_type(directory: str) -> str:

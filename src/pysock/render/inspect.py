@@ -163,19 +163,8 @@ def setting_words(shown: tuple) -> str:
     """What tcp_info says about the path and the connection's settings: mss ... wscale
     (the same for many sockets, so FastPlain keeps them)."""
     mss, rcv_mss, advmss, pmtu, rto, ato, snd_wscale, rcv_wscale = shown[8:16]
-    words = []
-    if mss:
-        words.append(f"mss:{mss}")
-    if rcv_mss:
-        words.append(f"rcvmss:{rcv_mss}")
-    if advmss:
-        words.append(f"advmss:{advmss}")
-    if pmtu:
-        words.append(f"pmtu:{pmtu}")
-    if rto:
-        words.append(f"rto:{rto:g}")
-    if ato:
-        words.append(f"ato:{ato:g}")
+    words = _set_words(("mss:", mss, ""), ("rcvmss:", rcv_mss, ""), ("advmss:", advmss, ""),
+                       ("pmtu:", pmtu, ""), ("rto:", rto, "g"), ("ato:", ato, "g"))
     if snd_wscale is not None:
         words.append(f"wscale:{snd_wscale},{rcv_wscale}")
     return " ".join(words)
@@ -185,21 +174,22 @@ def flow_words(shown: tuple) -> str:
     """What tcp_info says about the data flow: rates, busy and limited times, notsent."""
     delivery = shown[7]
     pacing, busy, rwnd_limited, sndbuf_limited, notsent = shown[16:]
-    words = []
-    if pacing:
-        words.append(f"pacing_rate {pacing}bps")
-    if delivery:
-        words.append(f"delivery_rate {delivery}bps")
+    words = _set_words(("pacing_rate ", pacing, "", "bps"), ("delivery_rate ", delivery, "", "bps"),
+                       ("busy:", busy, "g", "ms"))
     if busy:
-        words.append(f"busy:{busy:g}ms")
-        if rwnd_limited:
-            words.append(f"rwnd_limited:{rwnd_limited:g}ms({100 * rwnd_limited / busy:.1f}%)")
-        if sndbuf_limited:
-            words.append(f"sndbuf_limited:{sndbuf_limited:g}ms"
-                         f"({100 * sndbuf_limited / busy:.1f}%)")
-    if notsent:
-        words.append(f"notsent:{notsent}")
+        words += _set_words(*((label, value, "g", f"ms({100 * value / busy:.1f}%)")
+                              for label, value in (("rwnd_limited:", rwnd_limited),
+                                                   ("sndbuf_limited:", sndbuf_limited))
+                              if value))
+    words += _set_words(("notsent:", notsent, ""))
     return " ".join(words)
+
+
+def _set_words(*fields: tuple) -> list[str]:
+    """(label, value, format[, unit]) -> 'label<value><unit>' for each value that is set
+    (not 0 or None), in ss -i's words."""
+    return [f"{label}{value:{spec}}{unit[0] if unit else ''}"
+            for label, value, spec, *unit in fields if value]
 
 
 def _skmem_text(m: tuple) -> str:

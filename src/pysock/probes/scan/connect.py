@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pysock.errors import NetworkError
 from pysock.net.route import is_local
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
-from pysock.probes.scan.timing import RateLimit, default_connect_concurrency, estimators, monotonic
+from pysock.probes.scan.timing import PortScan, default_connect_concurrency, estimators, monotonic
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 ONE_TICK = struct.pack("ll", 0, 1)  # a struct timeval of 1 µs: the kernel rounds up to a tick
@@ -67,20 +67,15 @@ class _Probe:
         self.attempt, self.sent_at, self.live = attempt, sent_at, True
 
 
-class ConnectScan:
+class ConnectScan(PortScan):
     """Scan ports on targets; run() returns {target index: {port: Verdict}}."""
 
     splittable = True  # workers.run_split may share the ports among processes
 
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
-        self.targets = targets
-        self.timing = timing
-        self.limit = timing.concurrency or default_connect_concurrency()
-        self.on_progress = on_progress or (lambda n: None)
+        super().__init__(targets, timing, on_progress)
         self.rtt = estimators(len(targets), timing.timeout)
-        self.rate = RateLimit(timing.rate)
-        self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.inflight: dict[int, _Probe] = {}
         self.by_host: list[deque[_Probe]] = [deque() for _ in targets]
         self.retry: deque[tuple[int, int, int]] = deque()
@@ -94,6 +89,9 @@ class ConnectScan:
         self.spare: dict[tuple[int, bool], _socket.socket] = {}
         self.quick: list[bool | None] = [None] * len(targets)  # per host, found on first use
         self.held: dict[int, int] = {}  # family -> the port the quick socket is bound to
+
+    def default_window(self) -> int:
+        return default_connect_concurrency()  # raises the descriptor limit: only if asked
 
     # ---- the loop -----------------------------------------------------------
 

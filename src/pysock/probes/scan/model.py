@@ -35,7 +35,7 @@ class Verdict:
     banner: str | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Timing:
     """How hard and how patiently to probe."""
 

@@ -19,7 +19,7 @@ from pysock.probes.scan.model import OPEN, HostResult, Target, Timing
 CONNECT, SYN = "connect", "syn"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScanSpec:
     ports: dict[str, list[int]]  # proto -> ports
     tcp_method: str = CONNECT

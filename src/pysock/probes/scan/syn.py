@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pysock.errors import NetworkError, PrivilegeError
 from pysock.probes.scan import packets
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, Target, Timing, Verdict
-from pysock.probes.scan.timing import RateLimit, estimators, monotonic
+from pysock.probes.scan.timing import PortScan, estimators, monotonic
 
 DEFAULT_WINDOW = 2048  # SYNs in flight; answers queue in the raw socket's buffer meanwhile
 BATCH = 64  # SYNs sent to one host in a row, sharing one expiry entry
@@ -58,7 +58,7 @@ def source_address(target: Target) -> str:
         raise NetworkError(f"cannot scan {target.label}: {exc.strerror.lower()}") from None
 
 
-class SynScan:
+class SynScan(PortScan):
     """run() returns {target index: {port: Verdict}}, like ConnectScan.
 
     Probes go out in batches of up to BATCH ports to one host; a batch is one entry
@@ -68,15 +68,12 @@ class SynScan:
     # port and a filter on its raw socket for it, so each reads only its own answers
     splittable = True
 
+    window = DEFAULT_WINDOW
+
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
-        self.targets = targets
-        self.timing = timing
-        self.limit = timing.concurrency or DEFAULT_WINDOW
-        self.on_progress = on_progress or (lambda n: None)
+        super().__init__(targets, timing, on_progress)
         self.rtt = estimators(len(targets), timing.timeout)
-        self.rate = RateLimit(timing.rate)
-        self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.sent: list[dict[int, float]] = [{} for _ in targets]  # in flight: port -> sent at
         self.tries: list[dict[int, int]] = [{} for _ in targets]  # port -> attempt, once retried
         self.expiry: list[deque[tuple[float, list[int], int]]] = [deque() for _ in targets]

@@ -97,3 +97,22 @@ def default_connect_concurrency() -> int:
 
 
 monotonic = time.monotonic
+
+
+class PortScan:
+    """What the connect, SYN and UDP scans share: their targets and timing, the
+    window of probes in flight, progress, the rate limit, and a verdict per port of
+    each target; run() returns those verdicts, {target index: {port: Verdict}}."""
+
+    window = 256  # probes in flight unless the timing says
+
+    def __init__(self, targets: list, timing, on_progress):
+        self.targets = targets
+        self.timing = timing
+        self.limit = timing.concurrency or self.default_window()
+        self.on_progress = on_progress or (lambda n: None)
+        self.rate = RateLimit(timing.rate)
+        self.results: list[dict] = [{} for _ in targets]
+
+    def default_window(self) -> int:
+        return self.window

@@ -28,7 +28,7 @@ from pysock.net.route import is_local
 from pysock.probes.scan import packets
 from pysock.probes.scan.model import CLOSED, FILTERED, OPEN, OPEN_FILTERED, Target, Timing, Verdict
 from pysock.probes.scan.payloads import payload
-from pysock.probes.scan.timing import RateLimit, RttEstimator, monotonic
+from pysock.probes.scan.timing import PortScan, RttEstimator, monotonic
 
 DEFAULT_WINDOW = 256
 MIN_DELAY, MAX_DELAY = 0.05, 1.0  # pacing between probes to one host once ICMP is scarce
@@ -54,21 +54,18 @@ class _Host:
         self.finished = False
 
 
-class UdpScan:
+class UdpScan(PortScan):
     """run() returns {target index: {port: Verdict}}, like the TCP scans."""
 
     splittable = False  # ICMP rate limits are per host: more processes would not be faster
 
+    window = DEFAULT_WINDOW
+
     def __init__(self, targets: list[Target], ports: list[int], timing: Timing,
                  on_progress: Callable[[int], None] | None = None):
-        self.targets = targets
-        self.timing = timing
-        self.limit = timing.concurrency or DEFAULT_WINDOW
-        self.on_progress = on_progress or (lambda n: None)
+        super().__init__(targets, timing, on_progress)
         self.hosts = [_Host(ports, timing.timeout) for _ in targets]
         self.index = {t.addr: i for i, t in enumerate(targets)}
-        self.rate = RateLimit(timing.rate)
-        self.results: list[dict[int, Verdict]] = [{} for _ in targets]
         self.inflight = 0
         self.done = 0
 
