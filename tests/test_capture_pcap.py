@@ -147,3 +147,21 @@ def test_format_needs_a_file_and_converts_what_it_reads(tmp_path):
     want = subprocess.run(["tcpdump", "-n", "-t", "-xx", "-r", source, "tcp"],
                           capture_output=True, text=True, timeout=30, check=True).stdout
     assert _frames(converted) == want.split("\n")
+
+
+def test_libpcap_path_says_what_stops_it_in_one_line(lab, tmp_path):
+    from netns import two_hosts
+    a, _ = two_hosts(lab)
+    iface = next(iter(a.addrs))
+    cases = [(["-w", str(tmp_path / "no" / "x.pcap")], 1, "pysock: cannot write '"),
+             (["-w", str(tmp_path / "x.pcap"), "udp", "prot", "5"], 2, "pysock: bad filter '")]
+    for args, status, line in cases:
+        done = a.run(sys.executable, "-m", "pysock", "capture", "-i", iface, "-c", "1", *args,
+                     check=False)
+        assert done.returncode == status, done.stderr
+        assert done.stderr.startswith(line) and len(done.stderr.splitlines()) == 1, done.stderr
+    a.run("ip", "link", "set", iface, "down")
+    done = a.run(sys.executable, "-m", "pysock", "capture", "-i", iface, "-c", "1", "-w",
+                 str(tmp_path / "y.pcap"), check=False)
+    assert done.returncode == 1
+    assert done.stderr == "pysock: cannot start the capture: That device is not up\n"
