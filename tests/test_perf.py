@@ -411,6 +411,35 @@ def test_request_response_with_messages_that_arrive_in_pieces(procs, tmp_path, p
         assert record["request"] == request and record["response"] == response
 
 
+def test_request_response_client_gives_up_on_a_silent_server():
+    """A server that takes the parameters and then answers nothing: the client
+    ends after its stall limit (10 s) with one line and exit 1, never hangs."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = subprocess.Popen([*PYSOCK, "perf", "--rr", "-t", "1", "-p", str(port),
+                                   "127.0.0.1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            listener.settimeout(10)
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                marker = b""
+                while len(marker) < 37:
+                    marker += conn.recv(37 - len(marker))
+                conn.sendall(bytes([100]))  # RR_READY
+                began = time.monotonic()
+                out, err = client.communicate(timeout=60)
+                waited = time.monotonic() - began
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
+    assert client.returncode == 1, err
+    assert err.startswith("pysock: ") and "stopped answering" in err and len(err.splitlines()) == 1
+    assert 9 <= waited < 16  # one stall limit, not one per receive
+
+
 def test_request_response_against_iperf3_says_so(iperf3_server):
     port, server = iperf3_server()
     out = _pysock_client(port, "--rr", "-t", "1")

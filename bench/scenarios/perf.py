@@ -68,6 +68,10 @@ def _test(tool: str, seconds: float, extra: list[str], measure: str):
     return go
 
 
+BLOCKS = ("both send 128 KiB blocks (iperf3's default --length, and pysock's) and receive "
+          "into a 128 KiB buffer; neither sets SO_SNDBUF/SO_RCVBUF")
+
+
 def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
               measure: str = "rate") -> Scenario:
     flags = " ".join(extra)
@@ -76,22 +80,23 @@ def _scenario(title: str, seconds: float, extra: list[str], rounds: int,
                   Contender(f"iperf3 {flags}".strip(), _test("iperf3", seconds, extra, measure))]
     unit, better = ("s/GB", "lower") if measure == "cpu" else ("GB/s", "higher")
     return Scenario(f"perf: {title}, {seconds:g} s on loopback", unit, better, contenders,
-                    rounds=rounds)
+                    rounds=rounds, note=BLOCKS, both_orders=True)
 
 
 # ---- request/response latency vs sockperf ping-pong ------------------------------------------
 
-SOCKPERF_MSG = 14  # sockperf's smallest message; pysock sends the same size
+SOCKPERF_MSG = 14  # sockperf's smallest message (its header); pysock sends the same size
 
 
-def _rr_pysock(seconds: float, percentile: str):
+def _rr_pysock(seconds: float, percentile: str, size: int = SOCKPERF_MSG, udp: bool = False):
     def go(_env) -> float:
         port = free_port()
         server = start([PYSOCK, "perf", "-s", "-p", str(port), "127.0.0.1"])
         try:
             wait_listening(port, proc=server)
             out = run([PYSOCK, "perf", "--rr", "--json", "-t", str(seconds), "--request-size",
-                       str(SOCKPERF_MSG), "--response-size", str(SOCKPERF_MSG), "-p", str(port),
+                       str(size), "--response-size", str(size), "-p", str(port),
+                       *(["-u"] if udp else []),
                        "127.0.0.1"], timeout=seconds + 60, stdout=subprocess.PIPE)
             if out.returncode != 0:
                 raise BenchFailure(f"pysock --rr exited {out.returncode}: {out.stderr[-200:]!r}")
@@ -101,16 +106,17 @@ def _rr_pysock(seconds: float, percentile: str):
     return go
 
 
-def _rr_sockperf(seconds: float, percentile: str):
+def _rr_sockperf(seconds: float, percentile: str, udp: bool = False):
     wanted = {"p50_us": "50.000", "p99_us": "99.000"}[percentile]
+    tcp = [] if udp else ["--tcp"]
 
     def go(_env) -> float:
         port = free_port()
-        server = start(["sockperf", "sr", "--tcp", "-i", "127.0.0.1", "-p", str(port)],
+        server = start(["sockperf", "sr", *tcp, "-i", "127.0.0.1", "-p", str(port)],
                        stdout=subprocess.DEVNULL)
         try:
-            wait_listening(port, proc=server)
-            out = run(["sockperf", "pp", "--tcp", "-i", "127.0.0.1", "-p", str(port), "-t",
+            _wait_bound(port, udp, server)
+            out = run(["sockperf", "pp", *tcp, "-i", "127.0.0.1", "-p", str(port), "-t",
                        str(int(max(seconds, 1))), "-m", str(SOCKPERF_MSG), "--full-rtt"],
                       timeout=seconds + 60, stdout=subprocess.PIPE)
             for line in out.stdout.decode(errors="replace").splitlines():
@@ -122,12 +128,36 @@ def _rr_sockperf(seconds: float, percentile: str):
     return go
 
 
-def _rr_scenario(seconds: float, percentile: str, rounds: int) -> Scenario:
-    contenders = [Contender("pysock perf --rr", _rr_pysock(seconds, percentile), peer=False),
-                  Contender("sockperf ping-pong", _rr_sockperf(seconds, percentile))]
-    return Scenario(f"perf --rr: TCP round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte messages, "
-                    f"{seconds:g} s on loopback", "µs", "lower", contenders, rounds=rounds,
-                    note="sockperf --full-rtt: its round trip, not its default half")
+def _wait_bound(port: int, udp: bool, server: subprocess.Popen, timeout: float = 10) -> None:
+    if not udp:
+        return wait_listening(port, proc=server)
+    suffix = f":{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open("/proc/net/udp") as table:
+            if any(line.split()[1].endswith(suffix) for line in list(table)[1:]):
+                return
+        time.sleep(0.02)
+    raise BenchFailure(f"sockperf did not bind UDP port {port}")
+
+
+def _rr_scenario(seconds: float, percentile: str, rounds: int, udp: bool = False) -> Scenario:
+    proto = "UDP" if udp else "TCP"
+    contenders = [Contender("pysock perf --rr" + (" -u" if udp else ""),
+                            _rr_pysock(seconds, percentile, udp=udp), peer=False),
+                  Contender("sockperf ping-pong" + ("" if udp else " --tcp"),
+                            _rr_sockperf(seconds, percentile, udp))]
+    if not udp:
+        contenders.append(Contender("pysock perf --rr, 1-byte messages",
+                                    _rr_pysock(seconds, percentile, 1), peer=False))
+    return Scenario(f"perf --rr: {proto} round trip {percentile[:-3]}, {SOCKPERF_MSG}-byte "
+                    f"messages, {seconds:g} s on loopback", "µs", "lower", contenders,
+                    rounds=rounds, both_orders=True,
+                    note=f"both closed loop (one request outstanding) over {proto}"
+                         f"{' with TCP_NODELAY' if not udp else ''}, each its own client and "
+                         "server; sockperf --full-rtt reports the round trip, not its default "
+                         "half, and leaves out its first 400 ms (warm-up); its smallest message "
+                         "is 14 bytes" + ("" if udp else ", the 1-byte row is pysock alone"))
 
 
 def scenarios(quick: bool):
@@ -138,10 +168,11 @@ def scenarios(quick: bool):
         if have("sockperf"):
             yield _rr_scenario(1, "p50_us", 1)
         return
-    yield _scenario("one TCP stream", 5, [], 3)
-    yield _scenario("one TCP stream, zero copy", 5, ["-Z"], 3)
+    yield _scenario("one TCP stream", 10, [], 4)
+    yield _scenario("one TCP stream, zero copy", 10, ["-Z"], 4)
     yield _scenario("four TCP streams, aggregate", 5, ["-P", "4"], 3)
     yield _scenario("server CPU per GB received, one stream", 5, [], 3, measure="cpu")
     if have("sockperf"):
-        yield _rr_scenario(3, "p50_us", 3)
-        yield _rr_scenario(3, "p99_us", 3)
+        yield _rr_scenario(3, "p50_us", 4)
+        yield _rr_scenario(3, "p99_us", 4)
+        yield _rr_scenario(3, "p50_us", 4, udp=True)

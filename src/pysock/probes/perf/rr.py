@@ -21,6 +21,8 @@ MARKER = b"pysock-request-response-mode-v1-rr!!\0"
 RR_READY = 100
 MAX_MESSAGE = 1 << 20
 UDP_WAIT = 1.0  # a UDP request or reply lost: count it and go on after this long
+STALL_LIMIT = 10.0  # the client gives up on a TCP/Unix server that answers nothing this long
+TIMED_OUT = -1
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def run_client(ctrl: socket.socket, spec: RrSpec, host: str | None) -> dict:
 
 
 def _measure(sock: socket.socket, spec: RrSpec, datagrams: bool) -> dict:
-    _kernel_timeout(sock, UDP_WAIT if datagrams else 10)
+    _kernel_timeout(sock, UDP_WAIT if datagrams else STALL_LIMIT)
     exchange = _Exchange(sock, spec, datagrams)
     latencies = array("q")  # nanoseconds, 8 bytes each: a million transactions are 8 MB
     clock = time.perf_counter_ns
@@ -94,14 +96,17 @@ class _Exchange:
         return self.finish()
 
     def finish(self, got: int | None = None) -> bool:
-        """The reply's arrival; got: what a first receive already brought."""
+        """The reply's arrival; got: what a first receive already brought
+        (TIMED_OUT: SO_RCVTIMEO ran out)."""
         if got is None:
             try:
                 got = self.sock.recv_into(self.reply)
             except BlockingIOError:
-                if self.datagrams:
-                    return False
-                raise NetworkError("the server stopped answering") from None
+                got = TIMED_OUT
+        if got == TIMED_OUT:
+            if self.datagrams:
+                return False
+            raise NetworkError(f"the server stopped answering ({STALL_LIMIT:g} s)")
         if not self.datagrams and got != self.size:
             _read_exact(self.sock, self.reply, self.size, got)
         return True
@@ -124,7 +129,7 @@ def _closed_loop(exchange: _Exchange, latencies: array, end: int) -> int:
         try:
             got = recv_into(reply)
         except BlockingIOError:
-            got = None
+            got = TIMED_OUT
         if got != size and not exchange.finish(got):
             lost += 1
         else:
@@ -251,13 +256,31 @@ def _serve_udp(ctrl: socket.socket, response: int) -> None:
         buffer = bytearray(MAX_MESSAGE)
         ctrl.setblocking(False)
         _kernel_timeout(data, 0.5)
-        receive, answer = data.recvfrom_into, data.sendto
+        client = _first_request(data, ctrl, buffer)
+        if client is None:
+            return
+        # connected to the client: recv/send without turning an address into a tuple
+        # and back for every datagram
+        data.connect(client)
+        receive, answer = data.recv_into, data.send
+        answer(reply)
         while True:
             try:
-                answer(reply, receive(buffer)[1])
-            except BlockingIOError:  # half a second without a request
+                receive(buffer)
+                answer(reply)
+            except (BlockingIOError, ConnectionRefusedError):  # quiet, or a reply too late
                 if _closed(ctrl):
                     return
+
+
+def _first_request(data: socket.socket, ctrl: socket.socket, buffer: bytearray):
+    """The client's address, from its first datagram (None: it left first)."""
+    while True:
+        try:
+            return data.recvfrom_into(buffer)[1]
+        except BlockingIOError:
+            if _closed(ctrl):
+                return None
 
 
 def _closed(ctrl: socket.socket) -> bool:
