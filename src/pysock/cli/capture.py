@@ -10,7 +10,7 @@ import click
 from pysock.cli import options
 from pysock.cli.context import settings
 from pysock.cli.helpview import TeachingCommand
-from pysock.errors import ExitStatus, PysockError
+from pysock.errors import ExitStatus, PysockError, UsageError
 
 KEYWORDS = ("host", "net", "port", "portrange", "src", "dst", "tcp", "udp", "icmp", "icmp6",
             "ip", "ip6", "arp", "ether", "vlan", "and", "or", "not", "less", "greater",
@@ -96,20 +96,21 @@ def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports,
     from pysock.probes.capture.session import CaptureSpec
     command = click.get_current_context().meta.get("capture.command")
     if command is not None and (not command or read or pids or process_names):
-        raise click.UsageError("-- COMMAND runs a command and captures its traffic: it needs "
-                               "a COMMAND and goes with neither -r, --pid nor --process")
+        raise UsageError("-- COMMAND runs a command and captures its traffic: it needs "
+                         "a COMMAND and goes with neither -r, --pid nor --process", see_help=True)
     expression = _expression(words, ports, hosts)
     if write and (json or ascii or hexdump or verbose):
-        raise click.UsageError("-w writes packets to a file: --json, -A, -X and -v print them")
+        raise UsageError("-w writes packets to a file: --json, -A, -X and -v print them", see_help=True)
     if flows and (write or ascii or hexdump or verbose or _given("time_format")):
-        raise click.UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
-                               "are about packets")
+        raise UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
+                         "are about packets", see_help=True)
     if read and (ifaces or no_promisc or duration):
-        raise click.UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture")
+        raise UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture",
+                         see_help=True)
     if read and (pids or process_names):
-        raise click.UsageError("--pid and --process need a live capture (files hold no sockets)")
+        raise UsageError("--pid and --process need a live capture (files hold no sockets)", see_help=True)
     if file_format and not write:
-        raise click.UsageError("--format is the format of the file -w writes: give -w FILE")
+        raise UsageError("--format is the format of the file -w writes: give -w FILE", see_help=True)
     file_format = file_format or _format_of(write)
     spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
                        promisc=not no_promisc, count=count, duration=duration,

@@ -7,7 +7,7 @@ import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import ExitStatus
+from pysock.errors import ExitStatus, UsageError
 
 SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -117,16 +117,16 @@ def perf(host, server, port, max_tests, one_off, family, json, unix, **client) -
     if server:
         _refuse_given(client, CLIENT_ONLY, "a server (-s)")
         if unix and host:
-            raise click.UsageError("give either an ADDRESS or --unix PATH to serve on")
+            raise UsageError("give either an ADDRESS or --unix PATH to serve on", see_help=True)
         return _serve(host, port, family, max_tests, one_off, json, unix)
     if max_tests or one_off:
-        raise click.UsageError("--max-tests and --one-off are for the server (-s)")
+        raise UsageError("--max-tests and --one-off are for the server (-s)", see_help=True)
     if unix and host:
-        raise click.UsageError("give either a HOST or --unix PATH")
+        raise UsageError("give either a HOST or --unix PATH", see_help=True)
     if not host and not unix:
-        raise click.UsageError("give the HOST to test against (or --unix PATH), or -s to serve")
+        raise UsageError("give the HOST to test against (or --unix PATH), or -s to serve", see_help=True)
     if unix and client["udp"]:
-        raise click.UsageError("-u and --unix cannot be used together")
+        raise UsageError("-u and --unix cannot be used together", see_help=True)
     if client["rr"]:
         _refuse_given(client, NOT_WITH_RR, "--rr")
         return _request_response(host, port, family, json, unix, client)
@@ -141,7 +141,7 @@ def _refuse_given(values: dict, names, what: str) -> None:
     given = [n for n in names if ctx.get_parameter_source(n) not in (default, None)]
     if given:
         flags = ", ".join("--" + n.replace("_", "-").replace("nbytes", "bytes") for n in given)
-        raise click.UsageError(f"{flags}: client options, not for {what}")
+        raise UsageError(f"{flags}: client options, not for {what}", see_help=True)
 
 
 def _serve(address, port, family, max_tests, one_off, json, unix) -> int:
@@ -198,17 +198,17 @@ def _client(host, port, family, json, unix, *, udp, bitrate, time, nbytes, block
     from pysock.probes.perf.client import ClientOptions, PerfClient
     from pysock.probes.perf.params import TestSpec
     if sum(x is not None for x in (time, nbytes, blocks)) > 1:
-        raise click.UsageError("-t, -n and --blocks each end the test: give one")
+        raise UsageError("-t, -n and --blocks each end the test: give one", see_help=True)
     if reverse and bidir:
-        raise click.UsageError("-R and --bidir cannot be used together")
+        raise UsageError("-R and --bidir cannot be used together", see_help=True)
     if json and iperf_json:
-        raise click.UsageError("--json and -J cannot be used together")
+        raise UsageError("--json and -J cannot be used together", see_help=True)
     if udp and (zerocopy or congestion):
-        raise click.UsageError("-Z and -C are for TCP, not with -u")
+        raise UsageError("-Z and -C are for TCP, not with -u", see_help=True)
     if udp and length is not None and length < 16:
-        raise click.UsageError("--length: UDP datagrams need at least 16 bytes (the header)")
+        raise UsageError("--length: UDP datagrams need at least 16 bytes (the header)", see_help=True)
     if not udp and length is not None and length > 1 << 20:
-        raise click.UsageError("--length: at most 1M for TCP")
+        raise UsageError("--length: at most 1M for TCP", see_help=True)
     duration = 0.0 if (nbytes or blocks) else (time if time is not None else 10.0)
     if udp and bitrate is None:
         bitrate = UDP_DEFAULT_RATE
