@@ -356,10 +356,9 @@ def test_throughput_over_unix_sockets(procs, tmp_path):
     assert not os.path.exists(path)  # the server removed its socket file
 
 
-@pytest.mark.parametrize("proto", ["tcp", "udp", "unix"])
-def test_request_response_percentiles(procs, tmp_path, proto):
-    port = free_port()
-    path = str(tmp_path / "rr.sock")
+def _rr_server(procs, tmp_path, proto: str) -> list[str]:
+    """A pysock perf server on TCP/UDP or a Unix path, serving; the client's place options."""
+    port, path = free_port(), str(tmp_path / "rr.sock")
     where = ["--unix", path] if proto == "unix" else ["-p", str(port)]
     server = procs.pysock("perf", "-s", *where)
     if proto == "unix":
@@ -368,6 +367,12 @@ def test_request_response_percentiles(procs, tmp_path, proto):
             time.sleep(0.02)
     else:
         wait_listening(port, proc=server)
+    return where
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp", "unix"])
+def test_request_response_percentiles(procs, tmp_path, proto):
+    where = _rr_server(procs, tmp_path, proto)
     extra = ["-u"] if proto == "udp" else []
     target = [] if proto == "unix" else ["127.0.0.1"]
     out = subprocess.run([*PYSOCK, "perf", "--rr", "--json", "-t", "1", "--request-size", "64",
@@ -390,16 +395,7 @@ def test_request_response_percentiles(procs, tmp_path, proto):
 def test_request_response_with_messages_that_arrive_in_pieces(procs, tmp_path, proto):
     """1 MiB each way: neither end gets a whole message from one receive, so both
     take the path that gathers the rest (and a lost piece would hang, not pass)."""
-    port = free_port()
-    path = str(tmp_path / "rr.sock")
-    where = ["--unix", path] if proto == "unix" else ["-p", str(port)]
-    server = procs.pysock("perf", "-s", *where)
-    if proto == "unix":
-        deadline = time.monotonic() + 10
-        while not os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.02)
-    else:
-        wait_listening(port, proc=server)
+    where = _rr_server(procs, tmp_path, proto)
     target = [] if proto == "unix" else ["127.0.0.1"]
     for request, response in ((1 << 20, 1), (1, 1 << 20)):
         out = subprocess.run([*PYSOCK, "perf", "--rr", "--json", "-t", "1", "--request-size",

@@ -205,26 +205,10 @@ class Stream:
             os.close(fd)
 
     def _recv_loop(self, stop: threading.Event, block: int) -> None:
-        if type(self).arrived is Stream.arrived:
-            return self._recv_counting(stop, block)
-        buffer = bytearray(max(block, 128 * 1024))
-        recv_into = self.sock.recv_into
-        while not stop.is_set():
-            try:
-                n = recv_into(buffer)
-            except BlockingIOError:
-                continue
-            if not n:
-                return
-            self.bytes += n
-            self.arrived(buffer, n)
-        self._drain(buffer)
-
-    def _recv_counting(self, stop: threading.Event, block: int) -> None:
-        """A byte stream: only the count matters, so the loop does nothing else."""
+        # a byte stream counts only: the hook is looked up once, not called per read
+        hook = None if type(self).arrived is Stream.arrived else self.arrived
         buffer = bytearray(max(block, RECV_BUFFER))
-        recv_into = self.sock.recv_into
-        stopped = stop.is_set
+        recv_into, stopped = self.sock.recv_into, stop.is_set
         while not stopped():
             try:
                 n = recv_into(buffer)
@@ -233,6 +217,8 @@ class Stream:
             if not n:
                 return
             self.bytes += n
+            if hook:
+                hook(buffer, n)
         self._drain(buffer)
 
     def arrived(self, buffer: bytearray, size: int) -> None:
