@@ -147,12 +147,17 @@ class Session:
         for i, target in enumerate(self.targets):
             target.next_at = start + i * self.spec.stagger
         active = list(self.targets)
-        clock, poll, ready, expire = time.monotonic, poller.poll, self.prober.ready, self.prober.expire
+        clock, poll, ready = time.monotonic, poller.poll, self.prober.ready
+        expire = self.prober.expire if self.prober.expires else None
         while active:
             now = clock()
             for target in active:
                 if target.next_at <= now and self._may_send(target, now, deadline_at):
-                    yield from self._send(target, now)
+                    sent = self._sent(target, now)
+                    yield sent
+                    failure = self._transmit(target, sent.seq)
+                    if failure is not None:
+                        yield failure
             now = clock()
             over = [t for t in active if self._over(t, now, deadline_at)]
             for target in over:
@@ -166,7 +171,8 @@ class Session:
                     event = self._account(answer)
                     if event is not None:
                         yield event
-            expire(clock())
+            if expire is not None:
+                expire(clock())
 
     def _may_send(self, target: Target, now: float, deadline_at: float | None) -> bool:
         spec = self.spec
@@ -174,7 +180,8 @@ class Session:
             return False
         return deadline_at is None or now < deadline_at
 
-    def _send(self, target: Target, now: float) -> Iterator[Event]:
+    def _sent(self, target: Target, now: float) -> Sent:
+        """The bookkeeping of a probe about to go (its Sent event comes first: -f's dot)."""
         stats = target.stats
         seq = (stats.transmitted + 1) & 0xFFFF
         target.answered.discard(seq)
@@ -186,12 +193,15 @@ class Session:
             target.next_at = now + FLOOD_GAP
         else:
             target.next_at = max(target.next_at + self.spec.interval, now)
-        yield Sent(target, seq)
+        return Sent(target, seq)
+
+    def _transmit(self, target: Target, seq: int) -> Failure | None:
         try:
             target.sent_ns[seq] = self.prober.send(target, seq)
         except OSError as exc:
-            stats.error(seq)
-            yield Failure(target, seq, None, exc.strerror or str(exc))
+            target.stats.error(seq)
+            return Failure(target, seq, None, exc.strerror or str(exc))
+        return None
 
     def _over(self, target: Target, now: float, deadline_at: float | None) -> bool:
         spec, stats = self.spec, target.stats
@@ -221,7 +231,8 @@ class Session:
                 wake = min(wake, target.last_sent_at + self._linger(target.stats))
         if deadline_at is not None:
             wake = min(wake, deadline_at)
-        wake = min(wake, self.prober.next_expiry())
+        if self.prober.expires:
+            wake = min(wake, self.prober.next_expiry())
         return max(0.0, wake - now)
 
     # ---- answers -------------------------------------------------------------
@@ -269,6 +280,8 @@ class Session:
 
 class EchoProber:
     """Echo requests on one EchoSocket per address family in use."""
+
+    expires = False  # no probe of its times out by itself: -W and the schedule decide
 
     def __init__(self, min_interval: float = 0.0):
         self.min_interval = min_interval  # for unprivileged (datagram) sockets
