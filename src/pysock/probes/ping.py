@@ -9,7 +9,6 @@ import select
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pysock.errors import ExitStatus, PysockError
 from pysock.probes import icmp
@@ -19,37 +18,54 @@ FLOOD_GAP = 0.01  # flood: send on each reply, or at least a hundred times a sec
 CAP_WAIT = 1.0  # never sleep longer than this between checks
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing dataclasses (inspect, ast, dis) costs
+# more of ping's start-up than its whole quick path (see probes/icmp.Echo).
+
+
 class PingSpec:
-    count: int | None = None
-    interval: float = 1.0
-    timeout: float = 10.0  # -W: how long to wait after the last probe when nothing came back
-    deadline: float | None = None  # -w
-    size: int = 56
-    ttl: int | None = None
-    pattern: bytes | None = None
-    flood: bool = False
-    source: str | None = None
-    device: str | None = None
-    privileged: bool | None = None  # None: raw if allowed, else a ping socket
-    stagger: float = 0.01  # between the first probes of successive hosts
+    __slots__ = ("count", "interval", "timeout", "deadline", "size", "ttl", "pattern", "flood",
+                 "source", "device", "privileged", "stagger")
+
+    def __init__(self, count: int | None = None, interval: float = 1.0, timeout: float = 10.0,
+                 deadline: float | None = None, size: int = 56, ttl: int | None = None,
+                 pattern: bytes | None = None, flood: bool = False, source: str | None = None,
+                 device: str | None = None, privileged: bool | None = None,
+                 stagger: float = 0.01):
+        self.count, self.interval = count, interval
+        self.timeout = timeout  # -W: how long to wait after the last probe when nothing came back
+        self.deadline = deadline  # -w
+        self.size, self.ttl, self.pattern, self.flood = size, ttl, pattern, flood
+        self.source, self.device = source, device
+        self.privileged = privileged  # None: raw if allowed, else a ping socket
+        self.stagger = stagger  # between the first probes of successive hosts
+
+    def __repr__(self) -> str:
+        return "PingSpec(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other) -> bool:
+        return type(other) is PingSpec and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, k) for k in self.__slots__))
 
 
-@dataclass(eq=False)
 class Target:
-    name: str  # as the user typed it
-    addr: str
-    family: socket.AddressFamily
-    sockaddr: tuple
-    stats: Stats = field(default_factory=Stats, repr=False)
-    sent_ns: dict[int, int] = field(default_factory=dict, repr=False)  # seq -> CLOCK_REALTIME ns
-    answered: set[int] = field(default_factory=set, repr=False)
-    next_at: float = 0.0  # monotonic time of the next probe
-    last_sent_at: float | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    last_activity: float | None = None  # the last probe sent or answer read
-    done: bool = False
+    def __init__(self, name: str, addr: str, family: socket.AddressFamily, sockaddr: tuple):
+        self.name = name  # as the user typed it
+        self.addr, self.family, self.sockaddr = addr, family, sockaddr
+        self.stats = Stats()
+        self.sent_ns: dict[int, int] = {}  # seq -> CLOCK_REALTIME ns
+        self.answered: set[int] = set()
+        self.next_at = 0.0  # monotonic time of the next probe
+        self.last_sent_at: float | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.last_activity: float | None = None  # the last probe sent or answer read
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"Target({self.name!r}, {self.addr!r})"
 
     @property
     def elapsed_us(self) -> int:
@@ -66,58 +82,60 @@ class Target:
         return (self.elapsed_us + 500) // 1000
 
 
-@dataclass(slots=True)
 class Answer:
     """What a prober read, matched to a target and a sequence number."""
 
-    target: Target
-    seq: int
-    recv_ns: int
-    addr: str
-    error: str | None = None
-    ttl: int | None = None
-    size: int | None = None
-    data: bytes = b""
-    checksum_ok: bool = True
-    state: str | None = None  # port pings: open / closed
+    __slots__ = ("target", "seq", "recv_ns", "addr", "error", "ttl", "size", "data",
+                 "checksum_ok", "state")
+
+    def __init__(self, target: Target, seq: int, recv_ns: int, addr: str,
+                 error: str | None = None, ttl: int | None = None, size: int | None = None,
+                 data: bytes = b"", checksum_ok: bool = True, state: str | None = None):
+        self.target, self.seq, self.recv_ns, self.addr = target, seq, recv_ns, addr
+        self.error, self.ttl, self.size, self.data = error, ttl, size, data
+        self.checksum_ok = checksum_ok
+        self.state = state  # port pings: open / closed
 
 
-@dataclass(slots=True)
 class Sent:
-    target: Target
-    seq: int
+    __slots__ = ("target", "seq")
+
+    def __init__(self, target: Target, seq: int):
+        self.target, self.seq = target, seq
 
 
-@dataclass(slots=True)
 class Reply:
-    target: Target
-    seq: int
-    addr: str
-    ttl: int | None
-    size: int | None
-    rtt_us: int
-    rtt_ns: int
-    duplicate: bool = False
-    corrupt: bool = False
-    truncated: bool = False
-    wrong_byte: tuple[int, int, int] | None = None  # (index, expected, got)
-    state: str | None = None
-    data: bytes = b""  # the echoed data, kept only when it came back wrong
+    __slots__ = ("target", "seq", "addr", "ttl", "size", "rtt_us", "rtt_ns", "duplicate",
+                 "corrupt", "truncated", "wrong_byte", "state", "data")
+
+    def __init__(self, target: Target, seq: int, addr: str, ttl: int | None, size: int | None,
+                 rtt_us: int, rtt_ns: int, duplicate: bool = False, corrupt: bool = False,
+                 truncated: bool = False, wrong_byte: tuple[int, int, int] | None = None,
+                 state: str | None = None, data: bytes = b""):
+        self.target, self.seq, self.addr, self.ttl, self.size = target, seq, addr, ttl, size
+        self.rtt_us, self.rtt_ns = rtt_us, rtt_ns
+        self.duplicate, self.corrupt, self.truncated = duplicate, corrupt, truncated
+        self.wrong_byte = wrong_byte  # (index, expected, got)
+        self.state = state
+        self.data = data  # the echoed data, kept only when it came back wrong
 
 
-@dataclass(slots=True)
 class Failure:
     """An ICMP error about one of our probes, or a probe that could not be sent."""
 
-    target: Target
-    seq: int
-    addr: str | None  # who reported it (a router, this host); None: sending failed here
-    text: str
+    __slots__ = ("target", "seq", "addr", "text")
+
+    def __init__(self, target: Target, seq: int, addr: str | None, text: str):
+        self.target, self.seq = target, seq
+        self.addr = addr  # who reported it (a router, this host); None: sending failed here
+        self.text = text
 
 
-@dataclass(slots=True)
 class Finished:
-    target: Target
+    __slots__ = ("target",)
+
+    def __init__(self, target: Target):
+        self.target = target
 
 
 Event = Sent | Reply | Failure | Finished
@@ -365,21 +383,37 @@ def bare(addr: str) -> str:
 
 def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list[Target]:
     """Hosts as typed (addresses, names, CIDR blocks) -> one Target per distinct address."""
-    from pysock.net.address import parse_targets, resolve
-
     targets: list[Target] = []
     seen: set[str] = set()
     for text in hosts:
-        for host in parse_targets(text):
-            try:
-                addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
-            except PysockError as exc:  # ping's errors all end with status 2, as iputils'
-                raise PysockError(exc.message, ExitStatus.USAGE) from None
-            sockaddr = (addr.sockaddr[0], 0, *addr.sockaddr[2:])
-            if bare(addr.host) not in seen:
-                seen.add(bare(addr.host))
-                targets.append(Target(host, bare(addr.host), addr.family, sockaddr))
+        for host, af, sockaddr in _addresses(text, family, numeric):
+            addr = bare(sockaddr[0])
+            if addr not in seen:
+                seen.add(addr)
+                targets.append(Target(host, addr, af, (sockaddr[0], 0, *sockaddr[2:])))
     return targets
+
+
+def _addresses(text: str, family: int | None, numeric: bool):
+    """(host, family, sockaddr) for each host text stands for. A plain dotted quad is
+    its own answer: no look-up, and no import of the resolver (start-up)."""
+    if family in (None, 4) and _plain_ipv4(text):
+        yield text, socket.AF_INET, (text, 0)
+        return
+    from pysock.net.address import parse_targets, resolve
+    for host in parse_targets(text):
+        try:
+            addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+        except PysockError as exc:  # ping's errors all end with status 2, as iputils'
+            raise PysockError(exc.message, ExitStatus.USAGE) from None
+        yield host, addr.family, addr.sockaddr
+
+
+def _plain_ipv4(text: str) -> bool:
+    """An IPv4 address written as getaddrinfo writes it back (a.b.c.d, no zeros in front)."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and str(int(p)) == p and int(p) < 256 for p in parts)
 
 
 def route_source(name: str, sockaddr: tuple, device: str | None = None,
