@@ -432,9 +432,8 @@ def _run(command, session, write):
 
 
 def _command_failed(command, status: int) -> None:
-    from pysock.render.diagnostics import Diagnostics
     how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-    Diagnostics().say(f"{' '.join(command)} {how}")
+    settings().diagnostics().say(f"{' '.join(command)} {how}")
 
 
 def _pump(packets, sink: Sink) -> None:
