@@ -148,6 +148,7 @@ class Session:
         self.prober = prober
         self.payload = icmp.fill_payload(spec.size, spec.pattern)
         self.rapid = spec.interval == 0  # -f without -i, or -i 0: paced by the replies
+        self.skip = icmp.STAMP.size if spec.size >= icmp.STAMP.size else 0  # the time stamp
 
     def events(self) -> Iterator[Event]:
         poller = select.poll()
@@ -284,13 +285,13 @@ class Session:
             answer.size < self.spec.size + icmp.HEADER.size
 
     def _wrong_byte(self, answer: Answer) -> tuple[int, int, int] | None:
-        if answer.state is not None:
-            return None
-        skip = icmp.STAMP.size if self.spec.size >= icmp.STAMP.size else 0
-        where = icmp.first_wrong_byte(answer.data, self.payload, skip)
+        data, payload = answer.data, self.payload
+        if answer.state is not None or data[self.skip:len(payload)] == payload[self.skip:len(data)]:
+            return None  # (the common case, without a call)
+        where = icmp.first_wrong_byte(data, payload, self.skip)
         if where is None:
             return None
-        return where, self.payload[where], answer.data[where]
+        return where, payload[where], data[where]
 
 
 # ---- ICMP echo ----------------------------------------------------------------
@@ -357,7 +358,7 @@ class EchoProber:
 
     def _target(self, family: int, addr: str | None) -> Target | None:
         if addr is not None:
-            found = self.by_addr.get((family, bare(addr)))
+            found = self.by_addr.get((family, addr if "%" not in addr else bare(addr)))
             if found is not None:
                 return found
         return self.only.get(family)  # one host pinged: answers from elsewhere are its too
