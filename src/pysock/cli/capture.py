@@ -4,6 +4,7 @@ behind each flow, pcapng out (-w) and pcap/pcapng in (-r)."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import click
 
@@ -52,111 +53,206 @@ class CaptureCommand(TeachingCommand):
         return [*super().collect_usage_pieces(ctx), "[-- COMMAND [ARGS]...]"]
 
 
+@dataclass(frozen=True)
+class Limits:
+    """-i, -c, --duration, -s: where to capture and how much."""
+
+    ifaces: tuple[str, ...]
+    count: int | None
+    duration: float | None
+    snaplen: int
+
+
+@dataclass(frozen=True)
+class Selection:
+    """--port, --host (ANDed with FILTER into the kernel's filter), --pid and --process
+    (matched against the owner of each packet's socket)."""
+
+    ports: tuple[int, ...]
+    hosts: tuple[str, ...]
+    pids: tuple[int, ...]
+    names: tuple[str, ...]
+
+    @property
+    def by_owner(self) -> bool:
+        return bool(self.pids or self.names)
+
+    def expression(self, words) -> str:
+        parts = [" ".join(words)] if words else []
+        if self.ports:
+            parts.append(" or ".join(f"port {p}" for p in self.ports))
+        if self.hosts:
+            parts.append(" or ".join(f"host {h}" for h in self.hosts))
+        return " and ".join(f"({p})" for p in parts) if len(parts) > 1 else "".join(parts)
+
+    def owner_test(self):
+        """A test of a packet's owners, or None when every packet is wanted."""
+        if not self.by_owner:
+            return None
+        pids, names = set(self.pids), set(self.names)
+
+        def wanted(packet) -> bool:
+            return any(owner and (owner[0] in pids or owner[1] in names)
+                       for owner in (packet.owner, packet.peer_owner))
+        return wanted
+
+
+@dataclass(frozen=True)
+class Printing:
+    """-A, -X, -v, --time-format, --flows: how packets (or flows) are printed."""
+
+    ascii: bool
+    hexdump: bool
+    verbose: bool
+    time_format: str
+    flows: bool
+    time_format_given: bool
+
+    @property
+    def packet_details(self) -> bool:
+        return self.ascii or self.hexdump or self.verbose
+
+
+@dataclass(frozen=True)
+class Files:
+    """-w FILE in --format, -r FILE."""
+
+    write: str | None
+    format: str | None  # as given; None: from the name of -w's FILE
+    read: str | None
+
+    @property
+    def write_format(self) -> str:
+        """pcap for a FILE named *.pcap (tcpdump's habit), pcapng otherwise."""
+        if self.format:
+            return self.format
+        return "pcap" if self.write and self.write.lower().endswith(".pcap") else "pcapng"
+
+
+def _limits(*, ifaces, count, duration, snaplen) -> Limits:
+    return Limits(tuple(ifaces), count, duration, snaplen)
+
+
+def _selection(*, ports, hosts, pids, process_names) -> Selection:
+    return Selection(tuple(ports), tuple(hosts), tuple(pids), tuple(process_names))
+
+
+def _printing(*, ascii, hexdump, verbose, time_format, flows) -> Printing:
+    return Printing(ascii, hexdump, verbose, time_format, flows, _given("time_format"))
+
+
+def _files(*, write, file_format, read) -> Files:
+    return Files(write, file_format, read)
+
+
+# -i, -c, --duration, -s: the command receives them as limits=Limits
+limit_options = options.option_group([
+    click.option("-i", "--iface", "ifaces", multiple=True, type=CaptureIface(),
+                 help="Capture on this interface (repeatable) [default: any]."),
+    click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after COUNT packets."),
+    click.option("--duration", type=options.SECONDS, help="Stop after this many seconds."),
+    click.option("-s", "--snaplen", type=click.IntRange(1, 262144), default=262144,
+                 show_default=True, help="Keep at most this many bytes of each packet."),
+], _limits, "limits")
+
+# --port, --host, --pid, --process: the command receives them as selection=Selection
+selection_options = options.option_group([
+    click.option("--port", "ports", type=options.PORT, multiple=True,
+                 help="Only TCP or UDP port PORT, either direction (repeatable; ANDed with "
+                      "FILTER)."),
+    click.option("--host", "hosts", multiple=True, metavar="ADDR",
+                 help="Only packets to or from ADDR (repeatable; ANDed with FILTER)."),
+    click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
+                 help="Only the traffic of sockets this process owns (repeatable)."),
+    click.option("--process", "process_names", multiple=True, metavar="NAME",
+                 help="Only the traffic of processes with this name (repeatable)."),
+], _selection, "selection")
+
+# -A, -X, -v, --time-format, --flows: the command receives them as printing=Printing
+printing_options = options.option_group([
+    click.option("-A", "ascii", is_flag=True, help="Print each packet's bytes as text."),
+    click.option("-X", "hexdump", is_flag=True, help="Print each packet in hex and text."),
+    click.option("-v", "--verbose", is_flag=True,
+                 help="More IP header fields (ttl, id, flags...)."),
+    click.option("--time-format", type=click.Choice(TIME_FORMATS), default="time",
+                 show_default=True, help="Time stamps as tcpdump's -t habits: time of day, "
+                 "epoch (-tt), date (-tttt), delta (-ttt), relative (-ttttt), none (-t)."),
+    click.option("--flows", is_flag=True, help="One row per connection instead of packets: "
+                 "packets and bytes each way, RTT, retransmissions, resets, process."),
+], _printing, "printing")
+
+# -w, --format, -r: the command receives them as files=Files
+file_options = options.option_group([
+    click.option("-w", "--write", "write", metavar="FILE",
+                 help="Write packets to FILE ('-' for stdout) instead of printing them."),
+    click.option("--format", "file_format", type=click.Choice(FILE_FORMATS),
+                 help="The file format of -w: pcap (classic, what tcpdump writes; the fastest) "
+                 "or pcapng (interface names, direction, the process as a comment) "
+                 "[default: pcap when FILE ends in .pcap, else pcapng]."),
+    click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
+                 help="Read packets from a pcap or pcapng FILE instead of the network."),
+], _files, "files")
+
+
 @click.command(cls=CaptureCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("words", nargs=-1, metavar="[FILTER...]", type=FilterWord())
-@click.option("-i", "--iface", "ifaces", multiple=True, type=CaptureIface(),
-              help="Capture on this interface (repeatable) [default: any].")
-@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after COUNT packets.")
-@click.option("--duration", type=options.SECONDS, help="Stop after this many seconds.")
-@click.option("-s", "--snaplen", type=click.IntRange(1, 262144), default=262144,
-              show_default=True, help="Keep at most this many bytes of each packet.")
+@limit_options
 @options.numeric
 @click.option("--no-promisc", is_flag=True, help="Leave the interface out of promiscuous mode.")
-@click.option("--port", "ports", type=options.PORT, multiple=True,
-              help="Only TCP or UDP port PORT, either direction (repeatable; ANDed with FILTER).")
-@click.option("--host", "hosts", multiple=True, metavar="ADDR",
-              help="Only packets to or from ADDR (repeatable; ANDed with FILTER).")
-@click.option("--pid", "pids", type=click.IntRange(min=1), multiple=True,
-              help="Only the traffic of sockets this process owns (repeatable).")
-@click.option("--process", "process_names", multiple=True, metavar="NAME",
-              help="Only the traffic of processes with this name (repeatable).")
-@click.option("-A", "ascii", is_flag=True, help="Print each packet's bytes as text.")
-@click.option("-X", "hexdump", is_flag=True, help="Print each packet in hex and text.")
-@click.option("-v", "--verbose", is_flag=True, help="More IP header fields (ttl, id, flags...).")
-@click.option("--time-format", type=click.Choice(TIME_FORMATS), default="time",
-              show_default=True, help="Time stamps as tcpdump's -t habits: time of day, "
-              "epoch (-tt), date (-tttt), delta (-ttt), relative (-ttttt), none (-t).")
-@click.option("--flows", is_flag=True, help="One row per connection instead of packets: "
-              "packets and bytes each way, RTT, retransmissions, resets, process.")
-@click.option("-w", "--write", "write", metavar="FILE",
-              help="Write packets to FILE ('-' for stdout) instead of printing them.")
-@click.option("--format", "file_format", type=click.Choice(FILE_FORMATS),
-              help="The file format of -w: pcap (classic, what tcpdump writes; the fastest) "
-              "or pcapng (interface names, direction, the process as a comment) "
-              "[default: pcap when FILE ends in .pcap, else pcapng].")
-@click.option("-r", "--read", "read", metavar="FILE", type=click.Path(dir_okay=False),
-              help="Read packets from a pcap or pcapng FILE instead of the network.")
+@selection_options
+@printing_options
+@file_options
 @options.json_output
-def capture(words, ifaces, count, duration, snaplen, numeric, no_promisc, ports, hosts, pids,
-            process_names, ascii, hexdump, verbose, time_format, flows, write, file_format,
-            read, json) -> int:
+def capture(words, limits, numeric, no_promisc, selection, printing, files, json) -> int:
     """Capture packets, as tcpdump does, and name the process behind each one.
     FILTER is pcap-filter syntax ('tcp port 80 and host 10.0.0.5'), compiled by
     libpcap and run in the kernel."""
     from pysock.probes.capture.session import CaptureSpec
     command = click.get_current_context().meta.get("capture.command")
-    if command is not None and (not command or read or pids or process_names):
-        raise UsageError("-- COMMAND runs a command and captures its traffic: it needs "
-                         "a COMMAND and goes with neither -r, --pid nor --process", see_help=True)
-    expression = _expression(words, ports, hosts)
-    if write and (json or ascii or hexdump or verbose):
-        raise UsageError("-w writes packets to a file: --json, -A, -X and -v print them", see_help=True)
-    if flows and (write or ascii or hexdump or verbose or _given("time_format")):
-        raise UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
-                         "are about packets", see_help=True)
-    if read and (ifaces or no_promisc or duration):
-        raise UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture",
-                         see_help=True)
-    if read and (pids or process_names):
-        raise UsageError("--pid and --process need a live capture (files hold no sockets)", see_help=True)
-    if file_format and not write:
-        raise UsageError("--format is the format of the file -w writes: give -w FILE", see_help=True)
-    file_format = file_format or _format_of(write)
-    spec = CaptureSpec(ifaces=tuple(ifaces), expression=expression, snaplen=snaplen,
-                       promisc=not no_promisc, count=count, duration=duration,
-                       attribute=not (write and file_format == "pcap" and not pids
-                                      and not process_names and command is None))
-    if flows:
+    live_only = bool(limits.ifaces or no_promisc or limits.duration)
+    _check(command, selection, printing, files, json, live_only)
+    write = files.write
+    spec = CaptureSpec(ifaces=limits.ifaces, expression=selection.expression(words),
+                       snaplen=limits.snaplen, promisc=not no_promisc, count=limits.count,
+                       duration=limits.duration,
+                       attribute=not (write and files.write_format == "pcap"
+                                      and not selection.by_owner and command is None))
+    if printing.flows:
         view = _flows_view(json, numeric)
     else:
-        view = None if write else _view(json, numeric, time_format, ascii, hexdump, verbose)
-    wanted = _owner_test(pids, process_names)
-    if read:
-        return _read(read, spec, view, (write, file_format), wanted)
-    return _live(spec, view, (write, file_format), wanted, command)
+        view = None if write else _view(json, numeric, printing)
+    wanted = selection.owner_test()
+    if files.read:
+        return _read(files.read, spec, view, files, wanted)
+    return _live(spec, view, files, wanted, command)
 
 
-def _format_of(write: str | None) -> str:
-    """pcap for a FILE named *.pcap (tcpdump's habit), pcapng otherwise."""
-    return "pcap" if write and write.lower().endswith(".pcap") else "pcapng"
+def _check(command, selection, printing, files, json, live_only: bool) -> None:
+    """The combinations capture refuses, each with one usage line."""
+    if command is not None and (not command or files.read or selection.by_owner):
+        raise UsageError("-- COMMAND runs a command and captures its traffic: it needs "
+                         "a COMMAND and goes with neither -r, --pid nor --process", see_help=True)
+    if files.write and (json or printing.packet_details):
+        raise UsageError("-w writes packets to a file: --json, -A, -X and -v print them", see_help=True)
+    if printing.flows and (files.write or printing.packet_details or printing.time_format_given):
+        raise UsageError("--flows shows connections: -w, -A, -X, -v and --time-format "
+                         "are about packets", see_help=True)
+    if files.read and live_only:
+        raise UsageError("-r reads a file: -i, --no-promisc and --duration are for live capture",
+                         see_help=True)
+    if files.read and selection.by_owner:
+        raise UsageError("--pid and --process need a live capture (files hold no sockets)", see_help=True)
+    if files.format and not files.write:
+        raise UsageError("--format is the format of the file -w writes: give -w FILE", see_help=True)
 
 
-def _expression(words, ports, hosts) -> str:
-    parts = [" ".join(words)] if words else []
-    if ports:
-        parts.append(" or ".join(f"port {p}" for p in ports))
-    if hosts:
-        parts.append(" or ".join(f"host {h}" for h in hosts))
-    return " and ".join(f"({p})" for p in parts) if len(parts) > 1 else "".join(parts)
-
-
-def _owner_test(pids, names):
-    if not pids and not names:
-        return None
-    pids, names = set(pids), set(names)
-
-    def wanted(packet) -> bool:
-        return any(owner and (owner[0] in pids or owner[1] in names)
-                   for owner in (packet.owner, packet.peer_owner))
-    return wanted
-
-
-def _view(json, numeric, time_format, ascii, hexdump, verbose):
+def _view(json, numeric, printing: Printing):
     from pysock.render import capture as render
     if settings().output_mode(json) == "json":
         return render.JsonView()
-    return render.LinesView(numeric=numeric, time_format=time_format, ascii=ascii,
-                            hexdump=hexdump, verbose=verbose)
+    return render.LinesView(numeric=numeric, time_format=printing.time_format,
+                            ascii=printing.ascii, hexdump=printing.hexdump,
+                            verbose=printing.verbose)
 
 
 def _given(name: str) -> bool:
@@ -209,33 +305,47 @@ def _open_output(path: str):
         raise PysockError(f"cannot write '{path}': {exc.strerror}", ExitStatus.FAILURE) from None
 
 
-def _sink(view, output, snaplen, linktype=None):
-    """A function taking one packet: print it, or write it to the file output
-    (path, format) names."""
-    if view is not None:
-        return view.packet, view.flush, None
-    from pysock.probes.capture.pcapfile import PcapWriter
-    from pysock.probes.capture.pcapng import PcapngWriter
-    write, file_format = output
-    stream = _open_output(write)
-    if file_format == "pcap":
-        writer = PcapWriter(stream, snaplen, linktype)
-    else:
-        writer = PcapngWriter(stream, snaplen)
-
-    def put(packet) -> None:
-        iface = writer.interface(packet.iface, packet.linktype)
-        writer.packet(iface, packet.ts_ns, packet.data, packet.wirelen, packet.outbound,
-                      packet.process_label)
-    return put, writer.flush, stream
+def _close_output(stream) -> None:
+    stream.flush()
+    if stream is not sys.stdout.buffer:
+        stream.close()
 
 
-def _live(spec, view, output, wanted, command=None) -> int:
+class Sink:
+    """Where packets go: the view (printed), or a pcap/pcapng writer on the file
+    -w names; close() flushes it and closes that file."""
+
+    def __init__(self, view, files: Files, snaplen: int, linktype=None):
+        self.stream = None
+        if view is not None:
+            self.put, self.flush = view.packet, view.flush
+            return
+        from pysock.probes.capture.pcapfile import PcapWriter
+        from pysock.probes.capture.pcapng import PcapngWriter
+        self.stream = stream = _open_output(files.write)
+        if files.write_format == "pcap":
+            writer = PcapWriter(stream, snaplen, linktype)
+        else:
+            writer = PcapngWriter(stream, snaplen)
+
+        def put(packet) -> None:
+            iface = writer.interface(packet.iface, packet.linktype)
+            writer.packet(iface, packet.ts_ns, packet.data, packet.wirelen, packet.outbound,
+                          packet.process_label)
+        self.put, self.flush = put, writer.flush
+
+    def close(self) -> None:
+        self.flush()
+        if self.stream is not None:
+            _close_output(self.stream)
+
+
+def _live(spec, view, files: Files, wanted, command=None) -> int:
     from pysock.probes.capture.session import LiveCapture
     from pysock.render.capture import closing_lines, listening_line
     alone = view is None and wanted is None and command is None
-    if alone and output[1] == "pcap":
-        stats = _write_libpcap(spec, output[0])
+    if alone and files.write_format == "pcap":
+        stats = _write_libpcap(spec, files.write)
         if stats is not None:
             closing_lines(stats)
             return ExitStatus.OK
@@ -243,10 +353,10 @@ def _live(spec, view, output, wanted, command=None) -> int:
     listening_line(spec.ifaces, "EN10MB (Ethernet)" if session.linktype == 1 else "RAW (Raw IP)",
                    spec.snaplen)
     status = 0
-    if alone and output[1] == "pcapng":
-        stats = _write_fast(session, output[0])
+    if alone and files.write_format == "pcapng":
+        stats = _write_fast(session, files.write)
     else:
-        stats, status = _live_packets(session, view, output, wanted, command)
+        stats, status = _live_packets(session, view, files, wanted, command)
     if view is not None:
         view.summary(stats)
     closing_lines(stats)
@@ -263,9 +373,7 @@ def _write_fast(session, write):
     except KeyboardInterrupt:
         pass
     finally:
-        stream.flush()
-        if stream is not sys.stdout.buffer:
-            stream.close()
+        _close_output(stream)
         stats = session.statistics()
         session.close()
     return stats
@@ -293,21 +401,18 @@ def _write_libpcap(spec, write):
     return stats
 
 
-def _live_packets(session, view, output, wanted, command):
-    write = output[0]
-    put, flush, stream = _sink(view, output, session.spec.snaplen, session.linktype)
+def _live_packets(session, view, files: Files, wanted, command):
+    sink = Sink(view, files, session.spec.snaplen, session.linktype)
     tree = until = None
     try:
         if command is not None:
-            tree = _run(command, session, write)
+            tree = _run(command, session, files.write)
             wanted, until = tree.owns, tree.done
-        _pump(session.packets(wanted, until), put, flush)
+        _pump(session.packets(wanted, until), sink)
     except KeyboardInterrupt:
         pass
     finally:
-        flush()
-        if stream is not None and stream is not sys.stdout.buffer:
-            stream.close()
+        sink.close()
         stats = session.statistics()
         session.close()
         status = tree.stop() if tree is not None else 0
@@ -327,13 +432,13 @@ def _run(command, session, write):
 
 
 def _command_failed(command, status: int) -> None:
-    from pysock.render.diagnostics import Diagnostics
     how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
-    Diagnostics().say(f"{' '.join(command)} {how}")
+    settings().diagnostics().say(f"{' '.join(command)} {how}")
 
 
-def _pump(packets, put, flush) -> None:
+def _pump(packets, sink: Sink) -> None:
     import time
+    put, flush = sink.put, sink.flush
     last = time.monotonic()
     for packet in packets:
         put(packet)
@@ -343,17 +448,15 @@ def _pump(packets, put, flush) -> None:
             last = now
 
 
-def _read(path, spec, view, output, wanted) -> int:
+def _read(path, spec, view, files: Files, wanted) -> int:
     from pysock.probes.capture.session import read_file
-    put, flush, stream = _sink(view, output, spec.snaplen)
+    sink = Sink(view, files, spec.snaplen)
     try:
-        _pump(read_file(path, spec.expression, spec.count), put, flush)
+        _pump(read_file(path, spec.expression, spec.count), sink)
     except KeyboardInterrupt:
         pass
     finally:
-        flush()
-        if stream is not None and stream is not sys.stdout.buffer:
-            stream.close()
+        sink.close()
     if view is not None:
         view.summary(None)
     return ExitStatus.OK

@@ -250,11 +250,13 @@ def json_output(f):
     return click.option("--json", "json", is_flag=True, help="JSON Lines on stdout.")(f)
 
 
-def option_group(options, build, into: str):
+def option_group(options, build, into: str, keep: tuple[str, ...] = ()):
     """A decorator adding an option group whose values reach the command as one typed
     spec: build(**values) runs once, where click hands over (so the group's usage
-    errors are said in one place), and its result is passed as the keyword `into`."""
-    names = _param_names(options)
+    errors are said in one place), and its result is passed as the keyword `into`.
+    keep: options listed among the group's only to hold their place in the help,
+    which reach the command as they are."""
+    names = [name for name in _param_names(options) if name not in keep]
 
     def decorate(f):
         @functools.wraps(f)

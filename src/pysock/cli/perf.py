@@ -12,49 +12,40 @@ from pysock.errors import ExitStatus, UsageError
 SUFFIXES = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-class Size(click.ParamType):
+def _scaled(text: str, scales: dict[str, float]) -> float:
+    """A number with an optional suffix from scales ('128K'), times that scale;
+    ValueError when it is not one."""
+    text = text.strip().lower()
+    scale = scales.get(text[-1:], 1)
+    return float(text[:-1] if scale > 1 else text) * scale
+
+
+def size_type(low: int = 1, high: int = 1 << 62):
     """iperf3's byte counts: a number with an optional K/M/G/T suffix (1024-based)."""
-
-    name = "bytes"
-
-    def __init__(self, low: int = 1, high: int = 1 << 62):
-        self.low, self.high = low, high
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        scale = SUFFIXES.get(text[-1:], 1)
+    def parse(text: str) -> int:
         try:
-            number = float(text[:-1] if scale > 1 else text)
+            size = int(_scaled(text, SUFFIXES))
         except ValueError:
-            self.fail(f"'{value}' is not a size (a number with an optional K, M, G suffix)",
-                      param, ctx)
-        size = int(number * scale)
-        if not self.low <= size <= self.high:
-            self.fail(f"{value} is out of range ({self.low} to {self.high} bytes)", param, ctx)
+            raise UsageError(f"'{text}' is not a size (a number with an optional K, M, G "
+                             f"suffix)") from None
+        if not low <= size <= high:
+            raise UsageError(f"{text} is out of range ({low} to {high} bytes)")
         return size
+    return options.Parsed("bytes", parse)
 
 
-class Bitrate(click.ParamType):
+def _bitrate(text: str) -> int:
     """-b: bits per second with an optional K/M/G suffix (1000-based, as iperf3)."""
+    try:
+        rate = _scaled(text, {"k": 1e3, "m": 1e6, "g": 1e9})
+    except ValueError:
+        raise UsageError(f"'{text}' is not a rate (bits/s with an optional K, M, G suffix)") from None
+    if not 0 < rate < 1e13:
+        raise UsageError(f"{text} is out of range")
+    return int(rate)
 
-    name = "rate"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().lower()
-        scale = {"k": 1e3, "m": 1e6, "g": 1e9}.get(text[-1:], 1)
-        try:
-            number = float(text[:-1] if scale > 1 else text)
-        except ValueError:
-            self.fail(f"'{value}' is not a rate (bits/s with an optional K, M, G suffix)",
-                      param, ctx)
-        if not 0 < number * scale < 1e13:
-            self.fail(f"{value} is out of range", param, ctx)
-        return int(number * scale)
-
+BITRATE = options.Parsed("rate", _bitrate)
 
 UDP_DEFAULT_RATE = 1 << 20  # iperf3's default for UDP: 1 Mbit/s (1024 * 1024)
 
@@ -77,22 +68,22 @@ CLIENT_ONLY = ("rr", "request_size", "response_size", "rate", "udp", "bitrate", 
 @click.option("--max-tests", type=click.IntRange(min=1), help="Server: at most N tests at once.")
 @click.option("--one-off", is_flag=True, help="Server: end after one test (iperf3 -1).")
 @click.option("-t", "--time", type=options.SECONDS, help="Seconds to transmit [default: 10].")
-@click.option("-n", "--bytes", "nbytes", type=Size(), help="Bytes to transmit (K/M/G), instead of -t.")
+@click.option("-n", "--bytes", "nbytes", type=size_type(), help="Bytes to transmit (K/M/G), instead of -t.")
 @click.option("--blocks", type=click.IntRange(min=1), help="Blocks to transmit, instead of -t.")
 @click.option("-P", "--parallel", type=click.IntRange(1, 128), default=1, show_default=True,
               help="Parallel streams.")
 @click.option("-R", "--reverse", is_flag=True, help="The server sends, the client receives.")
 @click.option("--bidir", is_flag=True, help="Both ends send and receive at once.")
 @click.option("-u", "--udp", is_flag=True, help="UDP datagrams instead of TCP streams.")
-@click.option("-b", "--bitrate", type=Bitrate(),
+@click.option("-b", "--bitrate", type=BITRATE,
               help="Bits/s per stream (K/M/G) [default: unlimited; 1M with -u].")
-@click.option("--length", type=Size(1, 65507),
+@click.option("--length", type=size_type(1, 65507),
               help="Bytes per write or datagram [default: 128K; 1460 with -u].")
 @click.option("-i", "--interval", type=options.Seconds(allow_zero=True), default=1.0,
               show_default=True, help="Seconds between interval reports (0: none).")
 @click.option("-O", "--omit", type=options.Seconds(allow_zero=True), default=0.0,
               help="Leave out the first SECS (TCP slow start).")
-@click.option("--window", type=Size(1024, 1 << 30), help="Socket buffer size (SO_SNDBUF/SO_RCVBUF).")
+@click.option("--window", type=size_type(1024, 1 << 30), help="Socket buffer size (SO_SNDBUF/SO_RCVBUF).")
 @click.option("-C", "--congestion", metavar="ALGO", help="TCP congestion control (cubic, bbr, ...).")
 @click.option("-Z", "--zerocopy", is_flag=True, help="Send with sendfile(2) (iperf3 -Z).")
 @options.family

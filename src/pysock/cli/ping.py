@@ -15,74 +15,90 @@ MAX_PAYLOAD = 65507  # 65535 minus the IPv4 and ICMP headers
 USER_MIN_INTERVAL = 0.002  # iputils: below this only root may go
 
 
-class Interval(click.ParamType):
-    name = "secs"
-
-    def convert(self, value, param, ctx):
-        try:
-            secs = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"'{value}' is not a number of seconds", param, ctx)
-        if not 0 <= secs < 1e7:
-            self.fail(f"bad timing interval: {value}", param, ctx)
-        return secs
+def _interval(text: str) -> float:
+    try:
+        secs = float(text)
+    except ValueError:
+        raise UsageError(f"'{text}' is not a number of seconds") from None
+    if not 0 <= secs < 1e7:
+        raise UsageError(f"bad timing interval: {text}")
+    return secs
 
 
-class Pattern(click.ParamType):
+def _pattern(text: str) -> bytes:
     """-p: up to 16 bytes of hex, read two digits at a time as iputils does."""
+    digits = text[2:] if text.lower().startswith("0x") else text
+    if not digits or len(digits) > 32 or any(c not in "0123456789abcdefABCDEF" for c in digits):
+        raise UsageError(f"'{text}': patterns must be 1 to 32 hex digits")
+    return bytes(int(digits[i:i + 2], 16) for i in range(0, len(digits), 2))
 
-    name = "hex"
 
-    def convert(self, value, param, ctx):
-        if isinstance(value, bytes):
-            return value
-        text = value[2:] if value.lower().startswith("0x") else value
-        if not text or len(text) > 32 or any(c not in "0123456789abcdefABCDEF" for c in text):
-            self.fail(f"'{value}': patterns must be 1 to 32 hex digits", param, ctx)
-        return bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
+def _spec(*, count, interval, timeout, deadline, size, ttl, flood, interface, pattern):
+    """The probe options -> probes.ping.PingSpec (-I split into a source address or
+    an interface; -i's default 1 s, 0 with -f)."""
+    from pysock.probes.ping import PingSpec
+    source, device = _interface(interface)
+    if interval is None:
+        interval = 0.0 if flood else 1.0
+    return PingSpec(count=count, interval=interval, timeout=timeout, deadline=deadline, size=size,
+                    ttl=ttl, pattern=pattern, flood=flood, source=source, device=device)
+
+
+# -c ... -p: the command receives them as spec=PingSpec (-q and -4/-6 as they are)
+spec_options = options.option_group([
+    click.option("-c", "--count", type=click.IntRange(min=1),
+                 help="Stop after COUNT probes per host."),
+    click.option("-i", "--interval", type=options.Parsed("secs", _interval), default=None,
+                 help="Seconds between probes [default: 1; 0 with -f]."),
+    click.option("-W", "--timeout", type=options.SECONDS, default=10.0, show_default=True,
+                 help="Seconds to wait after the last probe when nothing came back."),
+    click.option("-w", "--deadline", type=options.SECONDS, help="Stop after this many seconds."),
+    click.option("-s", "--size", type=click.IntRange(0, MAX_PAYLOAD), default=56,
+                 show_default=True, help="Data bytes per probe."),
+    click.option("-t", "--ttl", type=click.IntRange(1, 255), help="IP time to live / hop limit."),
+    click.option("-q", "--quiet", is_flag=True, help="Only the header and the statistics."),
+    click.option("-f", "--flood", is_flag=True,
+                 help="Flood: a probe per reply or 100 a second, '.' per probe (needs "
+                      "privilege)."),
+    click.option("-I", "--interface", "interface", metavar="IFACE|ADDR",
+                 type=options.InterfaceType(addresses=True),
+                 help="Send from this interface or source address."),
+    options.family,
+    click.option("-p", "--pattern", type=options.Parsed("hex", _pattern),
+                 help="Fill the data with this hex pattern."),
+], _spec, "spec", keep=("quiet", "family"))
+
+
+def _port(*, tcp_port, udp_port) -> tuple[str, int] | None:
+    """--tcp PORT or --udp PORT: ("tcp"|"udp", PORT); None for ICMP echo."""
+    if tcp_port and udp_port:
+        raise UsageError("--tcp and --udp cannot be used together", see_help=True)
+    return ("tcp", tcp_port) if tcp_port else ("udp", udp_port) if udp_port else None
+
+
+# --tcp, --udp: the command receives them as port=(proto, PORT) or None
+port_options = options.option_group([
+    click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
+                 help="Probe with TCP connects to PORT (no privilege, for hosts that drop "
+                      "ICMP)."),
+    click.option("--udp", "udp_port", type=options.PORT, metavar="PORT",
+                 help="Probe with UDP datagrams to PORT (answer or port unreachable)."),
+], _port, "port")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("hosts", nargs=-1, required=True, metavar="HOST...")
-@click.option("-c", "--count", type=click.IntRange(min=1), help="Stop after COUNT probes per host.")
-@click.option("-i", "--interval", type=Interval(), default=None,
-              help="Seconds between probes [default: 1; 0 with -f].")
-@click.option("-W", "--timeout", type=options.SECONDS, default=10.0, show_default=True,
-              help="Seconds to wait after the last probe when nothing came back.")
-@click.option("-w", "--deadline", type=options.SECONDS, help="Stop after this many seconds.")
-@click.option("-s", "--size", type=click.IntRange(0, MAX_PAYLOAD), default=56, show_default=True,
-              help="Data bytes per probe.")
-@click.option("-t", "--ttl", type=click.IntRange(1, 255), help="IP time to live / hop limit.")
-@click.option("-q", "--quiet", is_flag=True, help="Only the header and the statistics.")
-@click.option("-f", "--flood", is_flag=True,
-              help="Flood: a probe per reply or 100 a second, '.' per probe (needs privilege).")
-@click.option("-I", "--interface", "interface", metavar="IFACE|ADDR",
-              type=options.InterfaceType(addresses=True),
-              help="Send from this interface or source address.")
-@options.family
-@click.option("-p", "--pattern", type=Pattern(), help="Fill the data with this hex pattern.")
+@spec_options
 @click.option("-D", "--timestamps", is_flag=True, help="Prefix lines with a Unix time stamp.")
 @options.numeric
-@click.option("--tcp", "tcp_port", type=options.PORT, metavar="PORT",
-              help="Probe with TCP connects to PORT (no privilege, for hosts that drop ICMP).")
-@click.option("--udp", "udp_port", type=options.PORT, metavar="PORT",
-              help="Probe with UDP datagrams to PORT (answer or port unreachable).")
+@port_options
 @options.json_output
-def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, interface, family,
-         pattern, timestamps, numeric, tcp_port, udp_port, json) -> int:
+def ping(hosts, spec, quiet, family, timestamps, numeric, port, json) -> int:
     """Send echo requests to HOST... (addresses, names, CIDR blocks), like ping and
     fping: one host gives iputils' lines and statistics; many are probed at once,
     with a live table on a terminal and one summary row per host."""
-    from pysock.probes.ping import PingSpec, Session, make_targets
+    from pysock.probes.ping import Session, make_targets
 
-    if tcp_port and udp_port:
-        raise UsageError("--tcp and --udp cannot be used together", see_help=True)
-    port = ("tcp", tcp_port) if tcp_port else ("udp", udp_port) if udp_port else None
-    source, device = _interface(interface)
-    if interval is None:
-        interval = 0.0 if flood else 1.0
-    spec = PingSpec(count=count, interval=interval, timeout=timeout, deadline=deadline, size=size,
-                    ttl=ttl, pattern=pattern, flood=flood, source=source, device=device)
     targets = make_targets(list(hosts), family=family, numeric=numeric)
     if not targets:
         raise PysockError("no hosts to ping", ExitStatus.USAGE)
@@ -90,7 +106,7 @@ def ping(hosts, count, interval, timeout, deadline, size, ttl, quiet, flood, int
     session = Session(targets, spec, prober)
     view = _view(targets, spec, port, quiet=quiet, numeric=numeric, timestamps=timestamps,
                  json=json)
-    header = _header(targets, spec, port, interface, pattern, json)
+    header = _header(targets, spec, port, json)
     events = session.events()
     with view:
         try:
@@ -137,7 +153,7 @@ def _view(targets, spec, port, *, quiet, numeric, timestamps, json):
     return render.LinesView(targets, **kw)
 
 
-def _header(targets, spec, port, interface, pattern, json) -> str | None:
+def _header(targets, spec, port, json) -> str | None:
     """iputils' first line(s), for one host and plain output only."""
     if json or len(targets) > 1:
         return None
@@ -147,10 +163,11 @@ def _header(targets, spec, port, interface, pattern, json) -> str | None:
     source = None
     if port is None:
         source = route_source(target.name, target.sockaddr, spec.device)
-    text = render.header(target, spec.size, source=source if interface else None,
+    chosen = spec.source is not None or spec.device is not None  # -I was given
+    text = render.header(target, spec.size, source=source if chosen else None,
                          device=spec.device, port=port)
-    if pattern and port is None:
-        text = f"PATTERN: 0x{pattern.hex()}\n" + text
+    if spec.pattern and port is None:
+        text = f"PATTERN: 0x{spec.pattern.hex()}\n" + text
     return text
 
 

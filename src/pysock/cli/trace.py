@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import click
 
 from pysock.cli import options
@@ -50,71 +52,121 @@ probe_options = options.option_group([
 ], _trace_spec, "spec")
 
 
+@dataclass(frozen=True)
+class RepeatSpec:
+    """mtr's mode: -c N rounds (None: until Ctrl-C), --watch's live table, the
+    seconds between rounds; on is False for the hop-by-hop trace."""
+
+    count: int | None
+    watch: bool
+    interval: float
+
+    @property
+    def on(self) -> bool:
+        return bool(self.count or self.watch)
+
+
+def _repeat_spec(*, repeat, watch, interval) -> RepeatSpec:
+    """--repeat, --watch, --interval -> RepeatSpec; what means nothing in the mode
+    chosen is refused."""
+    spec = RepeatSpec(repeat, watch, interval)
+    if not spec.on:
+        if _typed("interval"):
+            raise UsageError("--interval is for --repeat and --watch", see_help=True)
+        return spec
+    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
+        if _typed(name):
+            raise UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
+                             f"probe to every hop each round", see_help=True)
+    json = click.get_current_context().params["json"]
+    if watch and (json or not settings().stdout_tty):
+        raise UsageError("--watch draws on a terminal; use --repeat N for a report", see_help=True)
+    return spec
+
+
+# -c, --watch, --interval: the command receives them as repeat=RepeatSpec
+repeat_options = options.option_group([
+    click.option("-c", "--repeat", type=click.IntRange(1, 100000), metavar="N",
+                 help="mtr's mode: probe every hop at once, N rounds, then per hop loss %, "
+                      "sent, last, avg, best, worst and stdev."),
+    click.option("--watch", is_flag=True,
+                 help="mtr's live view: the per-hop table redrawn each round (a terminal only; "
+                      "until Ctrl-C unless --repeat)."),
+    click.option("--interval", type=options.SECONDS, default=1.0, show_default=True,
+                 help="With --repeat/--watch: seconds between rounds."),
+], _repeat_spec, "repeat")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """HOST as typed, and the address and family it resolved to."""
+
+    host: str
+    addr: str
+    family: int
+
+
+class Output:
+    """How hops are shown: the output mode, -n, and the names of hop addresses
+    (looked up once per address)."""
+
+    def __init__(self, json: bool, numeric: bool):
+        from pysock.probes.trace import name_of
+        self.mode, self.numeric = settings().output_mode(json), numeric
+        cache: dict = {}
+        self.names = lambda addr: name_of(addr, cache)
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("host", type=options.HOST)
 @probe_options
-@click.option("-c", "--repeat", type=click.IntRange(1, 100000), metavar="N",
-              help="mtr's mode: probe every hop at once, N rounds, then per hop loss %, sent, "
-                   "last, avg, best, worst and stdev.")
-@click.option("--watch", is_flag=True,
-              help="mtr's live view: the per-hop table redrawn each round (a terminal only; "
-                   "until Ctrl-C unless --repeat).")
-@click.option("--interval", type=options.SECONDS, default=1.0, show_default=True,
-              help="With --repeat/--watch: seconds between rounds.")
+@repeat_options
 @click.option("--pmtu", is_flag=True,
               help="tracepath: find the path MTU with DF probes (UDP) and the routers' "
                    "fragmentation-needed / packet-too-big answers.")
 @options.family
 @options.numeric
 @options.json_output
-def trace(host, spec, repeat, watch, interval, pmtu, family, numeric, json) -> int:
+def trace(host, spec, repeat, pmtu, family, numeric, json) -> int:
     """Show the path to HOST hop by hop, like traceroute: per hop the address (and
     name), the time of each probe, '*' for silence. UDP and TCP need no privilege;
     ICMP needs root, CAP_NET_RAW or a wide enough net.ipv4.ping_group_range."""
+    dest = _resolve(host, family, numeric)
+    out = Output(json, numeric)
+    if pmtu:
+        _pmtu_mode(repeat.on, spec)
+        return _path_mtu(dest, spec, out)
+    if repeat.on:
+        return _repeat(dest, spec, repeat, out)
+    return _hops(dest, spec, out)
+
+
+def _hops(dest: Destination, spec, out: Output) -> int:
+    """traceroute: each hop in turn, its probes' answers."""
     from pysock.probes.ping import route_source
-    from pysock.probes.trace import Tracer, name_of
+    from pysock.probes.trace import Tracer
     from pysock.render.trace import TraceView, header
 
-    repeating = _repeat_mode(repeat, watch, json)
-    addr, fam = _resolve(host, family, numeric)
-    cache: dict = {}
-    if pmtu:
-        _pmtu_mode(repeating, spec)
-        return _path_mtu(host, addr, fam, spec, numeric, json, cache)
-    if repeating:
-        return _repeat(host, addr, fam, spec, repeat, interval, watch, numeric, json, cache)
-    view = TraceView(settings().output_mode(json), numeric=numeric,
-                     names=lambda a: name_of(a, cache), color=settings().color,
+    view = TraceView(out.mode, numeric=out.numeric, names=out.names, color=settings().color,
                      queries=spec.queries)
     reached = False
-    tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, spec.device, action="trace")  # no route: say so now
+    tracer = Tracer(dest.addr, dest.family, spec)
+    route_source(dest.host, tracer.sockaddr, spec.device, action="trace")  # no route: say so now
     try:
         with tracer:
-            view.start(header(host, addr, fam, spec.max_hops, spec.packet_size))
+            view.start(header(dest.host, dest.addr, dest.family, spec.max_hops, spec.packet_size))
             for hop in tracer.hops():
                 view.hop(hop)
                 reached = reached or any(r.reached for r in hop.results)
     except OSError as exc:
-        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+        raise _failure(dest, exc) from None
     finally:
         view.finish()
     return ExitStatus.OK if reached else ExitStatus.FAILURE
 
 
-def _repeat_mode(repeat, watch, json) -> bool:
-    """Whether this is mtr's mode; options that mean nothing there are refused."""
-    if not (repeat or watch):
-        if _typed("interval"):
-            raise UsageError("--interval is for --repeat and --watch", see_help=True)
-        return False
-    for name, flag in (("queries", "-q/--queries"), ("sim_queries", "-N/--sim-queries")):
-        if _typed(name):
-            raise UsageError(f"{flag} is for the hop-by-hop trace: --repeat sends one "
-                             f"probe to every hop each round", see_help=True)
-    if watch and (json or not settings().stdout_tty):
-        raise UsageError("--watch draws on a terminal; use --repeat N for a report", see_help=True)
-    return True
+def _failure(dest: Destination, exc: OSError) -> PysockError:
+    return PysockError(f"cannot trace {dest.host}: {exc.strerror or exc}", ExitStatus.FAILURE)
 
 
 def _pmtu_mode(repeating: bool, spec) -> None:
@@ -128,58 +180,56 @@ def _pmtu_mode(repeating: bool, spec) -> None:
             raise UsageError(f"--pmtu sends one probe at a time: not with {flag}", see_help=True)
 
 
-def _path_mtu(host, addr, fam, spec, numeric, json, cache) -> int:
+def _path_mtu(dest: Destination, spec, out: Output) -> int:
     """tracepath: the path MTU hop by hop."""
     from pysock.probes.ping import route_source
     from pysock.probes.pmtu import TRACEPATH_PORT, PathMtu, PmtuSpec
-    from pysock.probes.trace import name_of
     from pysock.render.pmtu import PmtuView
 
     walk_spec = PmtuSpec(max_hops=spec.max_hops, first_hop=spec.first_hop,
                          wait=spec.wait if _typed("wait") else 2.0,
                          port=spec.port or TRACEPATH_PORT, source=spec.source, device=spec.device)
-    view = PmtuView(settings().output_mode(json), numeric=numeric,
-                    names=lambda a: name_of(a, cache))
+    view = PmtuView(out.mode, numeric=out.numeric, names=out.names)
     try:
-        route_source(host, (addr, 0), spec.device, action="trace")
-        walker = PathMtu(addr, fam, walk_spec)
+        route_source(dest.host, (dest.addr, 0), spec.device, action="trace")
+        walker = PathMtu(dest.addr, dest.family, walk_spec)
         try:
             for event in walker.walk():
                 view.event(event)
         finally:
             walker.close()
     except OSError as exc:
-        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+        raise _failure(dest, exc) from None
     view.finish(walker.pmtu, walker.hops, walker.reached)
     return ExitStatus.OK if walker.reached else ExitStatus.FAILURE
 
 
-def _repeat(host, addr, fam, spec, count, interval, watch, numeric, json, cache) -> int:
+def _repeat(dest: Destination, spec, repeat: RepeatSpec, out: Output) -> int:
     """mtr's mode: rounds of probes to every hop, then the per-hop report."""
     from pysock.probes.mtr import Repeater
     from pysock.probes.ping import route_source
-    from pysock.probes.trace import Tracer, name_of
+    from pysock.probes.trace import Tracer
     from pysock.render.mtr import MtrView
 
-    tracer = Tracer(addr, fam, spec)
-    route_source(host, tracer.sockaddr, spec.device, action="trace")
-    view = MtrView(settings().output_mode(json), numeric=numeric, watch=watch,
-                   names=lambda a: name_of(a, cache), color=settings().color)
-    repeater = Repeater(tracer, count, interval)
+    tracer = Tracer(dest.addr, dest.family, spec)
+    route_source(dest.host, tracer.sockaddr, spec.device, action="trace")
+    view = MtrView(out.mode, numeric=out.numeric, watch=repeat.watch, names=out.names,
+                   color=settings().color)
+    repeater = Repeater(tracer, repeat.count, repeat.interval)
     try:
         with tracer:
-            view.start(f"mtr to {host} ({addr})", [])
+            view.start(f"mtr to {dest.host} ({dest.addr})", [])
             try:
                 for round_ in repeater.rounds():
                     view.round(round_, repeater.hops())
             except KeyboardInterrupt:
-                if not watch:
+                if not repeat.watch:
                     raise
     except OSError as exc:
-        raise PysockError(f"cannot trace {host}: {exc.strerror or exc}", ExitStatus.FAILURE) from None
+        raise _failure(dest, exc) from None
     finally:
         view.finish(repeater.hops())
-    reached = any(h.addr == addr for h in repeater.hops())
+    reached = any(h.addr == dest.addr for h in repeater.hops())
     return ExitStatus.OK if reached else ExitStatus.FAILURE
 
 
@@ -189,8 +239,8 @@ def _typed(name: str) -> bool:
     return click.get_current_context().get_parameter_source(name) == ParameterSource.COMMANDLINE
 
 
-def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
-    """(address, AF_INET or AF_INET6) of HOST."""
+def _resolve(host: str, family: int | None, numeric: bool) -> Destination:
+    """HOST and the address (AF_INET or AF_INET6) it resolves to."""
     import socket
 
     from pysock.net.address import resolve
@@ -198,4 +248,4 @@ def _resolve(host: str, family: int | None, numeric: bool) -> tuple[str, int]:
         found = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
     except PysockError as exc:  # traceroute: a host it cannot handle is exit 2
         raise UsageError(exc.message) from None
-    return found.host, found.family
+    return Destination(host, found.host, found.family)

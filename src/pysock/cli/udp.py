@@ -3,6 +3,7 @@ multicast and broadcast, and loss/jitter measurement."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import click
@@ -99,26 +100,82 @@ measure_options = opt.option_group([
 ], _measure, "measure")
 
 
+@dataclass(frozen=True)
+class Addressing:
+    """-p, -4/-6, -n, -s: the local port (the one -l listens on, else the source
+    port), the address family, no DNS, and the client's source address."""
+
+    port: int | None
+    family: int | None
+    numeric: bool
+    source: str | None
+
+
+def _addressing(*, port_opt, family, numeric, source) -> Addressing:
+    return Addressing(port_opt, family, numeric, source)
+
+
+# -p, -4, -6, -n, -s: the command receives them as addressing=Addressing
+addressing_options = opt.option_group([
+    click.option("-p", "--port", "port_opt", type=opt.PortType(allow_zero=True), default=None,
+                 help="The local port: with -l the port to listen on, else the source port."),
+    opt.family,
+    opt.numeric,
+    click.option("-s", "--source", type=opt.HOST, default=None, help="Source address."),
+], _addressing, "addressing")
+
+
+@dataclass(frozen=True)
+class ReceiveSpec:
+    """-l's ways with senders: -k hears every one, --echo sends each datagram back,
+    -w gives up when none arrives in time."""
+
+    keep_open: bool
+    echo: bool
+    wait: float | None
+
+
+def _receive(*, keep_open, echo, wait) -> ReceiveSpec:
+    return ReceiveSpec(keep_open, echo, wait)
+
+
+# -k, --echo, -w: the command receives them as receive=ReceiveSpec
+receive_options = opt.option_group([
+    click.option("-k", "--keep-open", is_flag=True,
+                 help="With -l: hear every sender (replies go to the last one), not just the "
+                      "first."),
+    click.option("--echo", is_flag=True, help="With -l: send each datagram back to its sender."),
+    click.option("-w", "--wait", type=opt.SECONDS, default=None,
+                 help="With -l: give up if no datagram arrives within SECS."),
+], _receive, "receive")
+
+
+@dataclass(frozen=True)
+class Receiver:
+    """udp -l: the socket to bind ([ADDRESS] PORT, family, options) and what it does
+    with what arrives."""
+
+    host: str | None
+    port: int
+    family: int | None
+    numeric: bool
+    sockopts: tuple
+    receive: ReceiveSpec
+    cast: CastSpec
+    measure: MeasureSpec | None
+
+
 @click.command(short_help="UDP datagrams to/from a peer (nc -u); -l receives.")
 @click.argument("place", nargs=-1, metavar="HOST PORT | -l [ADDRESS] PORT")
 @click.option("-l", "--listen", is_flag=True, help="Receive: wait for datagrams on [ADDRESS] PORT.")
-@click.option("-p", "--port", "port_opt", type=opt.PortType(allow_zero=True), default=None,
-              help="The local port: with -l the port to listen on, else the source port.")
-@opt.family
-@opt.numeric
-@click.option("-s", "--source", type=opt.HOST, default=None, help="Source address.")
-@click.option("-k", "--keep-open", is_flag=True,
-              help="With -l: hear every sender (replies go to the last one), not just the first.")
-@click.option("--echo", is_flag=True, help="With -l: send each datagram back to its sender.")
-@click.option("-w", "--wait", type=opt.SECONDS, default=None,
-              help="With -l: give up if no datagram arrives within SECS.")
+@addressing_options
+@receive_options
 @cast_options
 @measure_options
 @opt.sockopts
 @datagram_options
 @datagram_relay_options
-def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait, cast, measure,
-        sockopts, datagrams, relay):
+def udp(place, listen, addressing, receive, cast, measure, sockopts, datagrams, relay):
     """Send stdin to HOST PORT as datagrams and write the datagrams that come back
     to stdout; with -l, receive on [ADDRESS] PORT.
 
@@ -139,30 +196,34 @@ def udp(place, listen, port_opt, family, numeric, source, keep_open, echo, wait,
 
     """
     diag = settings().diagnostics(relay.verbose)
-    _check(listen, keep_open, echo, wait, cast.join, measure, datagrams)
+    _check(listen, receive, cast.join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
         datagrams = datagrams._replace(show=True)
-    check_stream_options("echo" if echo else "relay", keep_open, relay, datagram=True)
+    check_stream_options("echo" if receive.echo else "relay", receive.keep_open, relay,
+                         datagram=True)
     socket_opts = tuple(sockopts) + cast.sockopts
     if listen:
-        return _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast,
-                       measure, socket_opts, relay, datagrams, diag)
+        host, port = bind_place(place, addressing.port, "pysock udp -l [ADDRESS] PORT",
+                                proto="udp")
+        return _listen(Receiver(host, port, addressing.family, addressing.numeric, socket_opts,
+                                receive, cast, measure), relay, datagrams, diag)
     from pysock.net.address import host_port
     from pysock.net.endpoints import ClientSpec
     target = host_port(place, proto="udp")
-    spec = ClientSpec(target.host, target.port, family=family, numeric=numeric, source=source,
-                      source_port=port_opt, sockopts=socket_opts)
+    spec = ClientSpec(target.host, target.port, family=addressing.family,
+                      numeric=addressing.numeric, source=addressing.source,
+                      source_port=addressing.port, sockopts=socket_opts)
     if measure:
         return _measure_send(spec, measure, datagrams, diag)
     return _client(spec, relay, datagrams, diag)
 
 
-def _check(listen, keep_open, echo, wait, join, measure, datagrams) -> None:
-    server_only = [name for name, on in (("-k", keep_open), ("--echo", echo), ("-w", wait),
-                                          ("--join", join)) if on]
+def _check(listen, receive: ReceiveSpec, join, measure, datagrams) -> None:
+    server_only = [name for name, on in (("-k", receive.keep_open), ("--echo", receive.echo),
+                                          ("-w", receive.wait), ("--join", join)) if on]
     if server_only and not listen:
         raise UsageError(f"{', '.join(server_only)} only apply with -l", see_help=True)
-    if measure and (echo or datagrams.show):
+    if measure and (receive.echo or datagrams.show):
         raise UsageError("--measure cannot be combined with --echo or --show", see_help=True)
 
 
@@ -193,30 +254,30 @@ def _open_client(spec, datagrams):
 # ---- server ------------------------------------------------------------------------
 
 
-def _listen(place, port_opt, family, numeric, keep_open, echo, wait, cast, measure,
-            socket_opts, relay, datagrams, diag) -> int:
+def _listen(server: Receiver, relay, datagrams, diag) -> int:
     import socket
 
     from pysock.net import ancillary, multicast
     from pysock.net.endpoints import listen as open_listener
-    host, port = bind_place(place, port_opt, "pysock udp -l [ADDRESS] PORT", proto="udp")
-    join, iface = cast.join, cast.iface
+    join, iface = server.cast.join, server.cast.iface
+    family = server.family
     groups = [multicast.group_address(g) for g in join]
-    if groups and family is None and host is None:
+    if groups and family is None and server.host is None:
         family = groups[0].version  # a v4 group on a v4 socket, a v6 group on a v6 one
-    sock = open_listener(host, port, family=family, numeric=numeric, sockopts=socket_opts,
-                         socktype=socket.SOCK_DGRAM)
+    sock = open_listener(server.host, server.port, family=family, numeric=server.numeric,
+                         sockopts=server.sockopts, socktype=socket.SOCK_DGRAM)
     try:
         for group in join:
             multicast.join(sock, group, iface)
             diag.verbose(f"joined {group}" + (f" on {iface}" if iface else ""))
         if datagrams.show:
             ancillary.want_ttl(sock)
-        _announce(sock, port, diag)
-        if measure:
-            return _measure_receive(sock, wait, relay, datagrams)
-        return serve_datagrams(sock, relay, datagrams, diag, keep_open=keep_open, echo=echo,
-                               wait=wait)
+        _announce(sock, server.port, diag)
+        receive = server.receive
+        if server.measure:
+            return _measure_receive(sock, receive.wait, relay, datagrams)
+        return serve_datagrams(sock, relay, datagrams, diag, keep_open=receive.keep_open,
+                               echo=receive.echo, wait=receive.wait)
     finally:
         sock.close()
 

@@ -99,26 +99,30 @@ class Ring:
     def blocks_ready(self, timeout: float) -> Iterator[list[Frame]]:
         """Every block the kernel has handed over, as a list of frames; waits up
         to timeout for the first."""
-        if not self._ready():
-            try:
-                select.select([self.sock], [], [], max(timeout, 0))
-            except InterruptedError:
-                return
+        if not self._wait(timeout):
+            return
         while self._ready():
             yield self._take()
 
     def raw_blocks(self, timeout: float) -> Iterator[tuple[mmap.mmap, int, int]]:
         """Every block handed over, as (the ring, the block's offset, frames in it),
         given back to the kernel when the consumer asks for the next."""
-        if not self._ready():
-            try:
-                select.select([self.sock], [], [], max(timeout, 0))
-            except InterruptedError:
-                return
+        if not self._wait(timeout):
+            return
         while self._ready():
             base = self.next_block * self.block_size
             yield self.map, base, BLOCK_HDR.unpack_from(self.map, base)[1]
             self._release(base)
+
+    def _wait(self, timeout: float) -> bool:
+        """Wait up to timeout for the kernel to hand over a block, unless one is
+        there; False when a signal cut the wait short."""
+        if not self._ready():
+            try:
+                select.select([self.sock], [], [], max(timeout, 0))
+            except InterruptedError:
+                return False
+        return True
 
     def _release(self, base: int) -> None:
         struct.pack_into("=I", self.map, base + 8, TP_STATUS_KERNEL)

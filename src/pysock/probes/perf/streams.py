@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 
 POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
 FINISH_WAIT = 1.0
@@ -153,6 +154,12 @@ class Stream:
         view = memoryview(bytes(_pattern(block)))
         if not self.rate and not budget.limited:
             return self._send_flat_out(stop, view)
+        for size in self._paced_blocks(stop, block, budget):
+            self.bytes += self._rest_of_block(stop, view[:size], 0)
+
+    def _paced_blocks(self, stop: threading.Event, block: int, budget: Budget) -> Iterator[int]:
+        """The size of each next block: held to -b's rate and drawn from -n/--blocks'
+        budget; the end when stopped or the budget is spent."""
         pace = Pacer(self.rate)
         while not stop.is_set():
             if pace.wait(self.bytes):
@@ -160,7 +167,7 @@ class Stream:
             size = budget.take(block)
             if not size:
                 return
-            self.bytes += self._rest_of_block(stop, view[:size], 0)
+            yield size
 
     def _send_flat_out(self, stop: threading.Event, view: memoryview) -> None:
         """No rate and no -n/--blocks (the usual test): one send per block and no
@@ -193,13 +200,7 @@ class Stream:
         try:
             os.write(fd, bytes(_pattern(block)))
             out = self.sock.fileno()
-            pace = Pacer(self.rate)
-            while not stop.is_set():
-                if pace.wait(self.bytes):
-                    continue
-                size = budget.take(block)
-                if not size:
-                    return
+            for size in self._paced_blocks(stop, block, budget):
                 sent = 0
                 while sent < size:
                     try:

@@ -11,7 +11,7 @@ import threading
 import time
 
 from pysock.probes.perf import protocol as P
-from pysock.probes.perf.streams import Budget, Pacer, Stream, _given_up, _pattern
+from pysock.probes.perf.streams import Budget, Stream, _given_up, _pattern
 
 HELLO_WAIT = 10.0
 HEADER32 = struct.Struct("!III")  # seconds, microseconds, packet count
@@ -94,13 +94,7 @@ class UdpStream(Stream):
                    zerocopy: bool) -> None:
         buffer = _pattern(max(block, MIN_LENGTH))
         view = memoryview(buffer)
-        pace = Pacer(self.rate)
-        while not stop.is_set():
-            if pace.wait(self.bytes):
-                continue
-            size = budget.take(block)
-            if not size:
-                return
+        for size in self._paced_blocks(stop, block, budget):
             now = time.time()
             self.header.pack_into(buffer, 0, int(now), int(now % 1 * 1e6), self.packets + 1)
             while True:
