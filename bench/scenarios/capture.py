@@ -28,6 +28,8 @@ from bench.tools import PYSOCK, have, pysock_has
 PORT = 9999
 DROPPED = re.compile(rb"(\d+) packets? dropped by kernel")
 RECEIVED = re.compile(rb"(\d+) packets? received by filter")
+DUMPCAP = re.compile(rb"received/dropped on interface '[^']*': (\d+)/(\d+)")
+STARTED = (b"listening on", b"Capturing on")  # tcpdump's and pysock's, dumpcap's
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -101,7 +103,7 @@ class Capture:
                                      stdout=stdout, stderr=subprocess.PIPE,
                                      start_new_session=True)
         seen, deadline = b"", time.monotonic() + 30
-        while b"listening on" not in seen:
+        while not any(mark in seen for mark in STARTED):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 self.stop()
                 raise BenchFailure(f"{argv[0]} did not start: {seen[-200:]!r}")
@@ -117,15 +119,21 @@ class Capture:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             _, err = self.proc.communicate()
-        got, lost = RECEIVED.search(err or b""), DROPPED.search(err or b"")
+        err = err or b""
+        if both := DUMPCAP.search(err):
+            return int(both.group(1)), int(both.group(2))
+        got, lost = RECEIVED.search(err), DROPPED.search(err)
         if not got or not lost:
-            raise BenchFailure(f"no closing lines: {(err or b'')[-200:]!r}")
+            raise BenchFailure(f"no closing lines: {err[-200:]!r}")
         return int(got.group(1)), int(lost.group(1))
 
 
 def _write_argv(tool: str, pair: Pair) -> list[str]:
     if tool == "tcpdump":
         return ["tcpdump", "-i", pair.iface, "-B", "4096", "-w", f"{pair.files}/t.pcap", "udp"]
+    if tool == "dumpcap":  # Wireshark's capture engine, the usual pcapng writer
+        return ["dumpcap", "-q", "-i", pair.iface, "-B", "4", "-w", f"{pair.files}/d.pcapng",
+                "-f", "udp"]
     if tool == "pysock-pcap":  # libpcap's own loop writes it (probes/capture/libpcap.py)
         return [PYSOCK, "capture", "-i", pair.iface, "-w", f"{pair.files}/p.pcap", "udp"]
     return [PYSOCK, "capture", "-i", pair.iface, "-w", f"{pair.files}/p.pcapng", "udp"]
@@ -191,6 +199,15 @@ def _first_packet(argv_of):
     return go
 
 
+def _dumpcap(rate: int, seconds: float) -> list[Contender]:
+    """The pcapng peer (tcpdump writes pcap only): its figure is the one to hold
+    pysock's pcapng row against."""
+    if not have("dumpcap"):
+        return []
+    return [Contender("dumpcap -B 4 -w FILE.pcapng", _cpu_per_packet("dumpcap", rate, seconds)),
+            Contender("dumpcap: % dropped by kernel", _drops("dumpcap"), ceiling=True)]
+
+
 def scenarios(quick: bool):
     if os.geteuid() != 0 or not have("ip", "nft", "tcpdump") or not pysock_has("capture"):
         return
@@ -207,7 +224,8 @@ def scenarios(quick: bool):
              Contender("pysock pcapng: % dropped by kernel", _drops("pysock"), peer=False,
                        ceiling=True),
              Contender("tcpdump -B 4096 -w", _cpu_per_packet("tcpdump", rate, seconds)),
-             Contender("tcpdump: % dropped by kernel", _drops("tcpdump"), ceiling=True)],
+             Contender("tcpdump: % dropped by kernel", _drops("tcpdump"), ceiling=True),
+             *_dumpcap(rate, seconds)],
             setup=veth_pair, rounds=rounds,
             note=f"64-byte UDP frames for {seconds:g} s; run time of the capture process "
                  "(schedstat, all threads) over the load / packets sent; drops from the "

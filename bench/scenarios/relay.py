@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -237,9 +238,45 @@ def _round_trips(proc: subprocess.Popen, n: int) -> list[float]:
 
 
 @contextlib.contextmanager
-def _turns(argvs: dict, count: int):
-    with _echo_server() as port:
+def pinned(cpu: int | None):
+    """This thread, and the threads and processes it starts, on one CPU meanwhile."""
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+@contextlib.contextmanager
+def _turns(argvs: dict, count: int, placement: tuple[int, int] | None):
+    """An echo server and the tools' sessions, placed: (cpu of the client and the echo
+    server, cpu of the relays)."""
+    if placement:
+        argvs = {tool: (lambda p, argv=argv: ["taskset", "-c", str(placement[1]), *argv(p)])
+                 for tool, argv in argvs.items()}
+    with pinned(placement and placement[0]), _echo_server() as port:
         yield _Turns(port, dict(argvs), count)
+
+
+def _placements() -> list[tuple[str, tuple[int, int] | None]]:
+    """Where a round trip's three parties run decides its time more than any tool does:
+    a wake-up on another, idle CPU of a VM costs tens of µs, one on the same CPU none.
+    Left to the scheduler, whether a relay shares the client's CPU varies from session
+    to session (29 µs or 55-75 µs for the same tool), so each placement is measured
+    pinned, alike for every tool."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if not shutil.which("taskset"):
+        return [("unpinned", None)]
+    if len(cpus) < 2:
+        return [("one CPU", (cpus[0], cpus[0]))]
+    return [("one CPU", (cpus[0], cpus[0])), ("relay on another CPU", (cpus[0], cpus[1]))]
+
+
+_PLACED = {"one CPU": "client, echo server and relays pinned to one CPU",
+           "relay on another CPU": "client and echo server pinned to one CPU, the relays to "
+                                   "the other"}
 
 
 def _latency(quick: bool):
@@ -252,10 +289,14 @@ def _latency(quick: bool):
     argvs = {t: a for t, a in argvs.items() if t == "pysock" or have(t)}
     contenders = [Contender(t, lambda turns, t=t: turns.median(t), peer=t != "pysock")
                   for t in argvs]
-    return Scenario(f"1-byte round trip through the relay (median of {count})", "µs", "lower",
-                    contenders, setup=lambda: _turns(argvs, count), rounds=2 if quick else 7,
-                    note=f"all tools running at once against one echo server, taking turns "
-                         f"in blocks of {BLOCK} round trips; each round is one such session")
+    for where, placement in _placements():
+        yield Scenario(f"1-byte round trip through the relay, {where} (median of {count})",
+                       "µs", "lower", contenders,
+                       setup=lambda placement=placement: _turns(argvs, count, placement),
+                       rounds=2 if quick else 7,
+                       note=f"all tools running at once against one echo server, taking turns "
+                            f"in blocks of {BLOCK} round trips; each round is one such session; "
+                            + _PLACED.get(where, "placed by the scheduler"))
 
 
 def scenarios(quick: bool):
@@ -263,4 +304,4 @@ def scenarios(quick: bool):
         return
     yield _bulk(quick)
     yield _from_file(quick)
-    yield _latency(quick)
+    yield from _latency(quick)

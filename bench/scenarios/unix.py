@@ -13,7 +13,7 @@ import threading
 import time
 
 from bench.core import BenchFailure, Contender, Scenario
-from bench.scenarios.relay import _echo_server, _pingpong
+from bench.scenarios.relay import _echo_server, _pingpong, pinned
 from bench.tools import PYSOCK, free_port, have, pysock_has, start, stop, wait_listening
 
 GIB = 1 << 30
@@ -151,8 +151,10 @@ def _throughput(quick: bool):
 
 @contextlib.contextmanager
 def _echo_servers():
-    """A TCP and a Unix echo server, each answering every client in its own thread."""
-    with _socket_dir() as sockdir, _echo_server() as port:
+    """A TCP and a Unix echo server, each answering every client in its own thread, and
+    the client and relays with them on one CPU (see relay._placements)."""
+    with pinned(min(os.sched_getaffinity(0))), _socket_dir() as sockdir, \
+            _echo_server() as port:
         path = os.path.join(sockdir, "echo.sock")
         server = socket.socket(socket.AF_UNIX)
         server.bind(path)
@@ -173,7 +175,8 @@ def _latency(quick: bool):
     contenders = [Contender(t, _pingpong(a, count), peer=not t.startswith("pysock"))
                   for t, a in argvs.items() if t.startswith("pysock") or have("socat")]
     return Scenario(f"Unix vs TCP: 1-byte round trip through the relay (median of {count})", "µs",
-                    "lower", contenders, setup=_echo_servers, rounds=2 if quick else 5)
+                    "lower", contenders, setup=_echo_servers, rounds=2 if quick else 5,
+                    note="client, echo servers and relays pinned to one CPU")
 
 
 def scenarios(quick: bool):

@@ -14,7 +14,9 @@ from pysock.inventory.processes import scan
 ANY = {4: "0.0.0.0", 6: "::"}
 WATCH_S = 0.05  # the watcher's dump period while new flows come: sockets living longer get seen
 IDLE_S = 0.5  # its period when no new flow has come for HOT_S (each dump walks the
-HOT_S = 2.0  # kernel's whole socket hash tables: about 0.15 ms of CPU, even when empty)
+HOT_S = 2.0  # kernel's whole socket hash table of its protocol, shared by every
+# namespace: TCP's 262,144 buckets here cost 0.6 ms a dump, even when empty)
+PROTOS = ("tcp", "udp")
 FLOWS_MAX = 65536  # flows remembered; past it the cache starts again
 FORGET_S = 120.0  # a tuple not seen in a dump for this long is forgotten
 
@@ -33,6 +35,8 @@ class Attribution:
         self.generation = 0  # bumped by every dump that learnt a new socket owner
         self.hot_until = 0.0  # dump every WATCH_S until then, every IDLE_S after
         self.wake = threading.Event()  # a new flow: dump now
+        self.loaded = False  # the first dump walks every table, later ones only
+        self.seen_protos: set[str] = set()  # those of the flows seen since
 
     def start(self) -> None:
         """Dump the socket tables beside the capture, every WATCH_S while new flows
@@ -78,6 +82,7 @@ class Attribution:
         if known is not None and (known[2] or known[1] == self.generation):
             return known[0]
         if known is None:
+            self.seen_protos.add(head.proto)
             self._notice()
         found = self._both(head)
         if len(self.flows) > FLOWS_MAX:
@@ -98,13 +103,15 @@ class Attribution:
     def _load(self, now: float) -> None:
         with self.lock:
             self._load_locked(now)
+            self.loaded = True
 
     def _load_locked(self, now: float) -> None:
         by_tuple, bound = dict(self.by_tuple), dict(self.bound)
+        protos = [p for p in PROTOS if p in self.seen_protos or not self.loaded]
         try:
             with sockdiag.DiagSocket() as diag:
-                for proto in ("tcp", "udp"):
-                    for family in (4, 6):
+                for proto in protos:
+                    for family in (4, 6):  # an IPv4 flow's socket may be an IPv6 one
                         for rec in sockdiag.inet_sockets(diag, proto, family):
                             if not rec.inode:
                                 continue
