@@ -187,14 +187,19 @@ def run_ping(got: dict) -> int:
 
 
 def main() -> None:
-    got = parse_inspect(sys.argv[1:])
-    if got is not None:
-        sys.exit(run_fast(got))
-    got = parse_ping(sys.argv[1:])
-    if got is not None:
-        sys.exit(run_ping(got))
-    from pysock.cli import main as full
-    full()
+    try:
+        got = parse_inspect(sys.argv[1:])
+        if got is None:
+            quick = parse_ping(sys.argv[1:])
+            if quick is not None:
+                sys.exit(run_ping(quick))
+            from pysock.cli import main as full
+            full()
+    except KeyboardInterrupt:  # Ctrl-C while the commands are still being imported
+        from pysock.errors import ExitStatus
+        from pysock.status import quiet
+        sys.exit(quiet(ExitStatus.INTERRUPTED))
+    sys.exit(run_fast(got))
 
 
 if __name__ == "__main__":

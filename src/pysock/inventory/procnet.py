@@ -24,19 +24,20 @@ def _rows(path: str):
         return
 
 
-def _port_of(hex_addr: str) -> int:
-    return int(hex_addr.rsplit(":", 1)[1], 16)
+def listening(proto: str = "tcp") -> Iterator[tuple[int, str, int]]:
+    """(port, local address in /proc hex, inode) of every socket bound and waiting
+    (TCP listening, UDP bound and unconnected), in one read of each table."""
+    state = TCP_LISTEN if proto == "tcp" else UDP_UNCONNECTED
+    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
+        for cols in _rows(table):
+            if len(cols) > 9 and cols[3] == state:
+                hex_addr, _, hex_port = cols[1].rpartition(":")
+                yield int(hex_port, 16), hex_addr, int(cols[9])
 
 
 def listening_inodes(port: int, proto: str = "tcp") -> list[tuple[str, int]]:
     """(local address in /proc hex, inode) of sockets bound and waiting on port."""
-    state = TCP_LISTEN if proto == "tcp" else UDP_UNCONNECTED
-    out = []
-    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
-        for cols in _rows(table):
-            if len(cols) > 9 and cols[3] == state and _port_of(cols[1]) == port:
-                out.append((cols[1].rsplit(":", 1)[0], int(cols[9])))
-    return out
+    return [(hex_addr, inode) for found, hex_addr, inode in listening(proto) if found == port]
 
 
 def unix_inodes(path: str) -> list[int]:
@@ -174,7 +175,17 @@ def _table_lines_all(path: str) -> list[str]:
         return []
 
 
+def decode_address(hex_addr: str) -> str:
+    """A /proc/net address (host-order 32-bit words, IPv4 or IPv6) as text."""
+    decode = _DECODERS.get(len(hex_addr))
+    if decode is None:
+        decode = _DECODERS[len(hex_addr)] = _addr_decoder(4 if len(hex_addr) == 8 else 6)
+    return decode(hex_addr)
+
+
+_DECODERS: dict = {}  # hex length -> its family's cached decoder
+
+
 def listener_addresses(port: int, proto: str = "tcp") -> list[str]:
     """The local addresses something listens on at port ('0.0.0.0', '::', '127.0.0.1'...)."""
-    decoders = {8: _addr_decoder(4), 32: _addr_decoder(6)}
-    return [decoders[len(hex_addr)](hex_addr) for hex_addr, _ in listening_inodes(port, proto)]
+    return [decode_address(hex_addr) for hex_addr, _ in listening_inodes(port, proto)]

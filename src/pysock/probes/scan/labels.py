@@ -20,15 +20,8 @@ class Label:
     user: str | None
 
 
-def _proc_address(hex_addr: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    """/proc/net/tcp's address: 32-bit words in host (little-endian) order."""
-    raw = bytes.fromhex(hex_addr)
-    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    return ipaddress.ip_address(words)
-
-
 def _serves(hex_addr: str, target: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    bound = _proc_address(hex_addr)
+    bound = ipaddress.ip_address(procnet.decode_address(hex_addr))
     if bound.version == 6 and target.version == 4:  # a dual-stack socket on :: serves v4 too
         return bound.is_unspecified or bound.ipv4_mapped == target
     return bound.version == target.version and (bound.is_unspecified or bound == target)
@@ -40,7 +33,7 @@ def owners(target: Target, ports: list[tuple[str, int]]) -> dict[tuple[str, int]
     inodes: dict[tuple[str, int], list[int]] = {}
     for proto in {proto for proto, _ in ports}:
         wanted = {port for p, port in ports if p == proto}
-        for port, hex_addr, inode in _listening(proto):
+        for port, hex_addr, inode in procnet.listening(proto):
             if port in wanted and _serves(hex_addr, addr):
                 inodes.setdefault((proto, port), []).append(inode)
     if not inodes:
@@ -55,23 +48,6 @@ def owners(target: Target, ports: list[tuple[str, int]]) -> dict[tuple[str, int]
             if key in labels:
                 break
     return labels
-
-
-def _listening(proto: str):
-    """(port, local address in /proc hex, inode) of every listening (TCP) or bound
-    unconnected (UDP) socket, in one read of each table."""
-    state = procnet.TCP_LISTEN if proto == "tcp" else procnet.UDP_UNCONNECTED
-    for table in (f"/proc/net/{proto}", f"/proc/net/{proto}6"):
-        try:
-            with open(table) as f:
-                next(f, None)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) > 9 and cols[3] == state:
-                        hex_addr, _, hex_port = cols[1].rpartition(":")
-                        yield int(hex_port, 16), hex_addr, int(cols[9])
-        except OSError:
-            continue
 
 
 def _user(uid: int | None) -> str | None:
