@@ -82,14 +82,58 @@ def wait_listening(port: int, host: str = "127.0.0.1", timeout: float = 10,
 
 
 def _listed(port: int) -> bool:
-    suffix = f":{port:04X}"
+    return bool(_listeners(port))
+
+
+def _listeners(port: int) -> set[str]:
+    """The socket inodes listening on TCP port (any address, v4 or v6)."""
+    suffix, inodes = f":{port:04X}", set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with open(table) as f:
             for line in f:
                 cols = line.split()
-                if len(cols) > 3 and cols[1].endswith(suffix) and cols[3] == "0A":
-                    return True
+                if len(cols) > 9 and cols[1].endswith(suffix) and cols[3] == "0A":
+                    inodes.add(cols[9])
+    return inodes
+
+
+def _owns(pid: int, inodes: set[str]) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return True
     return False
+
+
+def serve_on_free_port(procs: Procs, argv_for, timeout: float = 10,
+                       attempts: int = 5) -> tuple[int, subprocess.Popen]:
+    """Start argv_for(port) on a free port and wait until that very process listens.
+    A port can be taken between free_port() and the server's bind (another program on
+    the machine binds it): the server then fails with 'in use', or the listener found
+    is not its own, and it is started again on a fresh port."""
+    for _ in range(attempts):
+        port = free_port()
+        proc = procs.start(argv_for(port))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            inodes = _listeners(port)
+            if inodes and _owns(proc.pid, inodes):
+                return port, proc
+            time.sleep(0.02)
+        if proc.poll() is None:
+            raise AssertionError(f"{argv_for(port)[0]} does not listen on {port} after {timeout}s")
+        out, err = proc.communicate(timeout=10)
+        if b"in use" not in out + err:
+            raise AssertionError(f"server exited ({proc.returncode}) before listening on "
+                                 f"{port}: {(out + err).decode(errors='replace')[-500:]}")
+    raise AssertionError(f"no free port held after {attempts} tries")
 
 
 # ---- processes --------------------------------------------------------------

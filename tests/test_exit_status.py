@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -279,3 +280,19 @@ def test_exit_status_table_is_what_the_command_does(name, lab, tmp_path):
             assert got == expected, f"{name}: expected {expected}, got {got}"
     finally:
         box.close()
+
+
+def test_ctrl_c_while_the_commands_are_imported_is_130_without_traceback():
+    """A Ctrl-C that lands while pysock is still importing its commands (slow on a
+    loaded machine) ends as one later would: 130 and nothing on stderr."""
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, *rest):\n"
+            "        if name == 'pysock.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "sys.argv = ['pysock', 'listen', '0']\n"
+            "from pysock.launch import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert (out.returncode, out.stderr) == (130, b"")

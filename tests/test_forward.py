@@ -457,8 +457,9 @@ def test_tls_listen_download_to_s_client(procs, pki, tmp_path):
 def test_tls_to_socat_openssl_echo_64_mib_each_way(procs, pki):
     need_tool("socat")
     to, here = free_port(), free_port()
+    # EXEC:cat, not socat's PIPE, which blocks writing to its own full pipe (see socat_echo)
     server = procs.start(["socat", f"OPENSSL-LISTEN:{to},bind=127.0.0.1,reuseaddr,fork,"
-                          f"cert={pki.server[0]},key={pki.server[1]},verify=0", "PIPE"])
+                          f"cert={pki.server[0]},key={pki.server[1]},verify=0", "EXEC:cat"])
     wait_listening(to, proc=server)
     forward(procs, "--tls", "--cafile", pki.cafile, "--sni", "localhost", f"127.0.0.1:{here}",
             f"127.0.0.1:{to}")

@@ -39,10 +39,17 @@ def _connect(family, addr, timeout=10.0) -> socket.socket:
             time.sleep(0.05)
 
 
-def _read(sock: socket.socket, seconds: float) -> tuple[bytes, bool]:
-    """What arrives within seconds, and whether the peer ended (EOF or reset)."""
-    got, deadline = b"", time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+def _read(sock: socket.socket, seconds: float, want: bytes | None = None,
+          limit: float = 10.0) -> tuple[bytes, bool]:
+    """What arrives within seconds, and whether the peer ended (EOF or reset). With
+    want: reading goes on past seconds (up to limit) until want has arrived, so a
+    loaded machine is waited for while the window still catches anything extra."""
+    got, start = b"", time.monotonic()
+
+    def deadline() -> float:
+        return start + (seconds if want is None or want in got else limit)
+
+    while (left := deadline() - time.monotonic()) > 0:
         if not select.select([sock], [], [], left)[0]:
             break
         try:
@@ -72,6 +79,7 @@ class Session:
         if tty_stderr:
             os.close(slave)
         self.peers: list[socket.socket] = []
+        self.out = b""  # stdout read so far by stdout_until
 
     def feed(self, data: bytes, close: bool) -> None:
         try:
@@ -89,10 +97,22 @@ class Session:
         except subprocess.TimeoutExpired:
             return False
 
+    def stdout_until(self, want: bytes, limit: float = 10.0) -> None:
+        """Read pysock's stdout until want has come (it is what pysock received, so
+        its taps have seen it), or limit seconds pass; finish() returns all of it."""
+        fd, deadline = self.proc.stdout.fileno(), time.monotonic() + limit
+        while want not in self.out and (left := deadline - time.monotonic()) > 0:
+            if not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self.out += chunk
+
     def finish(self) -> tuple[bytes, bytes]:
         if self.proc.poll() is None:
             self.proc.terminate()
-        out = self.proc.stdout.read() if self.proc.wait(10) is not None else b""
+        out = self.out + self.proc.stdout.read() if self.proc.wait(10) is not None else b""
         err = self.proc.stderr.read() if self.proc.stderr else self._terminal()
         for peer in self.peers:
             peer.close()
@@ -206,7 +226,8 @@ def _exchange(start, opts, tty_stderr=False):
 @pytest.mark.parametrize("mode", STREAM_RELAY)
 def test_hexdump_in_every_stream_relay(mode):
     s, peer = _exchange(STREAM_RELAY[mode], ["--hexdump", "-"])
-    got, _ = _read(peer, 1.0)
+    got, _ = _read(peer, 1.0, want=DATA)
+    s.stdout_until(REPLY)
     _, err = s.finish()
     assert got == DATA
     assert b"sent 4 bytes" in err and b"received 2 bytes" in err
@@ -215,7 +236,7 @@ def test_hexdump_in_every_stream_relay(mode):
 @pytest.mark.parametrize("mode", STREAM_RELAY)
 def test_crlf_in_every_stream_relay(mode):
     s, peer = _exchange(STREAM_RELAY[mode], ["--crlf"])
-    got, _ = _read(peer, 1.0)
+    got, _ = _read(peer, 1.0, want=b"a\r\nb\r\n")
     s.finish()
     assert got == b"a\r\nb\r\n"
 
@@ -223,7 +244,8 @@ def test_crlf_in_every_stream_relay(mode):
 @pytest.mark.parametrize("mode", STREAM_RELAY)
 def test_progress_in_every_stream_relay(mode):
     s, peer = _exchange(STREAM_RELAY[mode], ["--progress"], tty_stderr=True)
-    _read(peer, 1.0)
+    _read(peer, 1.0, want=DATA)
+    s.stdout_until(REPLY)
     _, err = s.finish()
     assert b"sent" in err and b"received" in err
 
@@ -248,7 +270,7 @@ def test_idle_timeout_in_every_stream_relay(mode):
 def test_no_shutdown_in_every_stream_relay(mode):
     s, peer = STREAM_RELAY[mode](["--no-shutdown"])
     s.feed(DATA, close=True)
-    got, ended = _read(peer, 0.8)
+    got, ended = _read(peer, 0.8, want=DATA)
     s.finish()
     assert got == DATA and not ended
 
@@ -257,7 +279,7 @@ def test_no_shutdown_in_every_stream_relay(mode):
 def test_recv_only_in_every_stream_relay(mode):
     s, peer = _exchange(STREAM_RELAY[mode], ["-d"])
     got, _ = _read(peer, 0.8)
-    time.sleep(0.5)  # the peer's FIN may come before pysock read REPLY
+    s.stdout_until(REPLY)  # the peer's FIN may come before pysock read REPLY
     out, _ = s.finish()
     assert got == b"" and out == REPLY
 
@@ -265,7 +287,7 @@ def test_recv_only_in_every_stream_relay(mode):
 @pytest.mark.parametrize("mode", STREAM_RELAY)
 def test_send_only_in_every_stream_relay(mode):
     s, peer = _exchange(STREAM_RELAY[mode], ["--send-only"])
-    got, _ = _read(peer, 0.8)
+    got, _ = _read(peer, 0.8, want=DATA)
     out, _ = s.finish()
     assert got == DATA and out == b""
 
@@ -290,7 +312,7 @@ def test_exit_on_peer_close_is_refused_with_keep_open(mode):
 @pytest.mark.parametrize("mode", SERVING)
 def test_hexdump_in_every_serving_mode(mode):
     s, watcher = _serve_and_listen(mode, ["--hexdump", "-"])
-    got, _ = _read(watcher, 1.0)
+    got, _ = _read(watcher, 1.0, want=SERVING[mode][1])
     _, err = s.finish()
     assert got.endswith(SERVING[mode][1])  # chat: after the announcement
     assert b"bytes from " in err and b"at offset" in err
@@ -299,7 +321,7 @@ def test_hexdump_in_every_serving_mode(mode):
 @pytest.mark.parametrize("mode", SERVING)
 def test_crlf_in_every_serving_mode(mode):
     s, watcher = _serve_and_listen(mode, ["--crlf"])
-    got, _ = _read(watcher, 1.0)
+    got, _ = _read(watcher, 1.0, want=SERVING[mode][1].replace(b"\n", b"\r\n"))
     s.finish()
     assert got.endswith(SERVING[mode][1].replace(b"\n", b"\r\n"))
     assert b"\n" not in got.replace(b"\r\n", b"")
@@ -308,7 +330,7 @@ def test_crlf_in_every_serving_mode(mode):
 @pytest.mark.parametrize("mode", SERVING)
 def test_progress_in_every_serving_mode(mode):
     s, watcher = _serve_and_listen(mode, ["--progress"], tty_stderr=True)
-    _read(watcher, 1.0)
+    _read(watcher, 1.0, want=SERVING[mode][1])
     _, err = s.finish()
     assert b"sent" in err and b"received" in err
 

@@ -94,10 +94,15 @@ def run_fast(got: dict) -> int:
 
 
 def main() -> None:
-    got = parse_inspect(sys.argv[1:])
-    if got is None:
-        from pysock.cli import main as full
-        full()
+    try:
+        got = parse_inspect(sys.argv[1:])
+        if got is None:
+            from pysock.cli import main as full
+            full()
+    except KeyboardInterrupt:  # Ctrl-C while the commands are still being imported
+        from pysock.errors import ExitStatus
+        from pysock.status import quiet
+        sys.exit(quiet(ExitStatus.INTERRUPTED))
     sys.exit(run_fast(got))
 
 

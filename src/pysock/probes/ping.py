@@ -155,6 +155,8 @@ class Session:
                     yield from self._send(target, now)
             now = clock()
             over = [t for t in active if self._over(t, now, deadline_at)]
+            if over:  # answers queued while this process waited for a CPU still count
+                yield from self._drain(poll, ready)
             for target in over:
                 active.remove(target)
                 target.done, target.ended_at = True, clock()
@@ -167,6 +169,13 @@ class Session:
                     if event is not None:
                         yield event
             expire(clock())
+
+    def _drain(self, poll, ready) -> Iterator[Event]:
+        for fd, mask in poll(0):
+            for answer in ready(fd, mask):
+                event = self._account(answer)
+                if event is not None:
+                    yield event
 
     def _may_send(self, target: Target, now: float, deadline_at: float | None) -> bool:
         spec = self.spec

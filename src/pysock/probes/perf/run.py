@@ -91,6 +91,14 @@ class Run:
         return self.cpu.percent()
 
     def close(self) -> None:
+        """Stop the streams and let their threads end before the sockets close: a
+        thread still reading (a dropped test's) must not meet a closed socket."""
         self.stop.set()
+        for stream in self.streams:
+            stream.shutdown()
+        deadline = time.monotonic() + JOIN_WAIT
+        for stream in self.streams:
+            if stream.thread is not None:
+                stream.thread.join(max(deadline - time.monotonic(), 0.01))
         for stream in self.streams:
             stream.close()

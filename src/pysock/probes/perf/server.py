@@ -134,10 +134,16 @@ class PerfServer:
                 self.closing.set()
                 self.events_queue.put(None)
 
+    def stop_waiting(self, test: ServerTest) -> None:
+        """test takes no more streams. Only its own entry goes: another client may
+        have sent the same cookie since (a new test then waits under it). Holds lock."""
+        if self.waiting.get(test.cookie) is test:
+            del self.waiting[test.cookie]
+
     def test_over(self, test: ServerTest) -> None:
         with self.lock:
             self.running -= 1
-            self.waiting.pop(test.cookie, None)
+            self.stop_waiting(test)
             last = self.options.one_off
         if last:
             self.closing.set()
@@ -215,7 +221,7 @@ class ServerTest:
                     raise P.ProtocolError(f"{len(self.pending)} of {wanted} data streams came")
                 self.arrived.wait(left)
         with self.server.lock:
-            self.server.waiting.pop(self.cookie, None)
+            self.server.stop_waiting(self)
         for index, (sid, sock) in enumerate(zip(P.stream_ids(wanted), self.pending)):
             if spec.window:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, spec.window)

@@ -126,6 +126,13 @@ class Stream:
         except OSError:
             return {}
 
+    def shutdown(self) -> None:
+        """Wake the stream's thread: a blocked read ends, a blocked send fails."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self.sock.close()
