@@ -3,8 +3,9 @@
 Each Pump moves from a source fd to a destination fd with the cheapest mechanism
 the pair permits: splice when one side is a pipe, splice through a private pipe
 between two non-pipes (socket -> file), a TCP socket into /dev/null dropped in
-the kernel (MSG_TRUNC), sendfile from a regular file, and a plain read/write copy where the bytes must be seen (a tap
-that looks at data, --crlf) or where nothing else works (a terminal).
+the kernel (MSG_TRUNC), sendfile from a regular file, and a plain read/write
+copy where the bytes must be seen (a tap that looks at data, --crlf) or where
+nothing else works (a terminal).
 
 step() moves one chunk and returns its size, 0 at end of input, or raises
 Blocked naming the fd and poll event to wait for."""
