@@ -1,12 +1,15 @@
-"""The entry point: `pysock inspect` with only ss-style flags, piped or --json, runs
-here without click; everything else goes to the click group (pysock.cli).
+"""The entry point: `pysock inspect` with only ss-style flags, piped or --json, and
+`pysock ping` with only plain flags and values, piped, run here without click;
+everything else goes to the click group (pysock.cli).
 
 Why this lives outside cli/: importing anything under pysock.cli imports the
 click group first, and click with the command modules costs more than the whole
 listing of a few hundred sockets (measured in bench/scenarios/inspect.py). The
 flags taken here are a fixed table that means exactly what the click command
 means by them; any other word (an expression, a value option, --help, a typo)
-sends the whole command line to click, which parses and reports it as always."""
+sends the whole command line to click, which parses and reports it as always.
+ping's values are taken here only in the plain spelling that click reads the
+same way (digits, one dot); click reports the rest, and a bad value, as always."""
 
 from __future__ import annotations
 
@@ -93,10 +96,103 @@ def run_fast(got: dict) -> int:
         return exit_status(exc)
 
 
+# ping: flag -> (parameter, value kind); kinds: True (a flag), "count" (int >= 1),
+# "size" (0..65507), "ttl" (1..255), "interval" (secs >= 0), "secs" (> 0)
+_PING = {"-c": ("count", "count"), "--count": ("count", "count"),
+         "-i": ("interval", "interval"), "--interval": ("interval", "interval"),
+         "-W": ("timeout", "secs"), "--timeout": ("timeout", "secs"),
+         "-w": ("deadline", "secs"), "--deadline": ("deadline", "secs"),
+         "-s": ("size", "size"), "--size": ("size", "size"), "-t": ("ttl", "ttl"),
+         "--ttl": ("ttl", "ttl"), "-q": ("quiet", True), "--quiet": ("quiet", True),
+         "-f": ("flood", True), "--flood": ("flood", True), "-D": ("timestamps", True),
+         "--timestamps": ("timestamps", True), "-n": ("numeric", True),
+         "--numeric": ("numeric", True), "--json": ("json", True),
+         "-4": ("v4", True), "-6": ("v6", True)}
+_PING_RANGES = {"count": (1, None), "size": (0, 65507), "ttl": (1, 255)}
+
+
+def parse_ping(args: list[str]) -> dict | None:
+    """ping's plain flags -> its parameters; None when click must parse this line."""
+    if not args or args[0] != "ping" or os.environ.get("PYSOCK_DEBUG") == "1":
+        return None
+    got: dict = {"hosts": [], "count": None, "interval": None, "timeout": 10.0,
+                 "deadline": None, "size": 56, "ttl": None}
+    words = iter(args[1:])
+    for word in words:
+        if word[:1] != "-":
+            got["hosts"].append(word)
+            continue
+        if word not in _PING:
+            return None
+        name, kind = _PING[word]
+        value = True if kind is True else _ping_value(kind, next(words, ""))
+        if value is None:
+            return None
+        got[name] = value
+    if not got["hosts"] or (got.get("v4") and got.get("v6")) or _isatty(sys.stdout):
+        return None  # click's usage lines; a terminal may get a live table
+    got["family"] = 4 if got.pop("v4", False) else 6 if got.pop("v6", False) else None
+    return got
+
+
+def _ping_value(kind: str, text: str) -> int | float | None:
+    """text as click's type for kind reads it, when it is spelled plainly and valid."""
+    if not text.isascii() or not text.replace(".", "", 1).isdigit():
+        return None
+    if kind in _PING_RANGES:
+        if "." in text:
+            return None
+        low, high = _PING_RANGES[kind]
+        number = int(text)
+        return number if number >= low and (high is None or number <= high) else None
+    secs = float(text)
+    good = 0 <= secs < 1e7 if kind == "interval" else 0 < secs < 1e9
+    return secs if good else None
+
+
+def run_ping(got: dict) -> int:
+    """ping's body inside the same error boundary as pysock.cli.run."""
+    from pysock import status
+    from pysock.errors import ExitStatus, PysockError, UsageError
+    status.unwind_on_signals()
+    try:
+        from pysock.pingmain import run
+        from pysock.probes.ping import PingSpec
+        from pysock.render.style import use_color
+        interval = got["interval"]
+        if interval is None:
+            interval = 0.0 if got.get("flood") else 1.0
+        spec = PingSpec(count=got["count"], interval=interval, timeout=got["timeout"],
+                        deadline=got["deadline"], size=got["size"], ttl=got["ttl"],
+                        flood=bool(got.get("flood")))
+        json = bool(got.get("json"))
+        result = run(got["hosts"], spec, quiet=bool(got.get("quiet")), family=got["family"],
+                     timestamps=bool(got.get("timestamps")), numeric=bool(got.get("numeric")),
+                     port=None, json=json, mode="json" if json else "plain",
+                     color=use_color("auto", False))
+        sys.stdout.flush()
+        return result
+    except status.Terminated as exc:
+        return status.quiet(128 + exc.signum)
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")  # as click does for a Ctrl-C outside the probe loop
+        return status.quiet(ExitStatus.INTERRUPTED)
+    except BaseException as exc:
+        closed = status.stdout_closed
+        if isinstance(exc, (OSError, PysockError)) and status.is_epipe(exc) and closed():
+            return status.quiet(ExitStatus.OK)
+        if isinstance(exc, UsageError) and exc.see_help:
+            exc = UsageError(f"{exc.message} (see 'pysock ping --help')", exc.status)
+        return status.exit_status(exc, stdout_closed=closed)
+
+
 def main() -> None:
     try:
         got = parse_inspect(sys.argv[1:])
         if got is None:
+            quick = parse_ping(sys.argv[1:])
+            if quick is not None:
+                sys.exit(run_ping(quick))
             from pysock.cli import main as full
             full()
     except KeyboardInterrupt:  # Ctrl-C while the commands are still being imported

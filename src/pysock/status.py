@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
 from pysock.errors import ExitStatus, PysockError
@@ -42,3 +43,46 @@ def quiet(status: int) -> int:
     except (OSError, ValueError):
         pass
     return status
+
+
+class StdoutClosed(Exception):
+    """The reader of stdout went away (`| head`): a quiet exit 0, as nc does."""
+
+
+def stdout_closed() -> bool:
+    """stdout is a pipe or socket whose reader has gone (poll reports an error on it)."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+class Terminated(Exception):
+    """SIGTERM or SIGHUP (a closed terminal): unwind like Ctrl-C, so finally blocks
+    clean up (socket files, children); the exit status is 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def unwind_on_signals() -> None:
+    """SIGTERM and SIGHUP raise Terminated (unless ignored: nohup's choice stands)."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum, frame):
+    raise Terminated(signum)
+
+
+def is_epipe(exc: BaseException) -> bool:
+    """EPIPE itself, or a PysockError a command made of one (trace wraps its OSError)."""
+    for link in (exc, exc.__context__):
+        if isinstance(link, OSError) and link.errno == errno.EPIPE:
+            return True
+    return False

@@ -3,10 +3,8 @@ place where errors become a line on stderr and an exit status."""
 
 from __future__ import annotations
 
-import errno
 import importlib
 import os
-import signal
 import sys
 
 import click
@@ -15,6 +13,7 @@ from pysock import __version__
 from pysock.advice import install as install_advice
 from pysock.cli.context import Settings
 from pysock.errors import ExitStatus, PysockError, UsageError
+from pysock.status import StdoutClosed, Terminated, is_epipe, stdout_closed, unwind_on_signals
 
 install_advice()  # core errors' ways out, in this command line's flags
 
@@ -67,7 +66,7 @@ class LazyGroup(click.Group):
                 exc.command = " ".join(filter(None, (ctx.command_path, ctx.invoked_subcommand)))
             raise
         except (OSError, PysockError) as exc:
-            if _is_epipe(exc) and stdout_closed():
+            if is_epipe(exc) and stdout_closed():
                 raise StdoutClosed() from None
             raise
 
@@ -107,47 +106,9 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(run(argv))
 
 
-class StdoutClosed(Exception):
-    """The reader of stdout went away (`| head`): a quiet exit 0, as nc does."""
-
-
-def stdout_closed() -> bool:
-    """stdout is a pipe or socket whose reader has gone (poll reports an error on it)."""
-    import select
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def _is_epipe(exc: BaseException) -> bool:
-    """EPIPE itself, or a PysockError a command made of one (trace wraps its OSError)."""
-    for link in (exc, exc.__context__):
-        if isinstance(link, OSError) and link.errno == errno.EPIPE:
-            return True
-    return False
-
-
-class Terminated(Exception):
-    """SIGTERM or SIGHUP (a closed terminal): unwind like Ctrl-C, so finally blocks
-    clean up (socket files, children); the exit status is 128 + the signal."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _on_signal(signum, frame):
-    raise Terminated(signum)
-
-
 def run(argv: list[str] | None = None) -> int:
     debug = os.environ.get("PYSOCK_DEBUG") == "1" or "--debug" in (argv or sys.argv[1:])
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is not signal.SIG_IGN:  # nohup's choice stands
-            signal.signal(signum, _on_signal)
+    unwind_on_signals()
     if "_PYSOCK_COMPLETE" in os.environ:  # a Tab: answer in pysock's own line format
         from pysock.cli.completion import register
         register()

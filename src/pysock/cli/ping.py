@@ -3,16 +3,13 @@ with iputils' options, lines, statistics and exit status."""
 
 from __future__ import annotations
 
-import ipaddress
-
 import click
 
 from pysock.cli import options
 from pysock.cli.context import settings
-from pysock.errors import ExitStatus, PysockError, UsageError
+from pysock.errors import UsageError
 
 MAX_PAYLOAD = 65507  # 65535 minus the IPv4 and ICMP headers
-USER_MIN_INTERVAL = 0.002  # iputils: below this only root may go
 
 
 def _interval(text: str) -> float:
@@ -36,8 +33,9 @@ def _pattern(text: str) -> bytes:
 def _spec(*, count, interval, timeout, deadline, size, ttl, flood, interface, pattern):
     """The probe options -> probes.ping.PingSpec (-I split into a source address or
     an interface; -i's default 1 s, 0 with -f)."""
+    from pysock.pingmain import split_interface
     from pysock.probes.ping import PingSpec
-    source, device = _interface(interface)
+    source, device = split_interface(interface)
     if interval is None:
         interval = 0.0 if flood else 1.0
     return PingSpec(count=count, interval=interval, timeout=timeout, deadline=deadline, size=size,
@@ -97,83 +95,7 @@ def ping(hosts, spec, quiet, family, timestamps, numeric, port, json) -> int:
     """Send echo requests to HOST... (addresses, names, CIDR blocks), like ping and
     fping: one host gives iputils' lines and statistics; many are probed at once,
     with a live table on a terminal and one summary row per host."""
-    from pysock.probes.ping import Session, make_targets
-
-    targets = make_targets(list(hosts), family=family, numeric=numeric)
-    if not targets:
-        raise PysockError("no hosts to ping", ExitStatus.USAGE)
-    prober = _prober(port, spec)
-    session = Session(targets, spec, prober)
-    view = _view(targets, spec, port, quiet=quiet, numeric=numeric, timestamps=timestamps,
-                 json=json)
-    header = _header(targets, spec, port, json)
-    events = session.events()
-    with view:
-        try:
-            first = next(events, None)  # opens the sockets: errors come before the header
-            view.start(header)
-            if first is not None:
-                view.event(first)
-            for event in events:
-                view.event(event)
-        except KeyboardInterrupt:
-            events.close()
-        view.finish()
-    return _status(targets, spec)
-
-
-def _interface(value: str | None) -> tuple[str | None, str | None]:
-    """-I: an address is a source to bind to, anything else an interface name."""
-    if value is None:
-        return None, None
-    try:
-        ipaddress.ip_address(value.split("%", 1)[0])
-        return value, None
-    except ValueError:
-        return None, value
-
-
-def _prober(port, spec):
-    if port is not None:
-        from pysock.probes.portping import PortProber
-        return PortProber(*port)
-    from pysock.probes.ping import EchoProber
-    return EchoProber(min_interval=USER_MIN_INTERVAL)
-
-
-def _view(targets, spec, port, *, quiet, numeric, timestamps, json):
-    from pysock.render import ping as render
-    mode = settings().output_mode(json)
-    kw = dict(numeric=numeric, quiet=quiet, flood=spec.flood, timestamps=timestamps,
-              interval=spec.interval, port=port, color=settings().color)
-    if mode == "json":
-        return render.JsonView(targets, **kw)
-    if mode == "table" and len(targets) > 1:
-        return render.LiveView(targets, **kw)
-    return render.LinesView(targets, **kw)
-
-
-def _header(targets, spec, port, json) -> str | None:
-    """iputils' first line(s), for one host and plain output only."""
-    if json or len(targets) > 1:
-        return None
-    from pysock.probes.ping import route_source
-    from pysock.render import ping as render
-    target = targets[0]
-    source = None
-    if port is None:
-        source = route_source(target.name, target.sockaddr, spec.device)
-    chosen = spec.source is not None or spec.device is not None  # -I was given
-    text = render.header(target, spec.size, source=source if chosen else None,
-                         device=spec.device, port=port)
-    if spec.pattern and port is None:
-        text = f"PATTERN: 0x{spec.pattern.hex()}\n" + text
-    return text
-
-
-def _status(targets, spec) -> int:
-    for target in targets:
-        got = target.stats.received
-        if not got or (spec.deadline and spec.count and got < spec.count):
-            return ExitStatus.FAILURE
-    return ExitStatus.OK
+    from pysock.pingmain import run
+    return run(list(hosts), spec, quiet=quiet, family=family, timestamps=timestamps,
+               numeric=numeric, port=port, json=json, mode=settings().output_mode(json),
+               color=settings().color)

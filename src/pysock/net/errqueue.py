@@ -13,7 +13,6 @@ import enum
 import socket
 import struct
 import time
-from dataclasses import dataclass
 
 # Linux constants the socket module does not export (uapi headers, x86_64 and arm64 alike)
 SOL_IP, SOL_IPV6 = 0, 41
@@ -44,19 +43,26 @@ class Origin(enum.IntEnum):
     ICMP6 = 3
 
 
-@dataclass(frozen=True, slots=True)
 class QueuedError:
-    """One entry of a socket's error queue."""
+    """One entry of a socket's error queue. (A plain class: ping's start-up does
+    without dataclasses, see probes/icmp.Echo.)"""
 
-    origin: Origin
-    icmp_type: int
-    icmp_code: int
-    info: int  # the MTU for frag-needed / packet-too-big and local EMSGSIZE
-    errno: int
-    offender: str | None  # the router or host that sent the ICMP error
-    dest: tuple | None  # where the quoted packet was going (address, port, ...)
-    data: bytes  # the quoted packet's payload (for ICMP sockets: the echo request)
-    recv_ns: int
+    __slots__ = ("origin", "icmp_type", "icmp_code", "info", "errno", "offender", "dest",
+                 "data", "recv_ns")
+
+    def __init__(self, origin: Origin, icmp_type: int, icmp_code: int, info: int, errno: int,
+                 offender: str | None, dest: tuple | None, data: bytes, recv_ns: int):
+        self.origin, self.icmp_type, self.icmp_code = origin, icmp_type, icmp_code
+        self.info = info  # the MTU for frag-needed / packet-too-big and local EMSGSIZE
+        self.errno = errno
+        self.offender = offender  # the router or host that sent the ICMP error
+        self.dest = dest  # where the quoted packet was going (address, port, ...)
+        self.data = data  # the quoted packet's payload (for ICMP sockets: the echo request)
+        self.recv_ns = recv_ns
+
+    def __repr__(self) -> str:
+        return (f"QueuedError({self.origin!r}, {self.icmp_type}, {self.icmp_code}, "
+                f"errno={self.errno}, offender={self.offender!r}, dest={self.dest!r})")
 
     @property
     def is_icmp(self) -> bool:

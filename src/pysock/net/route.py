@@ -7,8 +7,6 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-from pysock.net.sockopt import bind_device
-
 
 def family_of(addr: str) -> socket.AddressFamily:
     """AF_INET or AF_INET6 for a numeric address (a %scope is allowed)."""
@@ -22,6 +20,7 @@ def source_address(addr: str, *, scope_id: int = 0, device: str | None = None) -
     family = family_of(addr)
     with socket.socket(family, socket.SOCK_DGRAM) as probe:
         if device:
+            from pysock.net.sockopt import bind_device  # rarely: ping's start-up skips it
             bind_device(probe, device)
         dest = (addr, 1025, 0, scope_id) if family == socket.AF_INET6 else (addr, 1025)
         probe.connect(dest)

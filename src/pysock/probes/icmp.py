@@ -4,7 +4,6 @@ the words iputils uses for ICMP errors."""
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from socket import AF_INET, AF_INET6
 
 ECHO_REQUEST = {AF_INET: 8, AF_INET6: 128}
@@ -82,16 +81,18 @@ class EchoTemplate:
         return HEADER.pack(self.kind, 0, check, self.ident, seq) + stamp + self.tail
 
 
-@dataclass(slots=True)
 class Echo:
-    """An echo reply as read from the socket."""
+    """An echo reply as read from the socket. (Plain classes on ping's path, not
+    dataclasses: importing dataclasses, with inspect, ast and dis, costs more of
+    ping's start-up than its whole quick path.)"""
 
-    ident: int
-    seq: int
-    size: int  # ICMP bytes (header + data), what iputils prints as "N bytes"
-    ttl: int | None
-    data: bytes
-    checksum_ok: bool
+    __slots__ = ("ident", "seq", "size", "ttl", "data", "checksum_ok")
+
+    def __init__(self, ident: int, seq: int, size: int, ttl: int | None, data: bytes,
+                 checksum_ok: bool):
+        self.ident, self.seq = ident, seq
+        self.size = size  # ICMP bytes (header + data), what iputils prints as "N bytes"
+        self.ttl, self.data, self.checksum_ok = ttl, data, checksum_ok
 
 
 def split_ipv4(packet: bytes) -> tuple[int, bytes] | None:

@@ -9,12 +9,10 @@ import os
 import random
 import socket
 import struct
-from dataclasses import dataclass
 
 from pysock.errors import ExitStatus, PrivilegeError, PysockError
 from pysock.net import errqueue
 from pysock.net.errqueue import SOL_IP, SOL_IPV6, Origin, QueuedError, stamp_and_ttl, stamps_ready
-from pysock.net.sockopt import bind_device, set_ttl
 from pysock.probes import icmp
 
 # Linux constants the socket module does not export (uapi headers, x86_64 and arm64 alike)
@@ -30,21 +28,25 @@ PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_IC
 __all__ = ["EchoSocket", "Incoming", "stamps_ready"]
 
 
-@dataclass(slots=True)
 class Incoming:
     """One thing read from an echo socket: an echo reply or an ICMP error about one
-    of our requests (ident/seq taken from the quoted request)."""
+    of our requests (ident/seq taken from the quoted request). A plain class: see
+    icmp.Echo."""
 
-    addr: str  # who sent it: the echoing host, or the router reporting the error
-    ident: int
-    seq: int
-    recv_ns: int  # kernel receive time, CLOCK_REALTIME ns
-    echo: icmp.Echo | None = None
-    error: str | None = None  # iputils' words for the error
-    icmp_type: int = 0
-    icmp_code: int = 0
-    dest: str | None = None  # for errors: whom the request was for
-    local: bool = False  # the error was raised by this machine (no route, no ARP)
+    __slots__ = ("addr", "ident", "seq", "recv_ns", "echo", "error", "icmp_type", "icmp_code",
+                 "dest", "local")
+
+    def __init__(self, addr: str, ident: int, seq: int, recv_ns: int,
+                 echo: icmp.Echo | None = None, error: str | None = None, icmp_type: int = 0,
+                 icmp_code: int = 0, dest: str | None = None, local: bool = False):
+        self.addr = addr  # who sent it: the echoing host, or the router reporting the error
+        self.ident, self.seq = ident, seq
+        self.recv_ns = recv_ns  # kernel receive time, CLOCK_REALTIME ns
+        self.echo = echo
+        self.error = error  # iputils' words for the error
+        self.icmp_type, self.icmp_code = icmp_type, icmp_code
+        self.dest = dest  # for errors: whom the request was for
+        self.local = local  # the error was raised by this machine (no route, no ARP)
 
 
 class EchoSocket:
@@ -75,6 +77,7 @@ class EchoSocket:
             sock.setsockopt(SOL_IP, IP_RECVTTL, 1)
         _best_effort(sock, socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 18)
         if device:
+            from pysock.net.sockopt import bind_device
             bind_device(sock, device)
         if source or not self.raw:
             _bind_source(sock, self.family, source)
@@ -88,6 +91,7 @@ class EchoSocket:
         stamps_ready()
 
     def set_ttl(self, ttl: int) -> None:
+        from pysock.net.sockopt import set_ttl
         set_ttl(self.sock, ttl)
 
     @property

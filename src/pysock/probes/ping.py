@@ -9,7 +9,6 @@ import select
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from pysock.errors import ExitStatus, PysockError
 from pysock.probes import icmp
@@ -19,37 +18,54 @@ FLOOD_GAP = 0.01  # flood: send on each reply, or at least a hundred times a sec
 CAP_WAIT = 1.0  # never sleep longer than this between checks
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: importing dataclasses (inspect, ast, dis) costs
+# more of ping's start-up than its whole quick path (see probes/icmp.Echo).
+
+
 class PingSpec:
-    count: int | None = None
-    interval: float = 1.0
-    timeout: float = 10.0  # -W: how long to wait after the last probe when nothing came back
-    deadline: float | None = None  # -w
-    size: int = 56
-    ttl: int | None = None
-    pattern: bytes | None = None
-    flood: bool = False
-    source: str | None = None
-    device: str | None = None
-    privileged: bool | None = None  # None: raw if allowed, else a ping socket
-    stagger: float = 0.01  # between the first probes of successive hosts
+    __slots__ = ("count", "interval", "timeout", "deadline", "size", "ttl", "pattern", "flood",
+                 "source", "device", "privileged", "stagger")
+
+    def __init__(self, count: int | None = None, interval: float = 1.0, timeout: float = 10.0,
+                 deadline: float | None = None, size: int = 56, ttl: int | None = None,
+                 pattern: bytes | None = None, flood: bool = False, source: str | None = None,
+                 device: str | None = None, privileged: bool | None = None,
+                 stagger: float = 0.01):
+        self.count, self.interval = count, interval
+        self.timeout = timeout  # -W: how long to wait after the last probe when nothing came back
+        self.deadline = deadline  # -w
+        self.size, self.ttl, self.pattern, self.flood = size, ttl, pattern, flood
+        self.source, self.device = source, device
+        self.privileged = privileged  # None: raw if allowed, else a ping socket
+        self.stagger = stagger  # between the first probes of successive hosts
+
+    def __repr__(self) -> str:
+        return "PingSpec(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+    def __eq__(self, other) -> bool:
+        return type(other) is PingSpec and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, k) for k in self.__slots__))
 
 
-@dataclass(eq=False)
 class Target:
-    name: str  # as the user typed it
-    addr: str
-    family: socket.AddressFamily
-    sockaddr: tuple
-    stats: Stats = field(default_factory=Stats, repr=False)
-    sent_ns: dict[int, int] = field(default_factory=dict, repr=False)  # seq -> CLOCK_REALTIME ns
-    answered: set[int] = field(default_factory=set, repr=False)
-    next_at: float = 0.0  # monotonic time of the next probe
-    last_sent_at: float | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    last_activity: float | None = None  # the last probe sent or answer read
-    done: bool = False
+    def __init__(self, name: str, addr: str, family: socket.AddressFamily, sockaddr: tuple):
+        self.name = name  # as the user typed it
+        self.addr, self.family, self.sockaddr = addr, family, sockaddr
+        self.stats = Stats()
+        self.sent_ns: dict[int, int] = {}  # seq -> CLOCK_REALTIME ns
+        self.answered: set[int] = set()
+        self.next_at = 0.0  # monotonic time of the next probe
+        self.last_sent_at: float | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.last_activity: float | None = None  # the last probe sent or answer read
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"Target({self.name!r}, {self.addr!r})"
 
     @property
     def elapsed_us(self) -> int:
@@ -66,58 +82,60 @@ class Target:
         return (self.elapsed_us + 500) // 1000
 
 
-@dataclass(slots=True)
 class Answer:
     """What a prober read, matched to a target and a sequence number."""
 
-    target: Target
-    seq: int
-    recv_ns: int
-    addr: str
-    error: str | None = None
-    ttl: int | None = None
-    size: int | None = None
-    data: bytes = b""
-    checksum_ok: bool = True
-    state: str | None = None  # port pings: open / closed
+    __slots__ = ("target", "seq", "recv_ns", "addr", "error", "ttl", "size", "data",
+                 "checksum_ok", "state")
+
+    def __init__(self, target: Target, seq: int, recv_ns: int, addr: str,
+                 error: str | None = None, ttl: int | None = None, size: int | None = None,
+                 data: bytes = b"", checksum_ok: bool = True, state: str | None = None):
+        self.target, self.seq, self.recv_ns, self.addr = target, seq, recv_ns, addr
+        self.error, self.ttl, self.size, self.data = error, ttl, size, data
+        self.checksum_ok = checksum_ok
+        self.state = state  # port pings: open / closed
 
 
-@dataclass(slots=True)
 class Sent:
-    target: Target
-    seq: int
+    __slots__ = ("target", "seq")
+
+    def __init__(self, target: Target, seq: int):
+        self.target, self.seq = target, seq
 
 
-@dataclass(slots=True)
 class Reply:
-    target: Target
-    seq: int
-    addr: str
-    ttl: int | None
-    size: int | None
-    rtt_us: int
-    rtt_ns: int
-    duplicate: bool = False
-    corrupt: bool = False
-    truncated: bool = False
-    wrong_byte: tuple[int, int, int] | None = None  # (index, expected, got)
-    state: str | None = None
-    data: bytes = b""  # the echoed data, kept only when it came back wrong
+    __slots__ = ("target", "seq", "addr", "ttl", "size", "rtt_us", "rtt_ns", "duplicate",
+                 "corrupt", "truncated", "wrong_byte", "state", "data")
+
+    def __init__(self, target: Target, seq: int, addr: str, ttl: int | None, size: int | None,
+                 rtt_us: int, rtt_ns: int, duplicate: bool = False, corrupt: bool = False,
+                 truncated: bool = False, wrong_byte: tuple[int, int, int] | None = None,
+                 state: str | None = None, data: bytes = b""):
+        self.target, self.seq, self.addr, self.ttl, self.size = target, seq, addr, ttl, size
+        self.rtt_us, self.rtt_ns = rtt_us, rtt_ns
+        self.duplicate, self.corrupt, self.truncated = duplicate, corrupt, truncated
+        self.wrong_byte = wrong_byte  # (index, expected, got)
+        self.state = state
+        self.data = data  # the echoed data, kept only when it came back wrong
 
 
-@dataclass(slots=True)
 class Failure:
     """An ICMP error about one of our probes, or a probe that could not be sent."""
 
-    target: Target
-    seq: int
-    addr: str | None  # who reported it (a router, this host); None: sending failed here
-    text: str
+    __slots__ = ("target", "seq", "addr", "text")
+
+    def __init__(self, target: Target, seq: int, addr: str | None, text: str):
+        self.target, self.seq = target, seq
+        self.addr = addr  # who reported it (a router, this host); None: sending failed here
+        self.text = text
 
 
-@dataclass(slots=True)
 class Finished:
-    target: Target
+    __slots__ = ("target",)
+
+    def __init__(self, target: Target):
+        self.target = target
 
 
 Event = Sent | Reply | Failure | Finished
@@ -130,6 +148,7 @@ class Session:
         self.prober = prober
         self.payload = icmp.fill_payload(spec.size, spec.pattern)
         self.rapid = spec.interval == 0  # -f without -i, or -i 0: paced by the replies
+        self.skip = icmp.STAMP.size if spec.size >= icmp.STAMP.size else 0  # the time stamp
 
     def events(self) -> Iterator[Event]:
         poller = select.poll()
@@ -147,12 +166,17 @@ class Session:
         for i, target in enumerate(self.targets):
             target.next_at = start + i * self.spec.stagger
         active = list(self.targets)
-        clock, poll, ready, expire = time.monotonic, poller.poll, self.prober.ready, self.prober.expire
+        clock, poll, ready = time.monotonic, poller.poll, self.prober.ready
+        expire = self.prober.expire if self.prober.expires else None
         while active:
             now = clock()
             for target in active:
                 if target.next_at <= now and self._may_send(target, now, deadline_at):
-                    yield from self._send(target, now)
+                    sent = self._sent(target, now)
+                    yield sent
+                    failure = self._transmit(target, sent.seq)
+                    if failure is not None:
+                        yield failure
             now = clock()
             over = [t for t in active if self._over(t, now, deadline_at)]
             if over:  # answers queued while this process waited for a CPU still count
@@ -168,7 +192,8 @@ class Session:
                     event = self._account(answer)
                     if event is not None:
                         yield event
-            expire(clock())
+            if expire is not None:
+                expire(clock())
 
     def _drain(self, poll, ready) -> Iterator[Event]:
         for fd, mask in poll(0):
@@ -183,7 +208,8 @@ class Session:
             return False
         return deadline_at is None or now < deadline_at
 
-    def _send(self, target: Target, now: float) -> Iterator[Event]:
+    def _sent(self, target: Target, now: float) -> Sent:
+        """The bookkeeping of a probe about to go (its Sent event comes first: -f's dot)."""
         stats = target.stats
         seq = (stats.transmitted + 1) & 0xFFFF
         target.answered.discard(seq)
@@ -195,12 +221,15 @@ class Session:
             target.next_at = now + FLOOD_GAP
         else:
             target.next_at = max(target.next_at + self.spec.interval, now)
-        yield Sent(target, seq)
+        return Sent(target, seq)
+
+    def _transmit(self, target: Target, seq: int) -> Failure | None:
         try:
             target.sent_ns[seq] = self.prober.send(target, seq)
         except OSError as exc:
-            stats.error(seq)
-            yield Failure(target, seq, None, exc.strerror or str(exc))
+            target.stats.error(seq)
+            return Failure(target, seq, None, exc.strerror or str(exc))
+        return None
 
     def _over(self, target: Target, now: float, deadline_at: float | None) -> bool:
         spec, stats = self.spec, target.stats
@@ -230,7 +259,8 @@ class Session:
                 wake = min(wake, target.last_sent_at + self._linger(target.stats))
         if deadline_at is not None:
             wake = min(wake, deadline_at)
-        wake = min(wake, self.prober.next_expiry())
+        if self.prober.expires:
+            wake = min(wake, self.prober.next_expiry())
         return max(0.0, wake - now)
 
     # ---- answers -------------------------------------------------------------
@@ -264,13 +294,13 @@ class Session:
             answer.size < self.spec.size + icmp.HEADER.size
 
     def _wrong_byte(self, answer: Answer) -> tuple[int, int, int] | None:
-        if answer.state is not None:
-            return None
-        skip = icmp.STAMP.size if self.spec.size >= icmp.STAMP.size else 0
-        where = icmp.first_wrong_byte(answer.data, self.payload, skip)
+        data, payload = answer.data, self.payload
+        if answer.state is not None or data[self.skip:len(payload)] == payload[self.skip:len(data)]:
+            return None  # (the common case, without a call)
+        where = icmp.first_wrong_byte(data, payload, self.skip)
         if where is None:
             return None
-        return where, self.payload[where], answer.data[where]
+        return where, payload[where], data[where]
 
 
 # ---- ICMP echo ----------------------------------------------------------------
@@ -278,6 +308,8 @@ class Session:
 
 class EchoProber:
     """Echo requests on one EchoSocket per address family in use."""
+
+    expires = False  # no probe of its times out by itself: -W and the schedule decide
 
     def __init__(self, min_interval: float = 0.0):
         self.min_interval = min_interval  # for unprivileged (datagram) sockets
@@ -335,7 +367,7 @@ class EchoProber:
 
     def _target(self, family: int, addr: str | None) -> Target | None:
         if addr is not None:
-            found = self.by_addr.get((family, bare(addr)))
+            found = self.by_addr.get((family, addr if "%" not in addr else bare(addr)))
             if found is not None:
                 return found
         return self.only.get(family)  # one host pinged: answers from elsewhere are its too
@@ -361,21 +393,37 @@ def bare(addr: str) -> str:
 
 def make_targets(hosts: list[str], *, family: int | None, numeric: bool) -> list[Target]:
     """Hosts as typed (addresses, names, CIDR blocks) -> one Target per distinct address."""
-    from pysock.net.address import parse_targets, resolve
-
     targets: list[Target] = []
     seen: set[str] = set()
     for text in hosts:
-        for host in parse_targets(text):
-            try:
-                addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
-            except PysockError as exc:  # ping's errors all end with status 2, as iputils'
-                raise PysockError(exc.message, ExitStatus.USAGE) from None
-            sockaddr = (addr.sockaddr[0], 0, *addr.sockaddr[2:])
-            if bare(addr.host) not in seen:
-                seen.add(bare(addr.host))
-                targets.append(Target(host, bare(addr.host), addr.family, sockaddr))
+        for host, af, sockaddr in _addresses(text, family, numeric):
+            addr = bare(sockaddr[0])
+            if addr not in seen:
+                seen.add(addr)
+                targets.append(Target(host, addr, af, (sockaddr[0], 0, *sockaddr[2:])))
     return targets
+
+
+def _addresses(text: str, family: int | None, numeric: bool):
+    """(host, family, sockaddr) for each host text stands for. A plain dotted quad is
+    its own answer: no look-up, and no import of the resolver (start-up)."""
+    if family in (None, 4) and _plain_ipv4(text):
+        yield text, socket.AF_INET, (text, 0)
+        return
+    from pysock.net.address import parse_targets, resolve
+    for host in parse_targets(text):
+        try:
+            addr = resolve(host, 0, family=family, numeric=numeric, socktype=socket.SOCK_DGRAM)[0]
+        except PysockError as exc:  # ping's errors all end with status 2, as iputils'
+            raise PysockError(exc.message, ExitStatus.USAGE) from None
+        yield host, addr.family, addr.sockaddr
+
+
+def _plain_ipv4(text: str) -> bool:
+    """An IPv4 address written as getaddrinfo writes it back (a.b.c.d, no zeros in front)."""
+    parts = text.split(".")
+    return len(parts) == 4 and all(
+        p.isascii() and p.isdigit() and str(int(p)) == p and int(p) < 256 for p in parts)
 
 
 def route_source(name: str, sockaddr: tuple, device: str | None = None,

@@ -28,6 +28,8 @@ class Probe:
 
 
 class PortProber:
+    expires = True  # a probe nobody answers is given up after its wait
+
     def __init__(self, proto: str, port: int):
         self.proto = proto
         self.port = port

@@ -7,28 +7,24 @@ from __future__ import annotations
 import math
 import struct
 from collections import deque
-from dataclasses import dataclass, field
 
 RECENT = 40  # RTTs kept for the sparkline
 
 
-@dataclass
 class Stats:
-    transmitted: int = 0
-    received: int = 0
-    duplicates: int = 0
-    corrupted: int = 0
-    errors: int = 0
-    tmin: int = 0  # µs; meaningful once anything was timed
-    tmax: int = 0
-    tsum: int = 0
-    tsum2: int = 0
-    timed: int = 0
-    ewma8: int = 0  # iputils' rts->rtt: 8 times the moving average
-    pipesize: int = 1
-    acked: int = 0
-    last_us: int | None = None
-    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT))
+    """A plain class, not a dataclass: see icmp.Echo."""
+
+    def __init__(self, transmitted: int = 0, received: int = 0, duplicates: int = 0,
+                 corrupted: int = 0, errors: int = 0):
+        self.transmitted, self.received = transmitted, received
+        self.duplicates, self.corrupted, self.errors = duplicates, corrupted, errors
+        self.tmin = 0  # µs; meaningful once anything was timed
+        self.tmax = self.tsum = self.tsum2 = self.timed = 0
+        self.ewma8 = 0  # iputils' rts->rtt: 8 times the moving average
+        self.pipesize = 1
+        self.acked = 0
+        self.last_us: int | None = None
+        self.recent: deque = deque(maxlen=RECENT)
 
     def sent(self) -> int:
         self.transmitted += 1
