@@ -42,12 +42,17 @@ def _connect(family, addr, timeout=10.0) -> socket.socket:
 def _read(sock: socket.socket, seconds: float, want: bytes | None = None,
           limit: float = 10.0) -> tuple[bytes, bool]:
     """What arrives within seconds, and whether the peer ended (EOF or reset). With
-    want: reading goes on past seconds (up to limit) until want has arrived, so a
-    loaded machine is waited for while the window still catches anything extra."""
-    got, start = b"", time.monotonic()
+    want: the seconds count from want's arrival, waited for up to limit (a loaded
+    machine is slow), so the window still catches anything extra after it."""
+    got, start, since = b"", time.monotonic(), None
 
     def deadline() -> float:
-        return start + (seconds if want is None or want in got else limit)
+        nonlocal since
+        if want is None:
+            return start + seconds
+        if since is None and want in got:
+            since = time.monotonic()
+        return start + limit if since is None else since + seconds
 
     while (left := deadline() - time.monotonic()) > 0:
         if not select.select([sock], [], [], left)[0]:

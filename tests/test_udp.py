@@ -231,6 +231,15 @@ def test_server_only_options_need_listen():
     assert "-k only apply with -l" in out.stderr.decode()
 
 
+def test_source_address_is_refused_with_listen():
+    """-s names the sending side's source; -l listens on its ADDRESS argument, so -s
+    there would be accepted and ignored: it is refused with one usage line."""
+    out = run_pysock("udp", "-l", "-w", "0.3", "-s", "127.0.0.2", "127.0.0.1", "0")
+    assert out.returncode == 2
+    lines = out.stderr.decode().splitlines()
+    assert len(lines) == 1 and "-s is the sender's source address" in lines[0]
+
+
 # ---- --show -------------------------------------------------------------------------------
 
 

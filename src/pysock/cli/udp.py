@@ -121,7 +121,8 @@ addressing_options = opt.option_group([
                  help="The local port: with -l the port to listen on, else the source port."),
     opt.family,
     opt.numeric,
-    click.option("-s", "--source", type=opt.HOST, default=None, help="Source address."),
+    click.option("-s", "--source", type=opt.HOST, default=None,
+                 help="Source address (the sender's; with -l the ADDRESS argument)."),
 ], _addressing, "addressing")
 
 
@@ -196,7 +197,7 @@ def udp(place, listen, addressing, receive, cast, measure, sockopts, datagrams, 
 
     """
     diag = settings().diagnostics(relay.verbose)
-    _check(listen, receive, cast.join, measure, datagrams)
+    _check(listen, addressing, receive, cast.join, measure, datagrams)
     if datagrams.json and not measure:  # --json alone: the one record view that fits
         datagrams = datagrams._replace(show=True)
     check_stream_options("echo" if receive.echo else "relay", receive.keep_open, relay,
@@ -218,11 +219,15 @@ def udp(place, listen, addressing, receive, cast, measure, sockopts, datagrams, 
     return _client(spec, relay, datagrams, diag)
 
 
-def _check(listen, receive: ReceiveSpec, join, measure, datagrams) -> None:
+def _check(listen, addressing: Addressing, receive: ReceiveSpec, join, measure,
+           datagrams) -> None:
     server_only = [name for name, on in (("-k", receive.keep_open), ("--echo", receive.echo),
                                           ("-w", receive.wait), ("--join", join)) if on]
     if server_only and not listen:
         raise UsageError(f"{', '.join(server_only)} only apply with -l", see_help=True)
+    if listen and addressing.source is not None:
+        raise UsageError("-s is the sender's source address: with -l give the ADDRESS to "
+                         "listen on", see_help=True)
     if measure and (receive.echo or datagrams.show):
         raise UsageError("--measure cannot be combined with --echo or --show", see_help=True)
 
