@@ -278,3 +278,21 @@ def test_bad_input(args, words):
     err = out.stderr.decode()
     assert out.returncode == 2, err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_into_dev_null_the_kernel_drops_the_bytes_and_every_one_is_counted(procs):
+    """listen > /dev/null reads with MSG_TRUNC (nothing copied out of the kernel), and
+    -v still counts every byte the client sent."""
+    need_tool("strace")
+    size = (8 << 20) + 4321
+    port = free_port()
+    with open(os.devnull, "wb") as null:
+        proc = procs.start(["strace", "-f", "-e", "trace=recvfrom", "-o", "/dev/stderr",
+                            *PYSOCK, "listen", "-v", "127.0.0.1", str(port)], stdout=null)
+        wait_listening(port, proc=proc)
+        with client(port) as c:
+            c.sendall(os.urandom(size))
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-2000:]
+    assert b"MSG_TRUNC" in err
+    assert f"received {size} bytes".encode() in err

@@ -219,11 +219,11 @@ def test_send_only_and_recv_only():
 
 
 @pytest.mark.parametrize("kinds", [("pipe", "socket"), ("pipe", "null"), ("socket", "pipe"),
-                                   ("socket", "null"),
+                                   ("socket", "null"), ("socket", "null", "discard"),
                                    ("file", "socket"), ("socket", "file")])
 def test_each_pump_moves_every_byte(tmp_path, kinds):
     data = os.urandom((1 << 20) + 12345)
-    src_kind, dst_kind = kinds
+    src_kind, dst_kind = kinds[:2]
     src_path = tmp_path / "src"
     src_path.write_bytes(data)
     a, b = tcp_pair()
@@ -255,9 +255,11 @@ def test_each_pump_moves_every_byte(tmp_path, kinds):
         dst = os.open(os.devnull, os.O_WRONLY)
     else:
         dst = os.open(tmp_path / "dst", os.O_WRONLY | os.O_CREAT)
-    p = pump.choose(src, src_kind, dst, dst_kind, must_copy=False)
+    discard = SocketChannel(a).discard if "discard" in kinds else None
+    p = pump.choose(src, src_kind, dst, dst_kind, must_copy=False, discard=discard)
     expected = {("pipe", "socket"): pump.CopyPump, ("pipe", "null"): pump.SplicePump,
                 ("socket", "pipe"): pump.SplicePump, ("socket", "null"): pump.PipedSplicePump,
+                ("socket", "null", "discard"): pump.DiscardPump,
                 ("file", "socket"): pump.SendfilePump, ("socket", "file"): pump.PipedSplicePump}
     assert type(p) is expected[kinds]
     a.setblocking(False)

@@ -58,6 +58,8 @@ class Channel:
 
 
 class SocketChannel(Channel):
+    _sink: bytearray | None = None
+
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.rfd = self.wfd = sock.fileno()
@@ -79,6 +81,12 @@ class SocketChannel(Channel):
 
     def send(self, data) -> int:
         return self.sock.send(data)
+
+    def discard(self, size: int) -> int:
+        """Drop up to size bytes unread (TCP's MSG_TRUNC: nothing is copied)."""
+        if self._sink is None:
+            self._sink = bytearray(size)  # handed to the kernel, never written
+        return self.sock.recv_into(self._sink, size, socket.MSG_TRUNC)
 
     def shutdown_write(self) -> None:
         try:

@@ -207,9 +207,10 @@ class Link:
         chunk = self.remote.copy_chunk
         if dst_kind == "memory":  # what is read is kept (queued): no shared buffer
             recv_into, chunk = None, MEMORY_CHUNK
-        pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy, recv=recv,
-                      recv_into=recv_into, send=send, transform=transform, taps=byte_taps,
-                      direction=direction, chunk=chunk)
+        discard = getattr(src, "discard", None) if src_kind == "socket" else None
+        pump = choose(src.rfd, src_kind, dst.wfd, dst_kind, must_copy=must_copy,
+                      discard=discard, recv=recv, recv_into=recv_into, send=send,
+                      transform=transform, taps=byte_taps, direction=direction, chunk=chunk)
         if isinstance(pump, CopyPump) and src_kind not in ("socket", "memory"):
             pump.poll_before_read = True  # a blocking fd we must not read unasked
         return pump
