@@ -255,8 +255,8 @@ class CopyPump(Pump):
             raise EndpointError("write", exc) from None
         self._pending = self._pending[n:]
         self.moved += n
-        if not self._pending and self._short:
-            self.hint = self.drained
+        if not self._pending and (self._short or self.poll_before_read):
+            self.hint = self.drained  # a source read only after poll: poll it now
         return n
 
 
