@@ -20,7 +20,7 @@ def ratios(path: str) -> tuple[dict, dict]:
 
 def table(first: str, second: str) -> str:
     (m1, a), (m2, b) = ratios(first), ratios(second)
-    lines = ["## Two full runs: every pysock ratio", "",
+    lines = ["## Two runs: every pysock ratio in both", "",
              f"Run A {m1['date']} (load {m1.get('load', '?')} at the end), run B {m2['date']} "
              f"(load {m2.get('load', '?')}); {m1['cpu']}, {m1['cores']} cores, Linux "
              f"{m1['kernel']}. Spread is the larger ratio over the smaller.", "",
@@ -29,7 +29,8 @@ def table(first: str, second: str) -> str:
         if key in b:
             low, high = sorted((a[key], b[key]))
             spread = f"{(high / low - 1) * 100:.0f}%" if low > 0 else "-"
-            lines.append(f"| {key[0]} | {key[1]} | {a[key]:.2f}x | {b[key]:.2f}x | {spread} |")
+            name, tool = (text.replace("|", "\\|") for text in key)  # a shell pipe in a cell
+            lines.append(f"| {name} | {tool} | {a[key]:.2f}x | {b[key]:.2f}x | {spread} |")
     return "\n".join(lines) + "\n"
 
 
