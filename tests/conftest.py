@@ -15,6 +15,9 @@ import pytest
 
 import netns as _netns
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.tools import listening  # noqa: E402  (the bench's own check, in /proc)
+
 REQUIRE_ALL = os.environ.get("PYSOCK_REQUIRE_ALL") == "1"
 PYSOCK = [sys.executable, "-m", "pysock"]
 
@@ -75,41 +78,10 @@ def wait_listening(port: int, host: str = "127.0.0.1", timeout: float = 10,
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"server exited ({proc.returncode}) before listening on {port}")
         # /proc/net tells without connecting (a connect would be the server's one client)
-        if _listed(port):
+        if listening(port):
             return
         time.sleep(0.02)
     raise AssertionError(f"nothing listens on {host}:{port} after {timeout}s")
-
-
-def _listed(port: int) -> bool:
-    return bool(_listeners(port))
-
-
-def _listeners(port: int) -> set[str]:
-    """The socket inodes listening on TCP port (any address, v4 or v6)."""
-    suffix, inodes = f":{port:04X}", set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as f:
-            for line in f:
-                cols = line.split()
-                if len(cols) > 9 and cols[1].endswith(suffix) and cols[3] == "0A":
-                    inodes.add(cols[9])
-    return inodes
-
-
-def _owns(pid: int, inodes: set[str]) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            return True
-    return False
 
 
 def serve_on_free_port(procs: Procs, argv_for, timeout: float = 10,
@@ -123,8 +95,7 @@ def serve_on_free_port(procs: Procs, argv_for, timeout: float = 10,
         proc = procs.start(argv_for(port))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
-            inodes = _listeners(port)
-            if inodes and _owns(proc.pid, inodes):
+            if listening(port, proc.pid):
                 return port, proc
             time.sleep(0.02)
         if proc.poll() is None:

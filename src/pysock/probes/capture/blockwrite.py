@@ -129,8 +129,9 @@ class BlockWriter:
         generation, options, both = self.comments.entry(frame)
         if len(self.tails) > TAILS_MAX:
             self.tails.clear()
-        tails = self.tails.get(options) or self.tails.setdefault(
-            options, (Tails(options[0]), Tails(options[1])))
+        tails = self.tails.get(options)
+        if tails is None:
+            tails = self.tails[options] = (Tails(options[0]), Tails(options[1]))
         if len(self.flows) > TAILS_MAX:
             self.flows.clear()
         entry = self.flows[key] = (generation, both, tails)
