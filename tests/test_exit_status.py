@@ -296,3 +296,69 @@ def test_ctrl_c_while_the_commands_are_imported_is_130_without_traceback():
             "main()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert (out.returncode, out.stderr) == (130, b"")
+
+
+UNWIND_CASES = {
+    # a cleanup that blocks: the finally of a command that never ends
+    "a cleanup that blocks": "try:\n    time.sleep(60)\nfinally:\n    time.sleep(60)\n",
+    # the signal lands in a __del__: Python prints "Exception ignored" and goes on
+    "a Terminated swallowed in __del__": (
+        "class Slow:\n"
+        "    def __del__(self):\n"
+        "        time.sleep(5)\n"
+        "Slow()\n"
+        "time.sleep(60)\n"),
+}
+
+
+@pytest.mark.parametrize("case", UNWIND_CASES)
+def test_sigterm_ends_pysock_when_its_unwinding_cannot(case):
+    """SIGTERM unwinds pysock (finally blocks clean up); if that has not ended it
+    UNWIND_LIMIT s later, pysock ends anyway: 143, one line and where it was stuck."""
+    from pysock.status import UNWIND_LIMIT
+    code = ("import sys, time\n"
+            "from pysock.status import unwind_on_signals\n"
+            "unwind_on_signals()\n"
+            "print('ready', flush=True)\n" + UNWIND_CASES[case])
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=UNWIND_LIMIT + 10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143
+    assert b"pysock: still running 8 s after SIGTERM, ending now" in err
+    assert b"(most recent call first)" in err  # faulthandler's dump of each thread
+
+
+def test_threads_leave_the_signals_to_the_main_thread():
+    """The kernel gives a signal to any thread that does not block it; only the main
+    thread runs Python's handlers. pysock's own threads (perf's acceptor here) block
+    SIGHUP, SIGINT and SIGTERM, so the main thread's wait is the one they end."""
+    port = free_port()
+    proc = subprocess.Popen([*PYSOCK, "perf", "-s", "-p", str(port), "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port, proc=proc)
+        masks = {}
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            with open(f"/proc/{proc.pid}/task/{tid}/status") as status:
+                line = next(x for x in status if x.startswith("SigBlk:"))
+            masks[int(tid)] = int(line.split()[1], 16)
+        wanted = (1 << (signal.SIGHUP - 1)) | (1 << (signal.SIGINT - 1)) | \
+                 (1 << (signal.SIGTERM - 1))
+        others = {tid: mask for tid, mask in masks.items() if tid != proc.pid}
+        assert others and all(mask & wanted == wanted for mask in others.values())
+        assert masks[proc.pid] & wanted == 0
+        started = time.monotonic()
+        proc.terminate()
+        assert proc.wait(10) == 143 and time.monotonic() - started < 2
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

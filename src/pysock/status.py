@@ -60,9 +60,10 @@ def stdout_closed() -> bool:
         return False
 
 
-class Terminated(Exception):
+class Terminated(BaseException):
     """SIGTERM or SIGHUP (a closed terminal): unwind like Ctrl-C, so finally blocks
-    clean up (socket files, children); the exit status is 128 + the signal."""
+    clean up (socket files, children); the exit status is 128 + the signal. A
+    BaseException, as KeyboardInterrupt is: no `except Exception` may keep it."""
 
     def __init__(self, signum: int):
         super().__init__(signum)
@@ -76,8 +77,50 @@ def unwind_on_signals() -> None:
             signal.signal(signum, _on_signal)
 
 
+UNWIND_LIMIT = 8.0  # s from the first signal to a forced end: above capture's 5 s for its COMMAND
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_unwinding = False
+
+
 def _on_signal(signum, frame):
+    global _unwinding
+    if not _unwinding:
+        _unwinding = True
+        import threading
+        deadline = threading.Thread(target=_end_if_still_running, args=(signum,), daemon=True)
+        start_beside_main(deadline.start)
     raise Terminated(signum)
+
+
+def start_beside_main(start):
+    """start() starts a thread; it runs with SIGINT, SIGTERM and SIGHUP blocked, so the
+    new thread inherits that mask. The kernel gives a signal for the process to any
+    thread not blocking it, but only the main thread runs Python's handlers, and only
+    its blocking call (epoll, join) must end for the handler to run."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        return start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _end_if_still_running(signum: int) -> None:
+    """A thread's work: end the process UNWIND_LIMIT s after the first signal if
+    unwinding has not, whether a cleanup blocks or Python swallowed the Terminated
+    (raised inside a __del__, say); with where each thread was, for the bug report."""
+    import faulthandler
+    import time
+    time.sleep(UNWIND_LIMIT)
+    name = signal.Signals(signum).name
+    try:  # stderr made non-blocking: a full pipe must not keep this end from coming
+        os.set_blocking(2, False)
+        os.write(2, f"pysock: still running {UNWIND_LIMIT:g} s after {name}, ending now "
+                    "(a bug; where each thread was follows)\n".encode())
+        faulthandler.dump_traceback(2, all_threads=True)
+    except (OSError, ValueError):
+        pass
+    finally:
+        os._exit(128 + signum)
 
 
 def is_epipe(exc: BaseException) -> bool:

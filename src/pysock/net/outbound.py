@@ -27,6 +27,7 @@ from pysock.net.endpoints import Channel, ClientSpec, SocketChannel, os_error
 from pysock.net.pump import Blocked
 from pysock.net.sockopt import SockOpt, apply_all
 from pysock.net.unixsock import unix_error
+from pysock.status import start_beside_main
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class _ProxyWorker:
         self._result = None
         self._lock = threading.Lock()
         self._abandoned = False
-        threading.Thread(target=self._run, daemon=True).start()
+        start_beside_main(threading.Thread(target=self._run, daemon=True).start)
 
     def _run(self) -> None:
         result = self._tunnel()

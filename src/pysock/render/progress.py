@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from pysock.status import start_beside_main
+
 
 class NullProgress:
     def advance(self, n: int = 1) -> None:
@@ -45,7 +47,7 @@ class Progress(NullProgress):
         self._progress.update(self._task, completed=completed)
 
     def __enter__(self) -> Progress:
-        self._progress.start()
+        start_beside_main(self._progress.start)  # rich's refresh thread
         return self
 
     def __exit__(self, *exc) -> None:
@@ -88,7 +90,7 @@ class TransferProgress:
         self._progress.advance(self._tasks[direction], count)
 
     def __enter__(self) -> TransferProgress:
-        self._progress.start()
+        start_beside_main(self._progress.start)  # rich's refresh thread
         return self
 
     def __exit__(self, *exc) -> None:

@@ -12,6 +12,7 @@ import threading
 from pysock.errors import ExitStatus, PysockError
 from pysock.probes.capture import filter as bpf
 from pysock.probes.capture.ring import NO_PRIVILEGE, RingSpec
+from pysock.status import start_beside_main
 
 PCAP_ERROR_BREAK, PCAP_ERROR_PERM_DENIED = -2, -8
 
@@ -58,7 +59,7 @@ class Dump:
     def run(self, count: int | None, duration: float | None) -> None:
         """Until count packets, duration seconds, or Ctrl-C (KeyboardInterrupt passes)."""
         worker = threading.Thread(target=self._dispatch, args=(count,), daemon=True)
-        worker.start()
+        start_beside_main(worker.start)
         try:
             self.finished.wait(duration)
         finally:

@@ -10,6 +10,7 @@ import time
 
 from pysock.inventory import sockdiag
 from pysock.inventory.processes import scan
+from pysock.status import start_beside_main
 
 ANY = {4: "0.0.0.0", 6: "::"}
 WATCH_S = 0.05  # the watcher's dump period while new flows come: sockets living longer get seen
@@ -44,7 +45,7 @@ class Attribution:
         gone by then), at once when a new flow shows, every IDLE_S when none has
         for HOT_S."""
         self.watcher = threading.Thread(target=self._watch, name="owners", daemon=True)
-        self.watcher.start()
+        start_beside_main(self.watcher.start)
 
     def _watch(self) -> None:
         while not self.stopping.is_set():

@@ -22,6 +22,7 @@ from pysock.probes.perf.params import TestSpec, from_params
 from pysock.probes.perf.results import congestion_of, local_results, peer_results, summary_row, udp_fields
 from pysock.probes.perf.run import Run
 from pysock.probes.perf.streams import Stream
+from pysock.status import start_beside_main
 
 HANDSHAKE_WAIT = 10.0  # seconds for a cookie, a parameter block, the data streams
 IDLE_LIMIT = 60.0  # a running test whose streams move nothing for this long is dropped
@@ -47,7 +48,7 @@ class PerfServer:
 
     def events(self) -> Iterator[tuple[str, object]]:
         acceptor = threading.Thread(target=self._accept_loop, daemon=True, name="perf-accept")
-        acceptor.start()
+        start_beside_main(acceptor.start)  # its greeters inherit the mask
         try:
             while True:
                 try:

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+from pysock.status import start_beside_main
+
 POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
 FINISH_WAIT = 1.0
 DRAIN_QUIET = 0.05
@@ -94,7 +96,7 @@ class Stream:
         args = (stop, block, budget, zerocopy) if self.sender else (stop, block)
         self.thread = threading.Thread(target=self._guarded, args=(target, *args), daemon=True,
                                        name=f"perf-stream-{self.id}")
-        self.thread.start()
+        start_beside_main(self.thread.start)
 
     def join(self, timeout: float) -> None:
         if self.thread is not None:
