@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import socket
 import struct
@@ -517,3 +518,27 @@ def test_live_view_on_a_terminal(pysock_server):
     assert "Trend" in text and "Cwnd" in text  # the live table's columns
     assert "summary" in text and "receiver" in text and "sender" in text
     server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("pace", [(), ("-b", "400M")], ids=["unpaced", "paced"])
+def test_an_unpaced_tcp_reader_wakes_once_a_full_buffer_waits(procs, pace):
+    """The receiving stream of an unpaced TCP test sleeps until 512 KiB wait
+    (SO_RCVLOWAT), so its reads take up to that much each; a paced stream keeps the
+    kernel's default, so its intervals do not lag. Every byte is counted either way."""
+    need_tool("strace")
+    port, size = free_port(), 16 << 20
+    proc = procs.start(["strace", "-f", "-e", "trace=setsockopt,recvfrom", "-o", "/dev/stderr",
+                        *PYSOCK, "perf", "-s", "--one-off", "-p", str(port), "127.0.0.1"],
+                       stdout=subprocess.DEVNULL)
+    wait_listening(port, proc=proc)
+    client = _pysock_client(port, "-n", str(size), *pace, "--json")
+    assert client.returncode == 0, client.stderr
+    _, err = proc.communicate(timeout=30)
+    reads = [int(n) for n in re.findall(rb"recvfrom\(\d+, .*, 524288, 0, NULL, NULL\) = (\d+)",
+                                        err)]
+    assert _sum(_json_lines(client.stdout), "receiver")["bytes"] == size
+    if pace:
+        assert b"SO_RCVLOWAT" not in err
+    else:
+        assert b"SO_RCVLOWAT, [524288]" in err
+        assert max(reads) > 128 * 1024  # more than the reads of the 128 KiB buffer before

@@ -68,8 +68,9 @@ def _test(tool: str, seconds: float, extra: list[str], measure: str):
     return go
 
 
-BLOCKS = ("both send 128 KiB blocks (iperf3's default --length, and pysock's) and receive "
-          "into a 128 KiB buffer; neither sets SO_SNDBUF/SO_RCVBUF")
+BLOCKS = ("both send 128 KiB blocks (iperf3's default --length, and pysock's); iperf3 reads "
+          "into a 128 KiB buffer as data comes, pysock into a 512 KiB one once that much "
+          "waits (SO_RCVLOWAT); neither sets SO_SNDBUF/SO_RCVBUF")
 
 
 def _scenario(title: str, seconds: float, extra: list[str], rounds: int,

