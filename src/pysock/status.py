@@ -95,8 +95,8 @@ def _on_signal(signum, frame):
 def start_beside_main(start):
     """start() starts a thread; it runs with SIGINT, SIGTERM and SIGHUP blocked, so the
     new thread inherits that mask. The kernel gives a signal for the process to any
-    thread not blocking it, but only the main thread runs Python's handlers, and only
-    its blocking call (epoll, join) must end for the handler to run."""
+    thread not blocking it, but only the main thread runs Python's handlers: a signal
+    another thread took would leave the main thread asleep in its epoll or join."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
         return start()
