@@ -153,7 +153,7 @@ def _ping_value(kind: str, text: str) -> int | float | None:
 def run_ping(got: dict) -> int:
     """ping's body inside the same error boundary as pysock.cli.run."""
     from pysock import status
-    from pysock.errors import ExitStatus, PysockError, UsageError
+    from pysock.errors import ExitStatus, UsageError
     status.unwind_on_signals()
     try:
         from pysock.pingmain import run
@@ -172,18 +172,13 @@ def run_ping(got: dict) -> int:
                      color=use_color("auto", False))
         sys.stdout.flush()
         return result
-    except status.Terminated as exc:
-        return status.quiet(128 + exc.signum)
     except KeyboardInterrupt:
         sys.stderr.write("\n")  # as click does for a Ctrl-C outside the probe loop
         return status.quiet(ExitStatus.INTERRUPTED)
     except BaseException as exc:
-        closed = status.stdout_closed
-        if isinstance(exc, (OSError, PysockError)) and status.is_epipe(exc) and closed():
-            return status.quiet(ExitStatus.OK)
         if isinstance(exc, UsageError) and exc.see_help:
             exc = UsageError(f"{exc.message} (see 'pysock ping --help')", exc.status)
-        return status.exit_status(exc, stdout_closed=closed)
+        return status.exit_status(exc, stdout_closed=status.stdout_closed)
 
 
 def main() -> None:

@@ -19,8 +19,9 @@ def exit_status(exc: BaseException, *, debug: bool = False, stdout_closed=None) 
     end) from one on a socket; None: any EPIPE is stdout's."""
     if isinstance(exc, KeyboardInterrupt):
         return quiet(ExitStatus.INTERRUPTED)
-    if isinstance(exc, OSError) and exc.errno == errno.EPIPE and (
-            stdout_closed is None or stdout_closed()):
+    if isinstance(exc, Terminated):
+        return quiet(128 + exc.signum)
+    if is_epipe(exc) and (stdout_closed is None or stdout_closed()):
         return quiet(ExitStatus.OK)
     if debug or not isinstance(exc, Exception):
         raise exc

@@ -13,7 +13,7 @@ from pysock import __version__
 from pysock.advice import install as install_advice
 from pysock.cli.context import Settings
 from pysock.errors import ExitStatus, PysockError, UsageError
-from pysock.status import StdoutClosed, Terminated, is_epipe, stdout_closed, unwind_on_signals
+from pysock.status import StdoutClosed, is_epipe, quiet, stdout_closed, unwind_on_signals
 
 install_advice()  # core errors' ways out, in this command line's flags
 
@@ -119,11 +119,9 @@ def run(argv: list[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
-        return _quiet(ExitStatus.INTERRUPTED)
-    except Terminated as exc:
-        return _quiet(128 + exc.signum)
+        return quiet(ExitStatus.INTERRUPTED)
     except StdoutClosed:
-        return _quiet(ExitStatus.OK)
+        return quiet(ExitStatus.OK)
     except BaseException as exc:  # the rest as the fast path maps them: pysock.status
         if isinstance(exc, click.ClickException) and debug:
             raise
@@ -150,11 +148,6 @@ def _worded(exc: BaseException) -> BaseException:
 # OptionError.option (a parameter name) -> the flag the user typed it with
 OPTION_FLAGS = {"sockopts": "--sockopt", "proxy_auth": "--proxy-auth", "send_fds": "--send-fd",
                 "mode": "--mode"}
-
-
-def _quiet(status: int) -> int:
-    from pysock.status import quiet
-    return quiet(status)
 
 
 def _click_message(exc: click.ClickException) -> str:
